@@ -1,0 +1,224 @@
+"""What gets checked: a single `.safetensors` file, or a sharded index with its shards.
+
+`find_checkpoints` turns the PATHs of the command line into checkpoints. pre-commit passes only the
+files a commit touches, so a lone shard or a `config.json` is widened to the checkpoint it belongs
+to: a shard is checked with its index and siblings, never as a lone file.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import stat
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+
+from sdlint.errors import UsageError
+from sdlint.header import HeaderResult, TensorInfo, read_header
+from sdlint.header import Header as Header
+
+INDEX_SUFFIX = ".safetensors.index.json"
+WEIGHTS_SUFFIX = ".safetensors"
+CONFIG_NAME = "config.json"
+_MAX_INDEX_SIZE = 100_000_000
+# Folders a recursive search never enters: VCS data, environments and caches hold no user weights.
+_SKIPPED_DIRS = {"node_modules", "__pycache__", "site-packages"}
+
+
+@dataclass(frozen=True)
+class ShardIndex:
+    """A `*.safetensors.index.json`. `problem` is set when it cannot be used at all."""
+
+    path: Path
+    weight_map: dict[str, str] = field(default_factory=dict)
+    metadata: dict[str, object] | None = None
+    problem: str | None = None
+
+    @property
+    def shard_names(self) -> list[str]:
+        """The shard files transformers reads: sorted distinct `weight_map` values."""
+        return sorted(set(self.weight_map.values()))
+
+    @property
+    def total_size(self) -> object:
+        return None if self.metadata is None else self.metadata.get("total_size")
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """One unit of checking. `files` are the weight files' headers in load order."""
+
+    path: Path  # what the user sees: the weights file, or the index
+    files: tuple[HeaderResult, ...]
+    index: ShardIndex | None = None
+    unreferenced_shards: tuple[Path, ...] = ()  # shard-named files the index does not list
+    missing_shards: tuple[str, ...] = ()  # shard files the index lists that do not exist
+
+    @property
+    def display_path(self) -> str:
+        return display(self.path)
+
+    @property
+    def folder(self) -> Path:
+        return self.path.parent
+
+    @cached_property
+    def tensors(self) -> dict[str, TensorInfo]:
+        """Well-formed tensors of the whole checkpoint; on a key in two shards the later shard wins,
+        as transformers 5 merges them."""
+        merged: dict[str, TensorInfo] = {}
+        for result in self.files:
+            if isinstance(result, Header):
+                merged.update(result.tensors)
+        return merged
+
+    @property
+    def headers(self) -> list[Header]:
+        return [r for r in self.files if isinstance(r, Header)]
+
+    @property
+    def fully_readable(self) -> bool:
+        return not self.missing_shards and len(self.headers) == len(self.files) > 0
+
+
+def display(path: Path) -> str:
+    """A path as the user typed it when relative, so editors and CI annotations can resolve it."""
+    return path.as_posix()
+
+
+def read_index(path: Path) -> ShardIndex:
+    try:
+        st = path.stat()
+        if not stat.S_ISREG(st.st_mode):
+            return ShardIndex(path, problem="index is not a regular file")
+        if st.st_size > _MAX_INDEX_SIZE:
+            return ShardIndex(path, problem=f"index is {st.st_size:,} bytes, too large to be an index")
+        text = path.read_bytes().decode("utf-8")
+    except OSError as e:
+        return ShardIndex(path, problem=f"cannot read the index: {e.strerror or e}")
+    except UnicodeDecodeError:
+        return ShardIndex(path, problem="index is not valid UTF-8")
+    try:
+        document = json.loads(text)
+    except (ValueError, RecursionError) as e:
+        return ShardIndex(path, problem=f"index is not valid JSON: {e}")
+    if not isinstance(document, dict):
+        return ShardIndex(path, problem="index is not a JSON object")
+    weight_map = document.get("weight_map")
+    if not isinstance(weight_map, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in weight_map.items()
+    ):
+        return ShardIndex(path, problem="index has no `weight_map` object of tensor name -> shard file")
+    metadata = document.get("metadata")
+    return ShardIndex(
+        path,
+        weight_map=dict(weight_map),
+        metadata=dict(metadata) if isinstance(metadata, dict) else None,
+        problem=None,
+    )
+
+
+def load_index_checkpoint(index_path: Path) -> Checkpoint:
+    index = read_index(index_path)
+    folder = index_path.parent
+    present = [name for name in index.shard_names if (folder / name).exists()]
+    missing = tuple(name for name in index.shard_names if name not in present)
+    files = tuple(read_header(folder / name) for name in present)
+    listed = {(folder / name).resolve() for name in index.shard_names}
+    stem = index_path.name[: -len(INDEX_SUFFIX)]
+    shard_pattern = re.compile(rf"{re.escape(stem)}-\d+-of-\d+{re.escape(WEIGHTS_SUFFIX)}")
+    unreferenced = tuple(
+        p
+        for p in sorted(folder.glob(f"*{WEIGHTS_SUFFIX}"))
+        if shard_pattern.fullmatch(p.name) and p.resolve() not in listed
+    )
+    return Checkpoint(index_path, files, index, unreferenced, missing)
+
+
+def load_file_checkpoint(path: Path) -> Checkpoint:
+    return Checkpoint(path, (read_header(path),))
+
+
+def _indexes_in(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.glob(f"*{INDEX_SUFFIX}") if p.is_file())
+
+
+def _owning_index(weights: Path) -> Path | None:
+    """The index beside `weights` that lists it as a shard (or names it by the shard pattern)."""
+    for index_path in _indexes_in(weights.parent):
+        checkpoint_files = {*read_index(index_path).shard_names}
+        stem = index_path.name[: -len(INDEX_SUFFIX)]
+        if weights.name in checkpoint_files or re.fullmatch(
+            rf"{re.escape(stem)}-\d+-of-\d+{re.escape(WEIGHTS_SUFFIX)}", weights.name
+        ):
+            return index_path
+    return None
+
+
+def _checkpoints_in_folder(folder: Path) -> Iterator[Checkpoint]:
+    """Every checkpoint in one folder (not recursive): each index, then every weights file that no
+    index claims."""
+    claimed: set[Path] = set()
+    for index_path in _indexes_in(folder):
+        checkpoint = load_index_checkpoint(index_path)
+        claimed.update(r.path.resolve() for r in checkpoint.files)
+        claimed.update(p.resolve() for p in checkpoint.unreferenced_shards)
+        yield checkpoint
+    for weights in sorted(folder.glob(f"*{WEIGHTS_SUFFIX}")):
+        if weights.resolve() not in claimed and weights.is_file():
+            yield load_file_checkpoint(weights)
+
+
+def _walk_folders(root: Path) -> Iterator[Path]:
+    yield root
+    try:
+        children = sorted(p for p in root.iterdir() if p.is_dir() and not p.is_symlink())
+    except OSError:
+        return
+    for child in children:
+        if child.name.startswith(".") or child.name in _SKIPPED_DIRS:
+            continue
+        yield from _walk_folders(child)
+
+
+def checkpoints_for_path(path: Path) -> list[Checkpoint]:
+    """The checkpoints one command-line PATH stands for. Raises UsageError if there are none."""
+    if path.is_dir():
+        found = [c for folder in _walk_folders(path) for c in _checkpoints_in_folder(folder)]
+        if not found:
+            raise UsageError(f"no safetensors checkpoint found in {display(path)}")
+        return found
+    if not path.exists() and not path.is_symlink():
+        raise UsageError(f"{display(path)}: no such file or directory")
+    name = path.name
+    if name.endswith(INDEX_SUFFIX):
+        return [load_index_checkpoint(path)]
+    if name.endswith(WEIGHTS_SUFFIX):
+        owner = _owning_index(path)
+        return [load_index_checkpoint(owner) if owner else load_file_checkpoint(path)]
+    if name == CONFIG_NAME:
+        # A changed config.json is checked through the weights beside it.
+        return list(_checkpoints_in_folder(path.parent))
+    if name.endswith(".json") and read_index(path).problem is None:
+        return [load_index_checkpoint(path)]
+    # Any other file is read as safetensors: its header decides, not its name.
+    return [load_file_checkpoint(path)]
+
+
+def find_checkpoints(paths: Sequence[Path]) -> list[Checkpoint]:
+    """Resolve PATHs to checkpoints, each once, in command-line order."""
+    seen: set[Path] = set()
+    out: list[Checkpoint] = []
+    for path in paths:
+        for checkpoint in checkpoints_for_path(path):
+            key = checkpoint.path.resolve()
+            if key not in seen:
+                seen.add(key)
+                out.append(checkpoint)
+    return out
+
+
+def tensor_bytes(tensors: Iterable[TensorInfo]) -> int:
+    return sum(t.end - t.begin for t in tensors)

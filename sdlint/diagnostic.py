@@ -1,0 +1,51 @@
+"""The value every check produces and every emitter consumes."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+
+class Severity(str, enum.Enum):
+    ERROR = "error"
+    WARNING = "warning"
+    INFO = "info"
+
+
+class Applicability(str, enum.Enum):
+    """How safe a fix is (ruff's model): safe fixes keep every tensor's data and meaning."""
+
+    SAFE = "safe"
+    UNSAFE = "unsafe"
+
+
+@dataclass(frozen=True)
+class Fix:
+    applicability: Applicability
+    description: str  # imperative: "Strip the prefix `module.` from 39 keys"
+
+
+@dataclass(frozen=True)
+class Location:
+    """Where an editor should put the cursor: 1-based line and column in `path`."""
+
+    line: int = 1
+    column: int = 1
+
+
+@dataclass(frozen=True)
+class Diagnostic:
+    """One finding. The first eight fields are the JSON output contract."""
+
+    code: str
+    severity: Severity
+    message: str
+    path: str
+    tensor: str | None = None
+    expected: tuple[int, ...] | None = None
+    actual: tuple[int, ...] | None = None
+    fix: Fix | None = None
+    location: Location = Location()
+
+    def sort_key(self) -> tuple[str, int, int, str, str]:
+        return (self.path, self.location.line, self.location.column, self.code, self.tensor or "")

@@ -1,0 +1,393 @@
+"""Read a safetensors header without touching the tensor data.
+
+The format: an 8-byte little-endian u64 `N`, then `N` bytes of UTF-8 JSON (tensor name ->
+`{dtype, shape, data_offsets}` plus an optional `__metadata__` string map), then the data.
+
+Why a hand-written reader rather than `safetensors.safe_open`: `safe_open` imports numpy or torch
+(0.1-2 s before the first byte is read, see benchmarks/header_read.py), mmaps the whole file, and
+stops at the first problem with a message that often names no tensor. This reader costs one
+`stat` and two reads (8 + N bytes), never allocates more than the header, and records *every*
+problem with the tensor it belongs to, so the rules can report them all. It follows the reference
+reader (safetensors/src/tensor.rs `read_metadata`, `validate`) check for check; the tests hold it
+to `safe_open`'s verdict on the same files.
+
+The reader records facts; rules/integrity.py turns them into diagnostics.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import stat
+from collections.abc import Iterator
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from sdlint.dtypes import DTYPE_BITS, USIZE_LIMIT
+
+# The reference reader refuses larger headers (safetensors `MAX_HEADER_SIZE`); we refuse them before
+# allocating anything.
+MAX_HEADER_SIZE = 100_000_000
+LENGTH_PREFIX = 8
+LFS_SIGNATURE = b"version https://git-lfs.github.com/spec/v1"
+_LFS_MAX_SIZE = 1024  # a pointer is ~130 bytes; anything much larger is not one
+_JSON_WHITESPACE = " \t\n\r"
+_ENTRY_FIELDS = ("dtype", "shape", "data_offsets")
+
+
+@dataclass(frozen=True)
+class TensorInfo:
+    """A well-formed tensor entry. `begin`/`end` are relative to the start of the data section."""
+
+    name: str
+    dtype: str
+    shape: tuple[int, ...]
+    begin: int
+    end: int
+
+
+@dataclass(frozen=True)
+class TensorEntry:
+    """One tensor entry as written, well-formed or not.
+
+    `errors` are reasons the reference reader rejects the entry; `warnings` are departures from the
+    written format that the reference reader accepts. A field that could not be read is None.
+    """
+
+    name: str
+    dtype: str | None
+    shape: tuple[int, ...] | None
+    offsets: tuple[int, int] | None
+    errors: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def info(self) -> TensorInfo | None:
+        if self.errors or self.dtype is None or self.shape is None or self.offsets is None:
+            return None
+        return TensorInfo(self.name, self.dtype, self.shape, *self.offsets)
+
+
+@dataclass(frozen=True)
+class Header:
+    """A safetensors header that parsed as a JSON object of the right shape."""
+
+    path: Path
+    file_size: int
+    header_size: int  # N, the length of the JSON text
+    entries: tuple[TensorEntry, ...]  # JSON order, duplicates included
+    metadata: dict[str, str] | None
+    warnings: tuple[str, ...] = ()  # file-level departures from the written format (SD001 warnings)
+
+    @property
+    def data_size(self) -> int:
+        return self.file_size - LENGTH_PREFIX - self.header_size
+
+    @cached_property
+    def tensors(self) -> dict[str, TensorInfo]:
+        """Well-formed tensors by name; for a duplicate name the last entry wins, as in safetensors."""
+        out: dict[str, TensorInfo] = {}
+        for entry in self.entries:
+            info = entry.info
+            if info is None:
+                out.pop(entry.name, None)
+            else:
+                out.pop(entry.name, None)  # keep JSON order of the winning entry
+                out[entry.name] = info
+        return out
+
+    @cached_property
+    def duplicate_names(self) -> tuple[str, ...]:
+        seen: set[str] = set()
+        dupes: dict[str, None] = {}
+        for entry in self.entries:
+            if entry.name in seen:
+                dupes[entry.name] = None
+            seen.add(entry.name)
+        return tuple(dupes)
+
+
+@dataclass(frozen=True)
+class Unreadable:
+    """The header cannot be read at all (SD001)."""
+
+    path: Path
+    reason: str
+
+
+@dataclass(frozen=True)
+class LfsPointer:
+    """A Git LFS pointer file standing where the weights should be (SD005)."""
+
+    path: Path
+    oid: str | None
+    size: int | None
+
+
+HeaderResult = Header | Unreadable | LfsPointer
+
+
+def read_header(path: Path) -> HeaderResult:
+    """Read and parse the header of `path`, reading at most 8 + N bytes. Never raises on bad input."""
+    try:
+        st = path.stat()
+    except OSError as e:
+        return Unreadable(path, f"cannot read the file: {e.strerror or e}")
+    # A FIFO would block forever and /dev/zero never ends: look before opening.
+    if not stat.S_ISREG(st.st_mode):
+        return Unreadable(path, "not a regular file")
+    try:
+        with path.open("rb") as f:
+            prefix = f.read(LENGTH_PREFIX)
+            if prefix == LFS_SIGNATURE[:LENGTH_PREFIX] and st.st_size <= _LFS_MAX_SIZE:
+                text = prefix + f.read(_LFS_MAX_SIZE)
+                if text.startswith(LFS_SIGNATURE):
+                    return _parse_lfs_pointer(path, text)
+            if len(prefix) < LENGTH_PREFIX:
+                return Unreadable(
+                    path, f"file is {st.st_size} bytes, shorter than the 8-byte header length"
+                )
+            n = int.from_bytes(prefix, "little")
+            problem = _check_header_length(n, st.st_size, prefix)
+            if problem:
+                return Unreadable(path, problem)
+            raw = f.read(n)
+    except OSError as e:
+        return Unreadable(path, f"cannot read the file: {e.strerror or e}")
+    if len(raw) != n:  # the file shrank between stat and read
+        return Unreadable(path, f"file ended after {len(raw)} of {n} header bytes")
+    return parse_header(raw, path=path, file_size=st.st_size)
+
+
+def _check_header_length(n: int, file_size: int, prefix: bytes) -> str | None:
+    if n > MAX_HEADER_SIZE:
+        hint = ""
+        if all(32 <= b < 127 for b in prefix):
+            hint = f" (the file starts with the text {prefix.decode('ascii')!r}: not a safetensors file?)"
+        return (
+            f"header length {n:,} exceeds the {MAX_HEADER_SIZE:,}-byte limit of the safetensors "
+            f"reader{hint}"
+        )
+    if LENGTH_PREFIX + n > file_size:
+        return (
+            f"header length {n:,} runs past the end of the file ({file_size:,} bytes): "
+            "the file is truncated or not a safetensors file"
+        )
+    return None
+
+
+def _parse_lfs_pointer(path: Path, text: bytes) -> LfsPointer:
+    decoded = text.decode("utf-8", "replace")
+    oid = re.search(r"^oid (\S+)$", decoded, re.MULTILINE)
+    size = re.search(r"^size (\d+)$", decoded, re.MULTILINE)
+    return LfsPointer(path, oid.group(1) if oid else None, int(size.group(1)) if size else None)
+
+
+class _NegativeZero(int):
+    """`-0` in the JSON: serde reads it as a float, so the reference rejects it where an int is due."""
+
+
+class _Pairs(dict[str, Any]):
+    """A JSON object that remembers its key/value pairs in order, duplicates included."""
+
+    def __init__(self, pairs: list[tuple[str, Any]]) -> None:
+        super().__init__(pairs)
+        self.pairs = pairs
+
+
+def _parse_int(text: str) -> int:
+    return _NegativeZero(0) if text == "-0" else int(text)
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def parse_header(
+    raw: bytes, *, path: Path = Path("<memory>"), file_size: int | None = None
+) -> Header | Unreadable:
+    """Parse the N header bytes. `file_size` defaults to a file holding just this header."""
+    size = LENGTH_PREFIX + len(raw) if file_size is None else file_size
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        return Unreadable(path, f"header is not valid UTF-8 (byte {e.start} of the header)")
+    try:
+        document = json.loads(
+            text,
+            object_pairs_hook=_Pairs,
+            parse_int=_parse_int,
+            parse_constant=_reject_constant,
+        )
+    except json.JSONDecodeError as e:
+        return Unreadable(path, f"header is not valid JSON: {e.msg} (line {e.lineno} column {e.colno})")
+    except RecursionError:
+        return Unreadable(path, "header is not valid JSON: nested too deeply")
+    except ValueError as e:
+        return Unreadable(path, f"header is not valid JSON: {e}")
+    if _has_lone_surrogate(document):
+        return Unreadable(path, "header is not valid JSON: it contains an unpaired surrogate escape")
+    if not isinstance(document, _Pairs):
+        return Unreadable(path, f"header is a JSON {_json_type(document)}, not an object")
+
+    warnings: list[str] = []
+    if text[:1] in tuple(_JSON_WHITESPACE):
+        warnings.append(
+            "header starts with whitespace; the format says it must begin with `{` "
+            "(safetensors accepts it, some other readers do not)"
+        )
+    trailing = text[len(text.rstrip(_JSON_WHITESPACE)) :]
+    if trailing.strip(" "):
+        warnings.append(
+            "header is padded with characters other than spaces; the format allows only spaces (0x20)"
+        )
+
+    metadata: dict[str, str] | None = None
+    entries: list[TensorEntry] = []
+    metadata_seen = False
+    for name, value in document.pairs:
+        if name == "__metadata__":
+            if metadata_seen:
+                return Unreadable(path, "header has `__metadata__` twice")
+            metadata_seen = True
+            if value is None:
+                continue
+            problem = _metadata_problem(value)
+            if problem:
+                return Unreadable(path, problem)
+            metadata = dict(value)
+            continue
+        entries.append(_parse_entry(name, value))
+    return Header(
+        path=path,
+        file_size=size,
+        header_size=len(raw),
+        entries=tuple(entries),
+        metadata=metadata,
+        warnings=tuple(warnings),
+    )
+
+
+def _metadata_problem(value: Any) -> str | None:
+    if not isinstance(value, dict):
+        return f"`__metadata__` is a JSON {_json_type(value)}, not a string-to-string object"
+    for key, item in value.items():
+        if not isinstance(item, str):
+            return (
+                f"`__metadata__` must map strings to strings, but {key!r} maps to a JSON "
+                f"{_json_type(item)}"
+            )
+    return None
+
+
+def _parse_entry(name: str, value: Any) -> TensorEntry:
+    errors: list[str] = []
+    warnings: list[str] = []
+    fields: dict[str, Any]
+    if isinstance(value, _Pairs):
+        keys = [k for k, _ in value.pairs]
+        doubled = sorted({k for k in keys if keys.count(k) > 1})
+        if doubled:
+            errors.append(f"field {doubled[0]!r} appears twice")
+        unknown = [k for k in dict.fromkeys(keys) if k not in _ENTRY_FIELDS]
+        if unknown:
+            warnings.append(
+                f"unknown field{'s' if len(unknown) > 1 else ''} "
+                f"{', '.join(repr(k) for k in unknown)} (safetensors ignores it)"
+            )
+        fields = dict(value)
+        for missing in (f for f in _ENTRY_FIELDS if f not in fields):
+            errors.append(f"missing field {missing!r}")
+    elif isinstance(value, list) and len(value) == 3:
+        # serde accepts a struct written as a sequence; the written format does not.
+        warnings.append("entry is written as a JSON array instead of an object")
+        fields = dict(zip(_ENTRY_FIELDS, value, strict=True))
+    else:
+        errors.append(f"entry is a JSON {_json_type(value)}, not an object")
+        fields = {}
+
+    dtype = _parse_dtype(fields["dtype"], errors, warnings) if "dtype" in fields else None
+    shape = _parse_uints(fields["shape"], "shape", errors) if "shape" in fields else None
+    offsets = None
+    if "data_offsets" in fields:
+        pair = _parse_uints(fields["data_offsets"], "data_offsets", errors)
+        if pair is not None and len(pair) != 2:
+            errors.append(f"data_offsets must be [begin, end], got {len(pair)} numbers")
+        elif pair is not None:
+            offsets = (pair[0], pair[1])
+    return TensorEntry(name, dtype, shape, offsets, tuple(errors), tuple(warnings))
+
+
+def _parse_dtype(value: Any, errors: list[str], warnings: list[str]) -> str | None:
+    if isinstance(value, dict) and len(value) == 1 and next(iter(value.values())) is None:
+        # serde's externally tagged form of a unit variant: {"F32": null}
+        value = next(iter(value))
+        warnings.append(f'dtype is written as {{"{value}": null}} instead of "{value}"')
+    if not isinstance(value, str):
+        errors.append(f"dtype is a JSON {_json_type(value)}, not a string")
+        return None
+    if value not in DTYPE_BITS:
+        errors.append(f"unknown dtype {value!r}")
+        return None
+    return value
+
+
+def _parse_uints(value: Any, what: str, errors: list[str]) -> tuple[int, ...] | None:
+    if not isinstance(value, list):
+        errors.append(f"{what} is a JSON {_json_type(value)}, not a list of integers")
+        return None
+    for item in value:
+        if isinstance(item, _NegativeZero) or not _is_uint(item):
+            errors.append(f"{what} {_render(value)} holds {_render(item)}, not a non-negative integer")
+            return None
+    return tuple(value)
+
+
+def _is_uint(item: Any) -> bool:
+    return isinstance(item, int) and not isinstance(item, bool) and 0 <= item < USIZE_LIMIT
+
+
+def _has_lone_surrogate(document: Any) -> bool:
+    stack = [document]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            strings: Iterator[str] = iter((item,))
+        elif isinstance(item, _Pairs):
+            strings = (k for k, _ in item.pairs)
+            stack.extend(v for _, v in item.pairs)
+        elif isinstance(item, list):
+            stack.extend(item)
+            continue
+        else:
+            continue
+        for s in strings:
+            try:
+                s.encode("utf-8")
+            except UnicodeEncodeError:
+                return True
+    return False
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, (int, float)):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    return "object"
+
+
+def _render(value: Any) -> str:
+    if isinstance(value, list):
+        text = "[" + ", ".join(_render(item) for item in value) + "]"
+    else:
+        text = "-0" if isinstance(value, _NegativeZero) else json.dumps(value)
+    return text if len(text) <= 40 else text[:37] + "..."

@@ -1,0 +1,175 @@
+"""The rule registry: every rule declares its code, name, summary, docs and fix availability here.
+
+A rule is one function decorated with `@rule(...)`; its docstring is the documentation `sdlint rule`
+prints, with the fixed sections "What it does", "Why is this bad?", "Example" and "Fix safety".
+The function receives the checkpoint under check and yields `Finding`s; the engine stamps them with
+the rule's code.
+"""
+
+from __future__ import annotations
+
+import enum
+import inspect
+import re
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from sdlint.diagnostic import Fix, Location, Severity
+from sdlint.errors import UsageError
+
+if TYPE_CHECKING:
+    from sdlint.context import CheckContext
+
+
+class FixAvailability(str, enum.Enum):
+    NONE = "none"
+    SOMETIMES = "sometimes"
+    ALWAYS = "always"
+
+
+@dataclass(frozen=True)
+class Finding:
+    """What a rule reports; the engine adds the rule's code to make a `Diagnostic`."""
+
+    message: str
+    path: str
+    severity: Severity | None = None  # None: the rule's default severity
+    tensor: str | None = None
+    expected: tuple[int, ...] | None = None
+    actual: tuple[int, ...] | None = None
+    fix: Fix | None = None
+    location: Location = Location()
+
+
+CheckFunction = Callable[["CheckContext"], Iterable[Finding]]
+
+_REQUIRED_SECTIONS = ("## What it does", "## Why is this bad?", "## Example", "## Fix safety")
+
+
+@dataclass(frozen=True)
+class Rule:
+    code: str
+    name: str
+    summary: str
+    doc: str
+    check: CheckFunction
+    severity: Severity = Severity.ERROR
+    fix: FixAvailability = FixAvailability.NONE
+    enabled_by_default: bool = True
+    needs_model: bool = False  # needs the expected model (transformers, or a cached verdict)
+
+    def render_doc(self) -> str:
+        fix_line = {
+            FixAvailability.NONE: "Fix is not available.",
+            FixAvailability.SOMETIMES: "Fix is sometimes available.",
+            FixAvailability.ALWAYS: "Fix is always available.",
+        }[self.fix]
+        default = "" if self.enabled_by_default else (
+            f"\nNot enabled by default: turn it on with `--select {self.code}` "
+            f"or `--extend-select {self.code}`.\n"
+        )
+        return f"# {self.name} ({self.code})\n\n{self.summary}\n\n{fix_line}\n{default}\n{self.doc}\n"
+
+
+RULES: dict[str, Rule] = {}
+
+
+def rule(
+    code: str,
+    name: str,
+    *,
+    summary: str,
+    severity: Severity = Severity.ERROR,
+    fix: FixAvailability = FixAvailability.NONE,
+    enabled_by_default: bool = True,
+    needs_model: bool = False,
+) -> Callable[[CheckFunction], CheckFunction]:
+    """Register a rule; refuses (at import time) a duplicate code or missing documentation."""
+
+    def register(check: CheckFunction) -> CheckFunction:
+        if not re.fullmatch(r"SD\d{3}", code) or code in RULES:
+            raise ValueError(f"bad or duplicate rule code {code!r}")
+        doc = inspect.cleandoc(check.__doc__ or "")
+        missing = [s for s in _REQUIRED_SECTIONS if s not in doc]
+        if missing:
+            raise ValueError(f"rule {code} documentation lacks {', '.join(missing)}")
+        RULES[code] = Rule(
+            code, name, summary, doc, check, severity, fix, enabled_by_default, needs_model
+        )
+        return check
+
+    return register
+
+
+def all_rules() -> list[Rule]:
+    import sdlint.rules  # noqa: F401  (registers the rules on import)
+
+    return [RULES[code] for code in sorted(RULES)]
+
+
+def get_rule(code: str) -> Rule | None:
+    return {r.code: r for r in all_rules()}.get(code.upper())
+
+
+def _matches(selector: str, code: str) -> bool:
+    return selector == "ALL" or code.startswith(selector)
+
+
+def _strength(selector: str) -> int:
+    """The more specific selector wins; ALL (and the implicit default) are the least specific."""
+    return 0 if selector == "ALL" else len(selector)
+
+
+def _validate(selectors: Iterable[str], codes: Sequence[str]) -> list[str]:
+    out = []
+    for raw in selectors:
+        selector = raw.strip().upper()
+        if not selector:
+            continue
+        if selector != "ALL" and not any(code.startswith(selector) for code in codes):
+            raise UsageError(
+                f"unknown rule selector {raw!r}: expected a code or prefix such as SD1 or SD101 "
+                "(see `sdlint rule --all`)"
+            )
+        out.append(selector)
+    return out
+
+
+def select_rules(
+    select: Iterable[str] | None = None,
+    ignore: Iterable[str] = (),
+    extend_select: Iterable[str] = (),
+) -> list[Rule]:
+    """Rules enabled by ruff-style selectors: codes or prefixes, the longest matching prefix wins.
+
+    `select=None` means the default set. A rule that is off by default is only turned on by its
+    full code (a broad prefix such as `SD1` does not opt into informational rules).
+    """
+    rules = all_rules()
+    codes = [r.code for r in rules]
+    selected = _validate(select, codes) if select is not None else None
+    extended = _validate(extend_select, codes)
+    ignored = _validate(ignore, codes)
+
+    def selected_by(r: Rule) -> str | None:
+        candidates = [s for s in extended if _matches(s, r.code)]
+        if selected is None:
+            if r.enabled_by_default:
+                candidates.append("")
+        else:
+            candidates += [s for s in selected if _matches(s, r.code)]
+        if not r.enabled_by_default:
+            candidates = [s for s in candidates if s == r.code]
+        return max(candidates, key=_strength) if candidates else None
+
+    out = []
+    for r in rules:
+        chosen = selected_by(r)
+        if chosen is None:
+            continue
+        ignored_by = [s for s in ignored if _matches(s, r.code)]
+        if ignored_by and max(map(_strength, ignored_by)) >= _strength(chosen):
+            continue
+        out.append(r)
+    return out

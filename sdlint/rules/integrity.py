@@ -1,0 +1,343 @@
+"""SD001-SD005: is the file a well-formed safetensors checkpoint? Headers only, no transformers.
+
+Errors here are exactly what the reference reader (`safetensors.safe_open`) rejects; departures from
+the written format that it accepts are warnings.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from sdlint.checkpoint import Checkpoint, display, tensor_bytes
+from sdlint.context import CheckContext
+from sdlint.diagnostic import Severity
+from sdlint.dtypes import DTYPE_BITS, tensor_bits
+from sdlint.header import LENGTH_PREFIX, Header, LfsPointer, Unreadable
+from sdlint.registry import Finding, rule
+
+
+def _headers(checkpoint: Checkpoint) -> Iterator[Header]:
+    yield from checkpoint.headers
+
+
+def _shape(shape: tuple[int, ...]) -> str:
+    return "[" + ", ".join(str(d) for d in shape) + "]"
+
+
+@rule("SD001", "unreadable-header", summary="The safetensors header cannot be read.")
+def unreadable_header(ctx: CheckContext) -> Iterator[Finding]:
+    """## What it does
+    Checks that the file starts with a readable safetensors header: an 8-byte little-endian length N
+    no larger than the file and no larger than 100,000,000 bytes (the reference reader's limit), then
+    N bytes of UTF-8 JSON forming an object, whose optional `__metadata__` maps strings to strings.
+
+    Headers that safetensors accepts but the written format forbids (whitespace before the `{`,
+    padding with characters other than spaces) are reported as warnings.
+
+    ## Why is this bad?
+    No loader can read such a file: `from_pretrained` fails with a bare `SafetensorError` such as
+    `HeaderTooLarge` or `InvalidHeaderDeserialization`, after the user has waited for imports.
+
+    ## Example
+    A file cut short during download, or a text file renamed to `.safetensors`:
+    ```
+    model.safetensors:1:1: SD001 header length 2,336,927,755,350,992,246 exceeds the
+    100,000,000-byte limit of the safetensors reader (the file starts with the text 'version ')
+    ```
+
+    ## Fix safety
+    No automatic fix: the bytes of the tensors cannot be recovered from a broken header. Re-export
+    or re-download the file.
+    """
+    for result in ctx.checkpoint.files:
+        if isinstance(result, Unreadable):
+            yield Finding(result.reason, display(result.path))
+        elif isinstance(result, Header):
+            for warning in result.warnings:
+                yield Finding(warning, display(result.path), Severity.WARNING)
+
+
+@rule("SD002", "invalid-tensor-entry", summary="A tensor entry in the header is malformed.")
+def invalid_tensor_entry(ctx: CheckContext) -> Iterator[Finding]:
+    """## What it does
+    Checks every tensor entry of the header: a known dtype (every dtype of the current safetensors
+    format, including the 8-, 6- and 4-bit floats), a shape that is a list of non-negative integers,
+    `data_offsets` of two integers whose span equals the tensor's size (elements x dtype bits / 8, a
+    whole number of bytes), and no tensor name given twice.
+
+    A name given twice is a warning when safetensors still reads the file (it keeps the last entry,
+    other readers may keep the first); unknown fields in an entry are warnings too.
+
+    ## Why is this bad?
+    safetensors rejects the whole file for one bad entry, often with a message that names no tensor
+    (`invalid shape, data type, or offset for tensor`). This rule names the tensor and the numbers.
+
+    ## Example
+    ```
+    model.safetensors:1:1: SD002 tensor `classifier.weight`: shape [2, 3] of F32 needs 24 bytes,
+    but its data_offsets [0, 16] span 16
+    ```
+
+    ## Fix safety
+    No automatic fix: which of shape, dtype and offsets is wrong cannot be known from the header.
+    """
+    for header in _headers(ctx.checkpoint):
+        path = display(header.path)
+        for entry in header.entries:
+            for error in entry.errors:
+                yield Finding(f"tensor `{entry.name}`: {error}", path, tensor=entry.name)
+            for warning in entry.warnings:
+                yield Finding(
+                    f"tensor `{entry.name}`: {warning}", path, Severity.WARNING, tensor=entry.name
+                )
+            if entry.errors or entry.dtype is None or entry.shape is None or entry.offsets is None:
+                continue
+            begin, end = entry.offsets
+            bits = tensor_bits(entry.dtype, entry.shape)
+            if bits is None:
+                yield Finding(
+                    f"tensor `{entry.name}`: shape {_shape(entry.shape)} of {entry.dtype} is too "
+                    "large: its size overflows 64 bits",
+                    path,
+                    tensor=entry.name,
+                )
+            elif bits % 8:
+                yield Finding(
+                    f"tensor `{entry.name}`: shape {_shape(entry.shape)} of {entry.dtype} "
+                    f"({DTYPE_BITS[entry.dtype]} bits each) is {bits} bits, not a whole number of "
+                    "bytes",
+                    path,
+                    tensor=entry.name,
+                )
+            elif end >= begin and end - begin != bits // 8:
+                yield Finding(
+                    f"tensor `{entry.name}`: shape {_shape(entry.shape)} of {entry.dtype} needs "
+                    f"{bits // 8:,} bytes, but its data_offsets [{begin}, {end}] span "
+                    f"{end - begin:,}",
+                    path,
+                    tensor=entry.name,
+                )
+        for name in header.duplicate_names:
+            copies = [e for e in header.entries if e.name == name]
+            same = all(
+                (c.dtype, c.shape, c.offsets) == (copies[-1].dtype, copies[-1].shape, copies[-1].offsets)
+                for c in copies
+            )
+            detail = "identical entries" if same else "different entries; safetensors keeps the last"
+            yield Finding(
+                f"tensor `{name}` is named {len(copies)} times in the header ({detail}); "
+                "the format forbids duplicate names and readers disagree on which one wins",
+                path,
+                Severity.WARNING,
+                tensor=name,
+            )
+
+
+@rule("SD003", "invalid-data-layout", summary="Tensor data does not tile the data section exactly.")
+def invalid_data_layout(ctx: CheckContext) -> Iterator[Finding]:
+    """## What it does
+    Checks, in offset order as the reference reader does, that the tensors' byte ranges start at 0,
+    follow each other without gaps or overlaps, and end exactly at the end of the file. A file that
+    ends early (a truncated download) reports how many bytes are missing.
+
+    A data section that does not start at a multiple of 8 bytes (an unpadded header) is a warning:
+    safetensors writes padded headers so that tensors can be memory-mapped aligned.
+
+    ## Why is this bad?
+    safetensors refuses such a file (`MetadataIncompleteBuffer`, `InvalidOffset`). Bytes that belong
+    to no tensor are also how polyglot files hide a second payload.
+
+    ## Example
+    ```
+    model.safetensors:1:1: SD003 data section ends at byte 1,048,576 but the file holds only
+    524,288 bytes of data: 524,288 bytes are missing (truncated download?)
+    ```
+
+    ## Fix safety
+    No automatic fix: re-download or re-export the file.
+    """
+    for header in _headers(ctx.checkpoint):
+        yield from _layout_findings(header)
+
+
+def _layout_findings(header: Header) -> Iterator[Finding]:
+    path = display(header.path)
+    spans: dict[str, tuple[int, int]] = {}
+    for entry in header.entries:  # last entry of a name wins, as in safetensors
+        if entry.offsets is not None:
+            spans.pop(entry.name, None)
+            spans[entry.name] = entry.offsets
+    cursor, previous = 0, None
+    for name, (begin, end) in sorted(spans.items(), key=lambda item: item[1]):
+        if end < begin:
+            yield Finding(
+                f"tensor `{name}`: data_offsets [{begin}, {end}] end before they begin", path,
+                tensor=name,
+            )
+        elif begin > cursor:
+            where = f"after tensor `{previous}`" if previous else "at the start of the data section"
+            yield Finding(
+                f"bytes [{cursor}, {begin}) of the data section belong to no tensor ({where}, "
+                f"before `{name}`)",
+                path,
+                tensor=name,
+            )
+        elif begin < cursor:
+            yield Finding(
+                f"tensor `{name}`: data_offsets [{begin}, {end}] overlap tensor `{previous}`, "
+                f"which ends at {cursor}",
+                path,
+                tensor=name,
+            )
+        cursor, previous = max(cursor, end), name
+    data_size = header.data_size
+    if cursor > data_size:
+        beyond = [n for n, (_, end) in spans.items() if end > data_size]
+        shown = ", ".join(f"`{n}`" for n in beyond[:3]) + (" ..." if len(beyond) > 3 else "")
+        yield Finding(
+            f"data section ends at byte {cursor:,} but the file holds only {data_size:,} bytes of "
+            f"data: {cursor - data_size:,} bytes are missing (truncated download?); "
+            f"{len(beyond)} tensor{'s' if len(beyond) != 1 else ''} affected: {shown}",
+            path,
+        )
+    elif cursor < data_size:
+        yield Finding(
+            f"{data_size - cursor:,} bytes after the last tensor belong to no tensor; the format "
+            "forbids trailing data",
+            path,
+        )
+    data_start = LENGTH_PREFIX + header.header_size
+    if data_start % 8:
+        yield Finding(
+            f"data section starts at byte {data_start}, not a multiple of 8: the header is not "
+            "padded with spaces as safetensors writes it, so tensors may be misaligned",
+            path,
+            Severity.WARNING,
+        )
+
+
+@rule("SD004", "inconsistent-shard-index", summary="A sharded index disagrees with its shards.")
+def inconsistent_shard_index(ctx: CheckContext) -> Iterator[Finding]:
+    """## What it does
+    For a sharded checkpoint (`model.safetensors.index.json` with its shards), checks that the index
+    is readable and has its `metadata`, that every shard it names exists, that every key it maps is
+    in that shard and every key of a shard is in the index, that no key is in two shards, and that
+    `metadata.total_size` equals the bytes of the shards' tensors. A file named like a shard of the
+    index but not listed by it is a warning.
+
+    ## Why is this bad?
+    transformers reads the keys from the shard headers, not from the index: a key the index lists
+    but its shard lacks loads as missing, a key in two shards silently takes the later copy, and an
+    index without `metadata` raises `KeyError`. Other loaders trust the index and disagree.
+
+    ## Example
+    ```
+    model.safetensors.index.json:1:1: SD004 index maps `lm_head.weight` to
+    model-00002-of-00002.safetensors, but that shard has no such tensor
+    ```
+
+    ## Fix safety
+    No automatic fix yet: regenerate the index with `save_pretrained`.
+    """
+    checkpoint = ctx.checkpoint
+    index = checkpoint.index
+    if index is None:
+        return
+    path = display(index.path)
+    if index.problem:
+        yield Finding(index.problem, path)
+        return
+    if index.metadata is None:
+        yield Finding(
+            "index has no `metadata` object; transformers refuses to load it (KeyError: 'metadata')",
+            path,
+        )
+    for name in checkpoint.missing_shards:
+        count = sum(1 for shard in index.weight_map.values() if shard == name)
+        yield Finding(
+            f"shard {name} is listed in the index ({count} tensor{'s' if count != 1 else ''}) but "
+            "does not exist",
+            path,
+        )
+    for shard in checkpoint.unreferenced_shards:
+        yield Finding(
+            f"{shard.name} is named like a shard of this index but the index does not list it; "
+            "its tensors are never loaded",
+            path,
+            Severity.WARNING,
+        )
+
+    located: dict[str, list[str]] = {}
+    for header in checkpoint.headers:
+        for name in header.tensors:
+            located.setdefault(name, []).append(header.path.name)
+    readable_shards = {h.path.name for h in checkpoint.headers}
+    for key, shard in index.weight_map.items():
+        if shard not in readable_shards:
+            continue  # reported above as missing, or by SD001/SD005 for the shard itself
+        where = located.get(key, [])
+        if shard not in where:
+            actually = f" (it is in {', '.join(where)})" if where else ""
+            yield Finding(
+                f"index maps `{key}` to {shard}, but that shard has no such tensor{actually}",
+                path,
+                tensor=key,
+            )
+    for key, shards in located.items():
+        if len(shards) > 1:
+            yield Finding(
+                f"tensor `{key}` is in {len(shards)} shards ({', '.join(shards)}); transformers "
+                f"silently keeps the copy in {shards[-1]}",
+                path,
+                tensor=key,
+            )
+        if key not in index.weight_map:
+            yield Finding(
+                f"tensor `{key}` in {shards[0]} is not in the index's weight_map", path, tensor=key
+            )
+
+    total = index.total_size
+    if checkpoint.fully_readable and index.metadata is not None and total is not None:
+        actual = sum(tensor_bytes(h.tensors.values()) for h in checkpoint.headers)
+        if not isinstance(total, int) or isinstance(total, bool) or total != actual:
+            yield Finding(
+                f"metadata.total_size is {total!r} but the shards' tensors hold {actual:,} bytes",
+                path,
+            )
+
+
+@rule("SD005", "git-lfs-pointer", summary="The file is a Git LFS pointer, not the weights.")
+def git_lfs_pointer(ctx: CheckContext) -> Iterator[Finding]:
+    """## What it does
+    Recognises a Git LFS pointer file (a small text file starting with
+    `version https://git-lfs.github.com/spec/v1`) standing where the weights should be, and reports
+    the object id and size it points to.
+
+    ## Why is this bad?
+    The weights were never fetched: the repository was cloned without `git lfs`, or LFS smudging is
+    off. Loaders report a baffling `HeaderTooLarge`, because the text `version ` read as a length is
+    about 2.3 exabytes.
+
+    ## Example
+    ```
+    model.safetensors:1:1: SD005 file is a Git LFS pointer, not the weights (object sha256:4d7a...,
+    498,001,234 bytes): fetch them with `git lfs pull --include="model.safetensors"`
+    ```
+
+    ## Fix safety
+    No automatic fix: sdlint never downloads. Run `git lfs pull`; in CI, check out with LFS enabled
+    (e.g. `actions/checkout` with `lfs: true`) before running sdlint.
+    """
+    for result in ctx.checkpoint.files:
+        if isinstance(result, LfsPointer):
+            details = []
+            if result.oid:
+                details.append(f"object {result.oid}")
+            if result.size is not None:
+                details.append(f"{result.size:,} bytes")
+            what = f" ({', '.join(details)})" if details else ""
+            yield Finding(
+                f"file is a Git LFS pointer, not the weights{what}: fetch them with "
+                f'`git lfs pull --include="{result.path.name}"`',
+                display(result.path),
+            )
