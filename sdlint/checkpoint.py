@@ -16,8 +16,8 @@ from functools import cached_property
 from pathlib import Path
 
 from sdlint.errors import UsageError
-from sdlint.header import HeaderResult, TensorInfo, read_header
 from sdlint.header import Header as Header
+from sdlint.header import HeaderResult, TensorInfo, read_header
 
 INDEX_SUFFIX = ".safetensors.index.json"
 WEIGHTS_SUFFIX = ".safetensors"
@@ -40,10 +40,6 @@ class ShardIndex:
     def shard_names(self) -> list[str]:
         """The shard files transformers reads: sorted distinct `weight_map` values."""
         return sorted(set(self.weight_map.values()))
-
-    @property
-    def total_size(self) -> object:
-        return None if self.metadata is None else self.metadata.get("total_size")
 
 
 @dataclass(frozen=True)
@@ -94,7 +90,9 @@ def read_index(path: Path) -> ShardIndex:
         if not stat.S_ISREG(st.st_mode):
             return ShardIndex(path, problem="index is not a regular file")
         if st.st_size > _MAX_INDEX_SIZE:
-            return ShardIndex(path, problem=f"index is {st.st_size:,} bytes, too large to be an index")
+            return ShardIndex(
+                path, problem=f"index is {st.st_size:,} bytes, too large to be an index"
+            )
         text = path.read_bytes().decode("utf-8")
     except OSError as e:
         return ShardIndex(path, problem=f"cannot read the index: {e.strerror or e}")
@@ -110,7 +108,9 @@ def read_index(path: Path) -> ShardIndex:
     if not isinstance(weight_map, dict) or not all(
         isinstance(k, str) and isinstance(v, str) for k, v in weight_map.items()
     ):
-        return ShardIndex(path, problem="index has no `weight_map` object of tensor name -> shard file")
+        return ShardIndex(
+            path, problem="index has no `weight_map` object of tensor name -> shard file"
+        )
     metadata = document.get("metadata")
     return ShardIndex(
         path,

@@ -42,28 +42,44 @@ def build_parser() -> argparse.ArgumentParser:
     )
     check.add_argument("paths", nargs="+", type=Path, metavar="PATH")
     check.add_argument(
-        "--select", action="extend", type=_codes, metavar="CODES",
+        "--select",
+        action="extend",
+        type=_codes,
+        metavar="CODES",
         help="only these rule codes or prefixes, comma-separated (default: all default rules)",
     )
     check.add_argument(
-        "--extend-select", action="extend", type=_codes, default=[], metavar="CODES",
+        "--extend-select",
+        action="extend",
+        type=_codes,
+        default=[],
+        metavar="CODES",
         help="rule codes or prefixes to add to the selection",
     )
     check.add_argument(
-        "--ignore", action="extend", type=_codes, default=[], metavar="CODES",
+        "--ignore",
+        action="extend",
+        type=_codes,
+        default=[],
+        metavar="CODES",
         help="rule codes or prefixes to leave out",
     )
     check.add_argument(
-        "--output-format", choices=sorted(emitters()), default="text",
+        "--output-format",
+        choices=sorted(emitters()),
+        default="text",
         help="how to print the diagnostics (default: text)",
     )
     check.add_argument(
-        "--model-config", type=Path, metavar="FILE",
+        "--model-config",
+        type=Path,
+        metavar="FILE",
         help="the transformers config.json the checkpoint will be loaded into "
         "(default: the config.json beside the weights)",
     )
     check.add_argument(
-        "--architecture", metavar="NAME",
+        "--architecture",
+        metavar="NAME",
         help="the transformers class to load into, e.g. RobertaModel "
         "(default: the config's `architectures[0]`)",
     )

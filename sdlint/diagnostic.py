@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 class Severity(str, enum.Enum):
@@ -45,7 +45,7 @@ class Diagnostic:
     expected: tuple[int, ...] | None = None
     actual: tuple[int, ...] | None = None
     fix: Fix | None = None
-    location: Location = Location()
+    location: Location = field(default_factory=Location)
 
     def sort_key(self) -> tuple[str, int, int, str, str]:
         return (self.path, self.location.line, self.location.column, self.code, self.tensor or "")

@@ -87,7 +87,7 @@ class Header:
 
     @cached_property
     def tensors(self) -> dict[str, TensorInfo]:
-        """Well-formed tensors by name; for a duplicate name the last entry wins, as in safetensors."""
+        """Well-formed tensors by name; a duplicate name keeps its last entry, as in safetensors."""
         out: dict[str, TensorInfo] = {}
         for entry in self.entries:
             info = entry.info
@@ -130,7 +130,7 @@ HeaderResult = Header | Unreadable | LfsPointer
 
 
 def read_header(path: Path) -> HeaderResult:
-    """Read and parse the header of `path`, reading at most 8 + N bytes. Never raises on bad input."""
+    """Parse the header of `path`, reading at most 8 + N bytes. Never raises on bad input."""
     try:
         st = path.stat()
     except OSError as e:
@@ -165,7 +165,8 @@ def _check_header_length(n: int, file_size: int, prefix: bytes) -> str | None:
     if n > MAX_HEADER_SIZE:
         hint = ""
         if all(32 <= b < 127 for b in prefix):
-            hint = f" (the file starts with the text {prefix.decode('ascii')!r}: not a safetensors file?)"
+            text = prefix.decode("ascii")
+            hint = f" (the file starts with the text {text!r}: not a safetensors file?)"
         return (
             f"header length {n:,} exceeds the {MAX_HEADER_SIZE:,}-byte limit of the safetensors "
             f"reader{hint}"
@@ -186,7 +187,7 @@ def _parse_lfs_pointer(path: Path, text: bytes) -> LfsPointer:
 
 
 class _NegativeZero(int):
-    """`-0` in the JSON: serde reads it as a float, so the reference rejects it where an int is due."""
+    """`-0` in the JSON: serde reads it as a float, so the reference rejects it as a dimension."""
 
 
 class _Pairs(dict[str, Any]):
@@ -222,13 +223,17 @@ def parse_header(
             parse_constant=_reject_constant,
         )
     except json.JSONDecodeError as e:
-        return Unreadable(path, f"header is not valid JSON: {e.msg} (line {e.lineno} column {e.colno})")
+        return Unreadable(
+            path, f"header is not valid JSON: {e.msg} (line {e.lineno} column {e.colno})"
+        )
     except RecursionError:
         return Unreadable(path, "header is not valid JSON: nested too deeply")
     except ValueError as e:
         return Unreadable(path, f"header is not valid JSON: {e}")
     if _has_lone_surrogate(document):
-        return Unreadable(path, "header is not valid JSON: it contains an unpaired surrogate escape")
+        return Unreadable(
+            path, "header is not valid JSON: it contains an unpaired surrogate escape"
+        )
     if not isinstance(document, _Pairs):
         return Unreadable(path, f"header is a JSON {_json_type(document)}, not an object")
 
@@ -241,7 +246,8 @@ def parse_header(
     trailing = text[len(text.rstrip(_JSON_WHITESPACE)) :]
     if trailing.strip(" "):
         warnings.append(
-            "header is padded with characters other than spaces; the format allows only spaces (0x20)"
+            "header is padded with characters other than spaces; "
+            "the format allows only spaces (0x20)"
         )
 
     metadata: dict[str, str] | None = None
@@ -340,7 +346,9 @@ def _parse_uints(value: Any, what: str, errors: list[str]) -> tuple[int, ...] | 
         return None
     for item in value:
         if isinstance(item, _NegativeZero) or not _is_uint(item):
-            errors.append(f"{what} {_render(value)} holds {_render(item)}, not a non-negative integer")
+            errors.append(
+                f"{what} {_render(value)} holds {_render(item)}, not a non-negative integer"
+            )
             return None
     return tuple(value)
 

@@ -12,7 +12,7 @@ import enum
 import inspect
 import re
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from sdlint.diagnostic import Fix, Location, Severity
@@ -39,7 +39,7 @@ class Finding:
     expected: tuple[int, ...] | None = None
     actual: tuple[int, ...] | None = None
     fix: Fix | None = None
-    location: Location = Location()
+    location: Location = field(default_factory=Location)
 
 
 CheckFunction = Callable[["CheckContext"], Iterable[Finding]]
@@ -65,11 +65,17 @@ class Rule:
             FixAvailability.SOMETIMES: "Fix is sometimes available.",
             FixAvailability.ALWAYS: "Fix is always available.",
         }[self.fix]
-        default = "" if self.enabled_by_default else (
-            f"\nNot enabled by default: turn it on with `--select {self.code}` "
-            f"or `--extend-select {self.code}`.\n"
+        default = (
+            ""
+            if self.enabled_by_default
+            else (
+                f"\nNot enabled by default: turn it on with `--select {self.code}` "
+                f"or `--extend-select {self.code}`.\n"
+            )
         )
-        return f"# {self.name} ({self.code})\n\n{self.summary}\n\n{fix_line}\n{default}\n{self.doc}\n"
+        return (
+            f"# {self.name} ({self.code})\n\n{self.summary}\n\n{fix_line}\n{default}\n{self.doc}\n"
+        )
 
 
 RULES: dict[str, Rule] = {}

@@ -1,5 +1,6 @@
 """`--output-format json`: a JSON array, one object per diagnostic, with exactly the contract fields
-code, severity, message, path, tensor, expected, actual, fix. Other tools parse this: keep it stable."""
+code, severity, message, path, tensor, expected, actual, fix. Other tools parse this: keep it
+stable."""
 
 from __future__ import annotations
 

@@ -34,7 +34,8 @@ def summary(diagnostics: Sequence[Diagnostic], files_checked: int) -> str:
         return f"All checks passed ({_plural(files_checked, 'file')} checked)."
     by_severity = Counter(d.severity for d in diagnostics)
     parts = [
-        _plural(by_severity[s], s.value) for s in (Severity.ERROR, Severity.WARNING, Severity.INFO)
+        _plural(by_severity[s], s.value)
+        for s in (Severity.ERROR, Severity.WARNING, Severity.INFO)
         if by_severity[s]
     ]
     files = len({d.path for d in diagnostics})

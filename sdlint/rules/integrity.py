@@ -6,6 +6,7 @@ the written format that it accepts are warnings.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 
 from sdlint.checkpoint import Checkpoint, display, tensor_bytes
@@ -28,7 +29,7 @@ def _shape(shape: tuple[int, ...]) -> str:
 def unreadable_header(ctx: CheckContext) -> Iterator[Finding]:
     """## What it does
     Checks that the file starts with a readable safetensors header: an 8-byte little-endian length N
-    no larger than the file and no larger than 100,000,000 bytes (the reference reader's limit), then
+    no larger than the file nor than 100,000,000 bytes (the reference reader's limit), then
     N bytes of UTF-8 JSON forming an object, whose optional `__metadata__` maps strings to strings.
 
     Headers that safetensors accepts but the written format forbids (whitespace before the `{`,
@@ -120,10 +121,13 @@ def invalid_tensor_entry(ctx: CheckContext) -> Iterator[Finding]:
         for name in header.duplicate_names:
             copies = [e for e in header.entries if e.name == name]
             same = all(
-                (c.dtype, c.shape, c.offsets) == (copies[-1].dtype, copies[-1].shape, copies[-1].offsets)
+                (c.dtype, c.shape, c.offsets)
+                == (copies[-1].dtype, copies[-1].shape, copies[-1].offsets)
                 for c in copies
             )
-            detail = "identical entries" if same else "different entries; safetensors keeps the last"
+            detail = (
+                "identical entries" if same else "different entries; safetensors keeps the last"
+            )
             yield Finding(
                 f"tensor `{name}` is named {len(copies)} times in the header ({detail}); "
                 "the format forbids duplicate names and readers disagree on which one wins",
@@ -167,14 +171,18 @@ def _layout_findings(header: Header) -> Iterator[Finding]:
         if entry.offsets is not None:
             spans.pop(entry.name, None)
             spans[entry.name] = entry.offsets
+    # An entry whose offsets cannot be read owns bytes somewhere: gaps and trailing bytes are then
+    # most likely its data, already reported by SD002, so do not report them again here.
+    unplaced = any(e.offsets is None and e.name not in spans for e in header.entries)
     cursor, previous = 0, None
     for name, (begin, end) in sorted(spans.items(), key=lambda item: item[1]):
         if end < begin:
             yield Finding(
-                f"tensor `{name}`: data_offsets [{begin}, {end}] end before they begin", path,
+                f"tensor `{name}`: data_offsets [{begin}, {end}] end before they begin",
+                path,
                 tensor=name,
             )
-        elif begin > cursor:
+        elif begin > cursor and not unplaced:
             where = f"after tensor `{previous}`" if previous else "at the start of the data section"
             yield Finding(
                 f"bytes [{cursor}, {begin}) of the data section belong to no tensor ({where}, "
@@ -200,7 +208,7 @@ def _layout_findings(header: Header) -> Iterator[Finding]:
             f"{len(beyond)} tensor{'s' if len(beyond) != 1 else ''} affected: {shown}",
             path,
         )
-    elif cursor < data_size:
+    elif cursor < data_size and not unplaced:
         yield Finding(
             f"{data_size - cursor:,} bytes after the last tensor belong to no tensor; the format "
             "forbids trailing data",
@@ -222,7 +230,8 @@ def inconsistent_shard_index(ctx: CheckContext) -> Iterator[Finding]:
     For a sharded checkpoint (`model.safetensors.index.json` with its shards), checks that the index
     is readable and has its `metadata`, that every shard it names exists, that every key it maps is
     in that shard and every key of a shard is in the index, that no key is in two shards, and that
-    `metadata.total_size` equals the bytes of the shards' tensors. A file named like a shard of the
+    `metadata.total_size` equals the bytes of the shards' tensors (and `total_parameters`, when
+    present, their element count). A file named like a shard of the
     index but not listed by it is a warning.
 
     ## Why is this bad?
@@ -249,7 +258,8 @@ def inconsistent_shard_index(ctx: CheckContext) -> Iterator[Finding]:
         return
     if index.metadata is None:
         yield Finding(
-            "index has no `metadata` object; transformers refuses to load it (KeyError: 'metadata')",
+            "index has no `metadata` object; "
+            "transformers refuses to load it (KeyError: 'metadata')",
             path,
         )
     for name in checkpoint.missing_shards:
@@ -259,9 +269,9 @@ def inconsistent_shard_index(ctx: CheckContext) -> Iterator[Finding]:
             "does not exist",
             path,
         )
-    for shard in checkpoint.unreferenced_shards:
+    for unlisted in checkpoint.unreferenced_shards:
         yield Finding(
-            f"{shard.name} is named like a shard of this index but the index does not list it; "
+            f"{unlisted.name} is named like a shard of this index but the index does not list it; "
             "its tensors are never loaded",
             path,
             Severity.WARNING,
@@ -296,12 +306,18 @@ def inconsistent_shard_index(ctx: CheckContext) -> Iterator[Finding]:
                 f"tensor `{key}` in {shards[0]} is not in the index's weight_map", path, tensor=key
             )
 
-    total = index.total_size
-    if checkpoint.fully_readable and index.metadata is not None and total is not None:
-        actual = sum(tensor_bytes(h.tensors.values()) for h in checkpoint.headers)
-        if not isinstance(total, int) or isinstance(total, bool) or total != actual:
+    if checkpoint.fully_readable and index.metadata is not None:
+        tensors = [t for h in checkpoint.headers for t in h.tensors.values()]
+        totals = {
+            "total_size": (tensor_bytes(tensors), "bytes"),
+            "total_parameters": (sum(math.prod(t.shape) for t in tensors), "elements"),
+        }
+        for field, (actual, unit) in totals.items():
+            claimed = index.metadata.get(field)
+            if field not in index.metadata or (claimed == actual and type(claimed) is int):
+                continue
             yield Finding(
-                f"metadata.total_size is {total!r} but the shards' tensors hold {actual:,} bytes",
+                f"metadata.{field} is {claimed!r} but the shards' tensors hold {actual:,} {unit}",
                 path,
             )
 

@@ -1,0 +1,191 @@
+"""The header reader: agrees with safetensors on valid files, reads only the header, never blocks."""
+
+from __future__ import annotations
+
+import os
+import struct
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from safetensors import safe_open
+from safetensors.numpy import save_file
+
+from sdlint.header import Header, LfsPointer, Unreadable, parse_header, read_header
+from tests.safetensors_files import ALL_DTYPES, write_raw, write_tensors
+
+
+def test_every_dtype_matches_the_reference(tmp_path: Path) -> None:
+    # 8 elements fill whole bytes for every dtype, F4 and F6 included
+    specs = {f"t.{dtype}": (dtype, (2, 4)) for dtype in ALL_DTYPES}
+    path = write_tensors(tmp_path / "all.safetensors", specs, {"format": "pt"})
+    header = read_header(path)
+    assert isinstance(header, Header)
+    with safe_open(str(path), framework="numpy") as f:
+        reference = {
+            k: (f.get_slice(k).get_dtype(), tuple(f.get_slice(k).get_shape())) for k in f.keys()
+        }
+        assert header.metadata == f.metadata()
+    assert {k: (t.dtype, t.shape) for k, t in header.tensors.items()} == reference
+    assert len(reference) == len(ALL_DTYPES)
+
+
+def test_file_written_by_safetensors(tmp_path: Path) -> None:
+    arrays: dict[str, np.ndarray[Any, Any]] = {
+        "w": np.ones((3, 5), np.float16),
+        "b": np.arange(7, dtype=np.int32),
+        "s": np.array(2.0, np.float64),
+    }
+    path = tmp_path / "lib.safetensors"
+    save_file(arrays, str(path), metadata={"format": "np"})
+    header = read_header(path)
+    assert isinstance(header, Header)
+    assert not header.warnings and all(not e.errors and not e.warnings for e in header.entries)
+    assert {k: (t.dtype, t.shape) for k, t in header.tensors.items()} == {
+        "w": ("F16", (3, 5)),
+        "b": ("I32", (7,)),
+        "s": ("F64", ()),
+    }
+    assert (8 + header.header_size) % 8 == 0
+    assert header.data_size == sum(a.nbytes for a in arrays.values())
+
+
+class _CountingFile:
+    def __init__(self, inner: IO[bytes], counter: list[int]) -> None:
+        self._inner, self._counter = inner, counter
+
+    def read(self, n: int = -1) -> bytes:
+        assert n >= 0, "the reader must never read to the end of the file"
+        data = self._inner.read(n)
+        self._counter.append(len(data))
+        return data
+
+    def __enter__(self) -> _CountingFile:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._inner.close()
+
+
+def read_counting(path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[object, int]:
+    """read_header(path), and how many bytes it read."""
+    counter: list[int] = []
+    original = Path.open
+
+    def counting_open(self: Path, mode: str = "r", *args: Any, **kwargs: Any) -> Any:
+        return _CountingFile(original(self, mode, *args, **kwargs), counter)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(Path, "open", counting_open)
+        result = read_header(path)
+    return result, sum(counter)
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(header=st.binary(max_size=64), length=st.integers(0, 2**64 - 1) | st.integers(0, 80))
+def test_reads_at_most_the_header(
+    header: bytes, length: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "f.safetensors"
+    path.write_bytes(struct.pack("<Q", length) + header + b"\0" * 4096)
+    _, count = read_counting(path, monkeypatch)
+    fits = length <= len(header) + 4096
+    assert count <= (8 + length if fits else 8)
+
+
+def test_a_140_gb_file_costs_a_header_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    size = 140 * 2**30
+    path = tmp_path / "huge.safetensors"
+    # One sparse tensor of 140 GiB: rewrite the header, then extend the file without writing data.
+    write_raw(path, {"big": {"dtype": "U8", "shape": [size], "data_offsets": [0, size]}})
+    header_size = path.stat().st_size - 8
+    try:
+        os.truncate(path, 8 + header_size + size)
+    except OSError:
+        pytest.skip("this filesystem cannot make a sparse 140 GiB file")
+    result, count = read_counting(path, monkeypatch)
+    assert isinstance(result, Header) and result.tensors["big"].end == size
+    assert count == 8 + header_size
+
+
+def test_lfs_pointer(tmp_path: Path) -> None:
+    path = tmp_path / "model.safetensors"
+    path.write_text(
+        "version https://git-lfs.github.com/spec/v1\n"
+        "oid sha256:4d7a214614ab2935c943f9e0ff69d22eadbb8f32b1258daaa5e2ca24d17e2393\n"
+        "size 498001234\n"
+    )
+    assert read_header(path) == LfsPointer(
+        path, "sha256:4d7a214614ab2935c943f9e0ff69d22eadbb8f32b1258daaa5e2ca24d17e2393", 498001234
+    )
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs")
+def test_fifo_is_not_opened(tmp_path: Path) -> None:
+    fifo = tmp_path / "pipe.safetensors"
+    os.mkfifo(fifo)
+    assert read_header(fifo) == Unreadable(fifo, "not a regular file")
+
+
+def test_symlink_to_device_is_not_read(tmp_path: Path) -> None:
+    link = tmp_path / "zero.safetensors"
+    link.symlink_to("/dev/zero")
+    assert read_header(link) == Unreadable(link, "not a regular file")
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    result = read_header(tmp_path / "absent.safetensors")
+    assert isinstance(result, Unreadable) and "No such file" in result.reason
+
+
+@pytest.mark.parametrize(
+    ("raw", "reason"),
+    [
+        (b"[]", "header is a JSON array, not an object"),
+        (
+            b"{",
+            "header is not valid JSON: Expecting property name enclosed in double quotes (line 1 column 2)",
+        ),
+        (b'{"__metadata__": [1]}', "`__metadata__` is a JSON array, not a string-to-string object"),
+        (
+            b'{"__metadata__": {"k": 1}}',
+            "`__metadata__` must map strings to strings, but 'k' maps to a JSON number",
+        ),
+        (b"\xff", "header is not valid UTF-8 (byte 0 of the header)"),
+    ],
+)
+def test_unreadable_reasons(raw: bytes, reason: str) -> None:
+    result = parse_header(raw)
+    assert isinstance(result, Unreadable) and result.reason == reason
+
+
+@pytest.mark.parametrize(
+    ("entry", "errors"),
+    [
+        ('{"dtype": "F99", "shape": [1], "data_offsets": [0, 4]}', ("unknown dtype 'F99'",)),
+        (
+            '{"dtype": "F32", "shape": [1, -0], "data_offsets": [0, 4]}',
+            ("shape [1, -0] holds -0, not a non-negative integer",),
+        ),
+        (
+            '{"dtype": "F32", "shape": 3, "data_offsets": [0, 4]}',
+            ("shape is a JSON number, not a list of integers",),
+        ),
+        (
+            '{"dtype": "F32", "shape": [1], "data_offsets": [0]}',
+            ("data_offsets must be [begin, end], got 1 numbers",),
+        ),
+        ('{"dtype": "F32", "shape": [1]}', ("missing field 'data_offsets'",)),
+        ('"F32"', ("entry is a JSON string, not an object",)),
+    ],
+)
+def test_entry_errors_name_the_problem(entry: str, errors: tuple[str, ...]) -> None:
+    result = parse_header(f'{{"t": {entry}}}'.encode())
+    assert isinstance(result, Header)
+    assert result.entries[0].name == "t" and result.entries[0].errors == errors
+    assert "t" not in result.tensors
