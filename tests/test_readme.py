@@ -1,0 +1,39 @@
+"""The README keeps its promises: its test command is what CI runs, every rule has a row."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from sdlint.registry import all_rules
+
+ROOT = Path(__file__).parent.parent
+README = (ROOT / "README.md").read_text()
+
+
+def first_commands() -> list[str]:
+    return re.findall(r"```sh\n(.+?)\n```", README)[:2]
+
+
+def test_readme_starts_with_the_two_commands() -> None:
+    example, tests = first_commands()
+    assert README.index(example) < 200
+    assert "sdlint check examples/" in example and "torch==2.13.0" in example
+    assert "pytest" in tests
+
+
+def test_ci_runs_the_readme_test_command() -> None:
+    _, tests = first_commands()
+    ci_lines = (ROOT / ".ci" / "run").read_text().splitlines()
+    assert any(line.startswith(tests) for line in ci_lines)
+
+
+def test_every_rule_has_a_readme_row() -> None:
+    rows = dict(re.findall(r"^\| (SD\d{3}) \| ([a-z0-9-]+) \|", README, re.MULTILINE))
+    assert rows == {r.code: r.name for r in all_rules()}
+
+
+def test_example_paths_exist() -> None:
+    example, _ = first_commands()
+    for path in re.findall(r"examples/[\w./-]+", example):
+        assert (ROOT / path).exists(), path
