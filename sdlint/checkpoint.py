@@ -78,6 +78,18 @@ class Checkpoint:
     def fully_readable(self) -> bool:
         return not self.missing_shards and len(self.headers) == len(self.files) > 0
 
+    @property
+    def loadable(self) -> bool:
+        """Every file read and every entry well-formed: the key set is the one a loader sees."""
+        return self.fully_readable and all(
+            not entry.errors for header in self.headers for entry in header.entries
+        )
+
+    @cached_property
+    def file_of(self) -> dict[str, Path]:
+        """The file each tensor is read from (the later shard for a key in two)."""
+        return {name: header.path for header in self.headers for name in header.tensors}
+
 
 def display(path: Path) -> str:
     """A path as the user typed it when relative, so editors and CI annotations can resolve it."""

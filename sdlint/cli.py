@@ -83,7 +83,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="the transformers class to load into, e.g. RobertaModel "
         "(default: the config's `architectures[0]`)",
     )
+    check.add_argument(
+        "--no-cache",
+        action="store_true",
+        help="always build the expected model (default: reuse cached verdicts; "
+        "SDLINT_CACHE_DIR sets the cache folder)",
+    )
     check.add_argument("-q", "--quiet", action="store_true", help="print diagnostics only")
+    check.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="list every finding (text output folds a module's findings into one line)",
+    )
 
     rule = commands.add_parser(
         "rule", help="explain a rule", description="Print a rule's documentation."
@@ -105,11 +117,18 @@ def _run_check(args: argparse.Namespace) -> int:
         select=tuple(args.select) if args.select is not None else None,
         extend_select=tuple(args.extend_select),
         ignore=tuple(args.ignore),
-        target=ModelTarget(config_path=args.model_config, architecture=args.architecture),
+        target=ModelTarget(
+            config_path=args.model_config,
+            architecture=args.architecture,
+            use_cache=not args.no_cache,
+        ),
     )
     report = check_paths(args.paths, settings)
     context = EmitContext(
-        files_checked=report.files_checked, color=_use_color(sys.stdout), quiet=args.quiet
+        files_checked=report.files_checked,
+        color=_use_color(sys.stdout),
+        quiet=args.quiet,
+        verbose=args.verbose,
     )
     emitters()[args.output_format](report.diagnostics, context, sys.stdout)
     return EXIT_FINDINGS if report.diagnostics else EXIT_CLEAN

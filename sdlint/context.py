@@ -1,22 +1,68 @@
-"""What a rule sees: the checkpoint under check, the settings, and (lazily) the expected model."""
+"""What a rule sees: the checkpoint under check, the target model, and (lazily, once) the verdict
+of the expected model: what transformers' `from_pretrained` would report for this checkpoint."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from sdlint.checkpoint import Checkpoint
+from sdlint.checkpoint import CONFIG_NAME, Checkpoint, display
+from sdlint.config_fields import read_config
+
+if TYPE_CHECKING:
+    from sdlint.model.verdict import ConfigProblem, LoadVerdict
 
 
 @dataclass(frozen=True)
 class ModelTarget:
-    """The transformers config and class the checkpoint will be loaded into."""
+    """The transformers config and class the checkpoint will be loaded into, and the cache."""
 
     config_path: Path | None = None  # None: the config.json beside the weights
     architecture: str | None = None  # None: the config's `architectures[0]`
+    cache_dir: Path | None = None  # None: $SDLINT_CACHE_DIR or the user cache dir
+    use_cache: bool = True
+
+
+@dataclass(frozen=True)
+class ModelView:
+    """The expected model's verdict on this checkpoint, with the config it came from."""
+
+    config_path: Path
+    config: dict[str, Any]  # the raw config.json (empty if unreadable: the outcome says why)
+    outcome: LoadVerdict | ConfigProblem
+
+    @property
+    def config_display(self) -> str:
+        return display(self.config_path)
 
 
 @dataclass(frozen=True)
 class CheckContext:
     checkpoint: Checkpoint
     target: ModelTarget = field(default_factory=ModelTarget)
+
+    @cached_property
+    def model(self) -> ModelView | None:
+        """None when there is nothing to compare: no config.json, or weights that cannot be read
+        (the integrity rules report those)."""
+        config_path = self.target.config_path or self.checkpoint.folder / CONFIG_NAME
+        if self.target.config_path is None and not config_path.is_file():
+            return None
+        if not self.checkpoint.loadable:
+            return None
+        from sdlint.model import TensorSpec, load_verdict
+
+        tensors = {
+            name: TensorSpec(info.dtype, info.shape)
+            for name, info in self.checkpoint.tensors.items()
+        }
+        outcome = load_verdict(
+            config_path,
+            tensors,
+            self.target.architecture,
+            cache_dir=self.target.cache_dir,
+            use_cache=self.target.use_cache,
+        )
+        return ModelView(config_path, read_config(config_path) or {}, outcome)

@@ -46,6 +46,9 @@ class Diagnostic:
     actual: tuple[int, ...] | None = None
     fix: Fix | None = None
     location: Location = field(default_factory=Location)
+    # Findings of one rule that share a group (a module such as `roberta.encoder.`) are folded
+    # into one line of text output unless --verbose; JSON always lists each one.
+    group: str | None = None
 
     def sort_key(self) -> tuple[str, int, int, str, str]:
         return (self.path, self.location.line, self.location.column, self.code, self.tensor or "")

@@ -53,6 +53,7 @@ def check_checkpoint(
                     actual=finding.actual,
                     fix=finding.fix,
                     location=finding.location,
+                    group=finding.group,
                 )
             )
     return out

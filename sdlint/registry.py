@@ -40,6 +40,7 @@ class Finding:
     actual: tuple[int, ...] | None = None
     fix: Fix | None = None
     location: Location = field(default_factory=Location)
+    group: str | None = None
 
 
 CheckFunction = Callable[["CheckContext"], Iterable[Finding]]

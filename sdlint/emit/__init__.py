@@ -14,6 +14,7 @@ class EmitContext:
     files_checked: int = 0
     color: bool = False
     quiet: bool = False
+    verbose: bool = False
 
 
 Emitter = Callable[[Sequence[Diagnostic], EmitContext, TextIO], None]

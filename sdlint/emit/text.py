@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import TextIO
 
 from sdlint.diagnostic import Diagnostic, Severity
@@ -45,8 +46,36 @@ def summary(diagnostics: Sequence[Diagnostic], files_checked: int) -> str:
     )
 
 
-def emit(diagnostics: Sequence[Diagnostic], context: EmitContext, stream: TextIO) -> None:
+# A group of findings is folded into one line from this many on (a whole missing module).
+FOLD_AT = 3
+
+
+def folded(diagnostics: Sequence[Diagnostic]) -> list[tuple[Diagnostic, int]]:
+    """Each diagnostic with how many of its group it stands for (1 when not folded)."""
+    sizes: Counter[tuple[str, str, str | None]] = Counter(
+        (d.path, d.code, d.group) for d in diagnostics if d.group is not None
+    )
+    out: list[tuple[Diagnostic, int]] = []
+    shown: set[tuple[str, str, str | None]] = set()
     for d in diagnostics:
+        key = (d.path, d.code, d.group)
+        if d.group is None or sizes[key] < FOLD_AT:
+            out.append((d, 1))
+        elif key not in shown:
+            shown.add(key)
+            out.append((d, sizes[key]))
+    return out
+
+
+def emit(diagnostics: Sequence[Diagnostic], context: EmitContext, stream: TextIO) -> None:
+    rows = [(d, 1) for d in diagnostics] if context.verbose else folded(diagnostics)
+    for d, count in rows:
+        if count > 1:
+            d = replace(
+                d,
+                message=f"{count} findings under `{d.group}` (--verbose lists them), "
+                f"the first: {d.message}",
+            )
         stream.write(format_line(d, context.color) + "\n")
     if not context.quiet:
         stream.write(summary(diagnostics, context.files_checked) + "\n")

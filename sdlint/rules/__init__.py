@@ -3,3 +3,4 @@
 from __future__ import annotations
 
 from sdlint.rules import integrity as integrity
+from sdlint.rules import model as model

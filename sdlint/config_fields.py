@@ -1,0 +1,89 @@
+"""Facts read from a transformers config.json without importing transformers: the label count and
+the config field that explains a tensor dimension (`vocab_size`, `hidden_size`, ...)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+# When several fields hold the same number, the first of these explains a dimension best.
+_PREFERRED_FIELDS = (
+    "num_labels",
+    "vocab_size",
+    "hidden_size",
+    "d_model",
+    "n_embd",
+    "max_position_embeddings",
+    "n_positions",
+    "intermediate_size",
+    "ffn_dim",
+    "encoder_ffn_dim",
+    "decoder_ffn_dim",
+    "n_inner",
+    "type_vocab_size",
+    "num_experts",
+    "num_local_experts",
+    "num_attention_heads",
+    "num_key_value_heads",
+    "head_dim",
+    "image_size",
+    "patch_size",
+    "num_channels",
+)
+
+
+def read_config(path: Path) -> dict[str, Any] | None:
+    try:
+        document = json.loads(path.read_bytes())
+    except (OSError, ValueError, RecursionError):
+        return None
+    return document if isinstance(document, dict) else None
+
+
+def num_labels(config: Mapping[str, Any]) -> int | None:
+    """The label count transformers derives: `id2label` wins over `num_labels` (which
+    `save_pretrained` does not even write)."""
+    id2label = config.get("id2label")
+    if isinstance(id2label, dict) and id2label:
+        return len(id2label)
+    value = config.get("num_labels")
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _int_fields(config: Mapping[str, Any], prefix: str = "") -> Iterator[tuple[str, int]]:
+    for key, value in config.items():
+        if isinstance(value, bool):
+            continue
+        if isinstance(value, int):
+            yield prefix + key, value
+        elif isinstance(value, dict) and key.endswith("config"):  # text_config, vision_config, ...
+            yield from _int_fields(value, f"{prefix}{key}.")
+
+
+def explaining_field(config: Mapping[str, Any], model_dim: int) -> str | None:
+    """The config field whose value is `model_dim`, preferring the usual suspects."""
+    fields = dict(_int_fields(config))
+    labels = num_labels(config)
+    if labels is not None:
+        fields["num_labels"] = labels
+    matches = [name for name, value in fields.items() if value == model_dim]
+    if not matches:
+        return None
+
+    def rank(name: str) -> tuple[int, int]:
+        leaf = name.rsplit(".", 1)[-1]
+        order = (
+            _PREFERRED_FIELDS.index(leaf) if leaf in _PREFERRED_FIELDS else len(_PREFERRED_FIELDS)
+        )
+        return order, name.count(".")
+
+    return min(matches, key=rank)
+
+
+def differing_dims(expected: tuple[int, ...], actual: tuple[int, ...]) -> list[tuple[int, int]]:
+    """(model dim, checkpoint dim) for each axis where the shapes differ (same rank only)."""
+    if len(expected) != len(actual):
+        return []
+    return [(e, a) for e, a in zip(expected, actual, strict=True) if e != a]

@@ -1,0 +1,467 @@
+"""SD101-SD107: does the checkpoint fit the model the config describes?
+
+Every verdict comes from `CheckContext.model`: what transformers' own loading code reports for this
+checkpoint's header signature (sdlint/model), so these rules report exactly what `from_pretrained`
+would, and nothing else. The rules only word the findings and add the advice.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import replace
+
+from sdlint.checkpoint import display
+from sdlint.config_fields import differing_dims, explaining_field
+from sdlint.context import CheckContext, ModelView
+from sdlint.diagnostic import Severity
+from sdlint.model.verdict import QUANTIZED, ConfigProblem, LoadVerdict, Mismatch
+from sdlint.registry import Finding, rule
+
+# SD102 leads with one explanation when at least this share of the base model's tensors mismatch.
+_MOSTLY_MISMATCHED = 0.5
+_WRAPPER_NAMES = {"module.": "DistributedDataParallel", "_orig_mod.": "torch.compile"}
+# safetensors dtype -> the torch dtype name a config's `dtype` uses (floating types only).
+_TORCH_DTYPES = {
+    "F64": "float64",
+    "F32": "float32",
+    "F16": "float16",
+    "BF16": "bfloat16",
+    "F8_E4M3": "float8_e4m3fn",
+    "F8_E5M2": "float8_e5m2",
+    "F8_E4M3FNUZ": "float8_e4m3fnuz",
+    "F8_E5M2FNUZ": "float8_e5m2fnuz",
+    "F8_E8M0": "float8_e8m0fnu",
+}
+
+
+def _verdict(ctx: CheckContext) -> tuple[ModelView, LoadVerdict, str] | None:
+    """The verdict the key rules report on, and the wrapper prefix to put back on file keys.
+
+    With a wrapper prefix (SD106) the rules report what remains once it is stripped, so the user
+    sees one SD106 rather than every key missing and unexpected.
+    """
+    view = ctx.model
+    if view is None or isinstance(view.outcome, ConfigProblem):
+        return None
+    verdict = view.outcome
+    if verdict.wrapper_prefix is not None:
+        return view, verdict.wrapper_prefix.verdict, verdict.wrapper_prefix.prefix
+    return view, verdict, ""
+
+
+def _path_of(ctx: CheckContext, file_key: str | None) -> str:
+    path = ctx.checkpoint.file_of.get(file_key) if file_key else None
+    return display(path) if path else ctx.checkpoint.display_path
+
+
+def _group(key: str, verdict: LoadVerdict) -> str:
+    """The module a key belongs to, one level below the base model: `roberta.encoder.`."""
+    parts = key.split(".")
+    depth = 2 if verdict.has_base_model and parts[0] == verdict.base_model_prefix else 1
+    return ".".join(parts[:depth]) + "." if len(parts) > depth else key
+
+
+def _shape(shape: tuple[int, ...]) -> str:
+    return "[" + ", ".join(str(d) for d in shape) + "]"
+
+
+def _explain(view: ModelView, m: Mismatch) -> tuple[str, str | None, int | None]:
+    """What the shapes mean, the config field behind the difference, and the checkpoint's value."""
+    dims = differing_dims(m.model_shape, m.checkpoint_shape)
+    if len(dims) == 1:
+        model_dim, checkpoint_dim = dims[0]
+        field = explaining_field(view.config, model_dim)
+        if field == "num_labels":
+            return (
+                f"checkpoint head has {checkpoint_dim} labels, config has num_labels={model_dim}",
+                field,
+                checkpoint_dim,
+            )
+        if field:
+            return (
+                f"checkpoint has {checkpoint_dim} where the config's {field} is {model_dim}",
+                field,
+                checkpoint_dim,
+            )
+    return "shapes differ", None, None
+
+
+def _mismatch_finding(
+    ctx: CheckContext, view: ModelView, m: Mismatch, prefix: str, head: bool
+) -> Finding:
+    story, field, value = _explain(view, m)
+    config = view.config_display
+    if head and field == "num_labels":
+        advice = (
+            f"set num_labels={value} (with matching id2label/label2id) in {config} to use the "
+            "trained head, or re-initialize the head on purpose (ignore_mismatched_sizes=True)"
+        )
+    elif field == "vocab_size":
+        advice = (
+            f"if tokens were added, set vocab_size={value} in {config} (or call "
+            "resize_token_embeddings before saving)"
+        )
+    elif field:
+        advice = f"set {field}={value} in {config} if the checkpoint is the one you meant"
+    elif head:
+        advice = (
+            "re-initialize the head on purpose (ignore_mismatched_sizes=True) or fix the config"
+        )
+    else:
+        advice = "the checkpoint was saved from a differently configured model"
+    file_key = prefix + m.file_key if m.file_key else None
+    return Finding(
+        f"`{m.model_key}`: {story} (checkpoint {_shape(m.checkpoint_shape)}, model "
+        f"{_shape(m.model_shape)}); from_pretrained refuses to load it: {advice}",
+        _path_of(ctx, file_key or (prefix + m.file_keys[0] if m.file_keys else None)),
+        tensor=m.model_key,
+        expected=m.model_shape,
+        actual=m.checkpoint_shape,
+    )
+
+
+@rule(
+    "SD101",
+    "head-size-mismatch",
+    summary="A task-head tensor's shape differs from what the config builds.",
+    needs_model=True,
+)
+def head_size_mismatch(ctx: CheckContext) -> Iterator[Finding]:
+    """## What it does
+    Compares every tensor of the task head (outside the base model, e.g.
+    `classifier.out_proj.weight`, `score.weight`, `lm_head.weight`) with the shape the target config
+    builds, and explains the difference: "checkpoint head has 2 labels, config has num_labels=5".
+    `expected` is the model's shape, `actual` the checkpoint's.
+
+    ## Why is this bad?
+    `from_pretrained` raises `size mismatch for classifier.out_proj.weight`; with
+    `ignore_mismatched_sizes=True` (or `strict=False` with `load_state_dict`) it silently
+    re-initializes the head, and the model predicts noise until it is trained again.
+
+    ## Example
+    A RoBERTa fine-tuned for 2 labels, loaded into a 5-label config:
+    ```
+    model.safetensors:1:1: SD101 `classifier.out_proj.weight`: checkpoint head has 2 labels,
+    config has num_labels=5 (checkpoint [2, 768], model [5, 768]); from_pretrained refuses to load
+    it: set num_labels=2 (with matching id2label/label2id) in config.json to use the trained head,
+    or re-initialize the head on purpose (ignore_mismatched_sizes=True)
+    ```
+
+    ## Fix safety
+    No automatic fix yet. Both possible fixes change what the user meant (the label set in the
+    config, or throwing away the trained head), so they will only ever be unsafe fixes.
+    """
+    found = _verdict(ctx)
+    if found is None:
+        return
+    view, verdict, prefix = found
+    for m in verdict.mismatched:
+        if not m.in_base_model:
+            yield _mismatch_finding(ctx, view, m, prefix, head=True)
+
+
+@rule(
+    "SD102",
+    "base-shape-mismatch",
+    summary="A base-model tensor's shape differs from what the config builds.",
+    needs_model=True,
+)
+def base_shape_mismatch(ctx: CheckContext) -> Iterator[Finding]:
+    """## What it does
+    Compares every tensor inside the base model (e.g. `embeddings.word_embeddings.weight`) with
+    the shape the target config builds, and names the config field that explains the difference
+    (`vocab_size`, `hidden_size`, `max_position_embeddings`, ...). When most tensors differ, it
+    leads with one explanation: the checkpoint belongs to another size of model. Also reports a
+    checkpoint transformers cannot convert to its in-memory layout (an incomplete MoE expert set).
+
+    ## Why is this bad?
+    `from_pretrained` raises on a size mismatch; with `ignore_mismatched_sizes=True` it silently
+    re-initializes those tensors, which ruins a pretrained model. A resized vocabulary (added
+    tokens) is the most common cause.
+
+    ## Example
+    ```
+    model.safetensors:1:1: SD102 `roberta.embeddings.word_embeddings.weight`: checkpoint has 50269
+    where the config's vocab_size is 50265 (checkpoint [50269, 768], model [50265, 768]);
+    from_pretrained refuses to load it: if tokens were added, set vocab_size=50269 in config.json
+    (or call resize_token_embeddings before saving)
+    ```
+
+    ## Fix safety
+    No automatic fix: the message names the config field to change.
+    """
+    found = _verdict(ctx)
+    if found is None:
+        return
+    view, verdict, prefix = found
+    base = [m for m in verdict.mismatched if m.in_base_model]
+    base_tensors = sum(
+        1
+        for name in ctx.checkpoint.tensors
+        if not verdict.has_base_model or name.startswith(prefix + verdict.base_model_prefix + ".")
+    )
+    if len(base) >= 4 and len(base) >= _MOSTLY_MISMATCHED * max(base_tensors, 1):
+        yield _size_summary(ctx, view, base, max(base_tensors, len(base)))
+    for m in base:
+        finding = _mismatch_finding(ctx, view, m, prefix, head=False)
+        yield replace(finding, group=_group(m.model_key, verdict))
+    for error in verdict.conversion_errors:
+        first = prefix + error.file_keys[0] if error.file_keys else None
+        yield Finding(
+            f"`{error.model_key}`: transformers cannot convert the checkpoint's tensors into it "
+            f"and refuses to load the checkpoint: {error.message}",
+            _path_of(ctx, first),
+            tensor=error.model_key,
+        )
+
+
+def _size_summary(ctx: CheckContext, view: ModelView, base: list[Mismatch], total: int) -> Finding:
+    pairs = Counter(
+        pair for m in base for pair in differing_dims(m.model_shape, m.checkpoint_shape)
+    )
+    explanation = "its shapes differ from the config's"
+    if pairs:
+        (model_dim, checkpoint_dim), _ = pairs.most_common(1)[0]
+        field = explaining_field(view.config, model_dim)
+        if field:
+            explanation = (
+                f"{field} is {checkpoint_dim} in the checkpoint but {model_dim} in the config"
+            )
+    return Finding(
+        f"the checkpoint belongs to another size of model: {explanation} ({len(base)} of {total} "
+        f"base-model tensors differ); use the config the checkpoint was trained with",
+        ctx.checkpoint.display_path,
+    )
+
+
+@rule(
+    "SD103",
+    "missing-key",
+    summary="The model expects a tensor the checkpoint does not have.",
+    needs_model=True,
+)
+def missing_key(ctx: CheckContext) -> Iterator[Finding]:
+    """## What it does
+    Lists every tensor the model expects and the checkpoint lacks, after transformers' own
+    leniency: the base-model prefix added or stripped, tied weights (an absent `lm_head.weight` tied
+    to the embeddings is fine), non-persistent buffers, `_keys_to_ignore_on_load_missing`, and the
+    checkpoint conversions of transformers 5 (legacy names, MoE expert fusion, VLM layouts).
+
+    ## Why is this bad?
+    transformers initializes missing tensors randomly and only logs a warning ("Some weights of
+    ... were not initialized"). A missing task head is expected when fine-tuning starts from a base
+    checkpoint; a missing base-model tensor means the model will not work as trained.
+
+    ## Example
+    ```
+    model.safetensors:1:1: SD103 `classifier.out_proj.weight` is not in the checkpoint:
+    transformers will initialize it randomly (a missing task head is expected when starting from
+    a base-model checkpoint: train it before use)
+    ```
+    Text output folds a whole missing module into one line; `--verbose` lists every key, and JSON
+    output always has one object per key.
+
+    ## Fix safety
+    No automatic fix yet.
+    """
+    found = _verdict(ctx)
+    if found is None:
+        return
+    _, verdict, _ = found
+    for m in verdict.missing:
+        why = (
+            "the model will not work as trained"
+            if m.in_base_model
+            else "a missing task head is expected when starting from a base-model checkpoint: "
+            "train it before use"
+        )
+        yield Finding(
+            f"`{m.model_key}` is not in the checkpoint: transformers will initialize it randomly "
+            f"({why})",
+            ctx.checkpoint.display_path,
+            tensor=m.model_key,
+            group=_group(m.model_key, verdict),
+        )
+
+
+@rule(
+    "SD104",
+    "unexpected-key",
+    summary="The checkpoint has a tensor the model does not use.",
+    needs_model=True,
+)
+def unexpected_key(ctx: CheckContext) -> Iterator[Finding]:
+    """## What it does
+    Lists every checkpoint tensor the model has no place for, after transformers' renames and
+    `_keys_to_ignore_on_load_unexpected`, by its name in the file (and, when transformers renames
+    it, the name it would have had). Also warns about a tensor transformers drops silently
+    because another tensor maps to the same parameter and wins.
+
+    ## Why is this bad?
+    transformers ignores such tensors, so data the user trained is not used: often the sign of a
+    checkpoint saved from another class, or of a config that does not match.
+
+    ## Example
+    ```
+    model.safetensors:1:1: SD104 `pooler.dense.weight` is in the checkpoint but
+    RobertaForSequenceClassification has no such weight: transformers ignores it
+    ```
+
+    ## Fix safety
+    No automatic fix yet.
+    """
+    found = _verdict(ctx)
+    if found is None:
+        return
+    _, verdict, prefix = found
+    for u in verdict.unexpected:
+        renamed = f" (read as `{u.model_key}`)" if u.model_key != u.file_key else ""
+        yield Finding(
+            f"`{prefix}{u.file_key}`{renamed} is in the checkpoint but {verdict.architecture} has "
+            "no such weight: transformers ignores it",
+            _path_of(ctx, prefix + u.file_key),
+            tensor=prefix + u.file_key,
+            group=_group(u.file_key, verdict),
+        )
+    for s in verdict.shadowed:
+        yield Finding(
+            f"`{prefix}{s.file_key}` is never loaded: `{prefix}{s.winner}` maps to the same "
+            f"parameter `{s.model_key}` and wins",
+            _path_of(ctx, prefix + s.file_key),
+            Severity.WARNING,
+            tensor=prefix + s.file_key,
+        )
+
+
+@rule(
+    "SD105",
+    "dtype-differs-from-config",
+    summary="Tensors are stored in another dtype than the config's `dtype`.",
+    severity=Severity.INFO,
+    enabled_by_default=False,
+    needs_model=True,
+)
+def dtype_differs(ctx: CheckContext) -> Iterator[Finding]:
+    """## What it does
+    Reports, per file, floating-point tensors whose dtype differs from the config's `dtype` (or
+    legacy `torch_dtype`). Informational, and off by default.
+
+    ## Why is this bad?
+    It usually is not: transformers converts every tensor to the model's dtype on load and never
+    reports a dtype. But a bfloat16 checkpoint with a float32 config doubles the memory a default
+    load takes, and a float16 save of a bfloat16 model may have overflowed.
+
+    ## Example
+    ```
+    model.safetensors:1:1: SD105 201 floating-point tensors are BF16 but the config's dtype is
+    float32 (transformers converts them on load)
+    ```
+
+    ## Fix safety
+    No automatic fix.
+    """
+    found = _verdict(ctx)
+    if found is None:
+        return
+    _, verdict, _ = found
+    wanted = verdict.config_dtype
+    if wanted is None:
+        return
+    for header in ctx.checkpoint.headers:
+        other = Counter(
+            t.dtype
+            for t in header.tensors.values()
+            if t.dtype in _TORCH_DTYPES and _TORCH_DTYPES[t.dtype] != wanted
+        )
+        if other:
+            kinds = ", ".join(f"{n} {dtype}" for dtype, n in other.most_common())
+            total = sum(other.values())
+            yield Finding(
+                f"{total} floating-point tensor{'s are' if total != 1 else ' is'} stored as "
+                f"another dtype ({kinds}) than the config's dtype {wanted} (transformers "
+                "converts them on load)",
+                display(header.path),
+            )
+
+
+@rule(
+    "SD106",
+    "key-prefix-mismatch",
+    summary="Every key carries a wrapper prefix (`module.`, `_orig_mod.`) transformers keeps.",
+    needs_model=True,
+)
+def key_prefix_mismatch(ctx: CheckContext) -> Iterator[Finding]:
+    """## What it does
+    Detects checkpoints whose keys carry a wrapper prefix transformers does not strip:
+    `module.` (saved from a DistributedDataParallel model), `_orig_mod.` (from a torch.compile'd
+    model) or a doubled prefix. One finding for the whole checkpoint, instead of every key missing
+    and every key unexpected. Never reported for a base-model prefix difference (`roberta.`,
+    `model.`), which transformers resolves itself.
+
+    ## Why is this bad?
+    transformers 5 loads such a checkpoint *without an error*: every weight is missing and
+    randomly initialized, and the only trace is a logged report.
+
+    ## Example
+    ```
+    model.safetensors:1:1: SD106 all 201 keys carry the prefix `module.` (DistributedDataParallel),
+    which transformers does not strip: every weight would be missing and randomly initialized
+    ```
+
+    ## Fix safety
+    No automatic fix yet; the fix (renaming keys in the header, bytes untouched) will be safe.
+    """
+    view = ctx.model
+    if view is None or isinstance(view.outcome, ConfigProblem):
+        return
+    wrapper = view.outcome.wrapper_prefix
+    if wrapper is None:
+        return
+    origin = _WRAPPER_NAMES.get(wrapper.prefix)
+    what = f" ({origin})" if origin else ""
+    total = len(ctx.checkpoint.tensors)
+    share = f"all {total}" if wrapper.keys == total else f"{wrapper.keys} of {total}"
+    yield Finding(
+        f"{share} keys carry the prefix `{wrapper.prefix}`{what}, which transformers does not "
+        "strip: every weight would be missing and randomly initialized; strip the prefix from "
+        "the keys",
+        ctx.checkpoint.display_path,
+    )
+
+
+@rule(
+    "SD107",
+    "model-config-unusable",
+    summary="The target model cannot be built from the config, so the model checks are skipped.",
+    needs_model=True,
+)
+def model_config_unusable(ctx: CheckContext) -> Iterator[Finding]:
+    """## What it does
+    Reports why the expected model cannot be built from the target config: unknown architecture or
+    `model_type`, remote code required (sdlint never executes repository code), invalid config
+    values, an optional dependency missing, a `quantization_config` (key checks skipped, a
+    warning), or transformers/torch not installed. The integrity checks still run.
+
+    ## Why is this bad?
+    Without the model, SD101-SD106 cannot be checked; and a config transformers rejects would fail
+    `from_pretrained` too.
+
+    ## Example
+    ```
+    config.json:1:1: SD107 the config needs remote code (auto_map: modeling_x.MyLM), which sdlint
+    never runs: model checks skipped. Lint against a native architecture with --architecture
+    ```
+
+    ## Fix safety
+    No automatic fix: the message says what to install or change.
+    """
+    view = ctx.model
+    if view is None or not isinstance(view.outcome, ConfigProblem):
+        return
+    problem = view.outcome
+    yield Finding(
+        problem.message,
+        view.config_display,
+        Severity.WARNING if problem.kind == QUANTIZED else None,
+    )
