@@ -68,9 +68,9 @@ def _shape(shape: tuple[int, ...]) -> str:
 
 def _explain(view: ModelView, m: Mismatch) -> tuple[str, str | None, int | None]:
     """What the shapes mean, the config field behind the difference, and the checkpoint's value."""
-    dims = differing_dims(m.model_shape, m.checkpoint_shape)
-    if len(dims) == 1:
-        model_dim, checkpoint_dim = dims[0]
+    dims = set(differing_dims(m.model_shape, m.checkpoint_shape))
+    if len(dims) == 1:  # one number explains every differing axis ([32, 32] vs [48, 48])
+        ((model_dim, checkpoint_dim),) = dims
         field = explaining_field(view.config, model_dim)
         if field == "num_labels":
             return (
@@ -354,8 +354,8 @@ def dtype_differs(ctx: CheckContext) -> Iterator[Finding]:
 
     ## Example
     ```
-    model.safetensors:1:1: SD105 201 floating-point tensors are BF16 but the config's dtype is
-    float32 (transformers converts them on load)
+    model.safetensors:1:1: SD105 201 floating-point tensors are stored as BF16, not the config's
+    dtype float32 (transformers converts them on load)
     ```
 
     ## Fix safety
@@ -375,12 +375,15 @@ def dtype_differs(ctx: CheckContext) -> Iterator[Finding]:
             if t.dtype in _TORCH_DTYPES and _TORCH_DTYPES[t.dtype] != wanted
         )
         if other:
-            kinds = ", ".join(f"{n} {dtype}" for dtype, n in other.most_common())
             total = sum(other.values())
+            kinds = (
+                next(iter(other))
+                if len(other) == 1
+                else ", ".join(f"{dtype} ({n})" for dtype, n in other.most_common())
+            )
             yield Finding(
                 f"{total} floating-point tensor{'s are' if total != 1 else ' is'} stored as "
-                f"another dtype ({kinds}) than the config's dtype {wanted} (transformers "
-                "converts them on load)",
+                f"{kinds}, not the config's dtype {wanted} (transformers converts them on load)",
                 display(header.path),
             )
 

@@ -1,0 +1,268 @@
+"""SD101-SD107 through the CLI, in-process: the exact text for each rule on tiny RoBERTa
+checkpoints built in code. (tests/model/test_differential.py holds the verdicts themselves to
+transformers' own `from_pretrained` across many architectures.)"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("transformers")
+
+from sdlint.cli import main  # noqa: E402
+from tests.tiny_models import edit_config, edit_weights, save_roberta  # noqa: E402
+
+pytestmark = pytest.mark.model
+ROOT = Path(__file__).parent.parent.parent
+
+
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """One tiny checkpoint per class, saved once; each test copies the one it edits."""
+    base = tmp_path_factory.mktemp("saved")
+    return {
+        "cls": save_roberta(base / "cls"),
+        "base": save_roberta(base / "base", "RobertaModel"),
+    }
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    assert err == ""
+    return code, out
+
+
+def drop_and_add(tensors: dict[str, Any]) -> dict[str, Any]:
+    kept = {k: v for k, v in tensors.items() if k != "roberta.encoder.layer.1.output.dense.bias"}
+    return {**kept, "extra.weight": torch.zeros(3)}
+
+
+def prefix_module(tensors: dict[str, Any]) -> dict[str, Any]:
+    return {"module." + k: v for k, v in tensors.items()}
+
+
+def to_bf16(tensors: dict[str, Any]) -> dict[str, Any]:
+    return {k: v.to(torch.bfloat16) for k, v in tensors.items()}
+
+
+# (id, checkpoint, edit of the weights, edit of config.json, extra args, exit code, exact output)
+CASES: list[
+    tuple[
+        str,
+        str,
+        Callable[[dict[str, Any]], dict[str, Any]] | None,
+        dict[str, Any],
+        list[str],
+        int,
+        str,
+    ]
+] = [
+    (
+        "SD102-vocab",
+        "cls",
+        None,
+        {"vocab_size": 130},
+        [],
+        1,
+        "m/model.safetensors:1:1: SD102 `roberta.embeddings.word_embeddings.weight`: checkpoint has 120 where the config's vocab_size is 130 (checkpoint [120, 32], model [130, 32]); from_pretrained refuses to load it: if tokens were added, set vocab_size=120 in m/config.json (or call resize_token_embeddings before saving)\n"
+        "Found 1 problem (1 error) in 1 file.\n",
+    ),
+    (
+        "SD102-other-size",
+        "cls",
+        None,
+        {"hidden_size": 48, "intermediate_size": 96},
+        ["--select", "SD102"],
+        1,
+        "m/model.safetensors:1:1: SD102 the checkpoint belongs to another size of model: hidden_size is 32 in the checkpoint but 48 in the config (37 of 37 base-model tensors differ); use the config the checkpoint was trained with\n"
+        "m/model.safetensors:1:1: SD102 5 findings under `roberta.embeddings.` (--verbose lists them), the first: `roberta.embeddings.LayerNorm.bias`: checkpoint has 32 where the config's hidden_size is 48 (checkpoint [32], model [48]); from_pretrained refuses to load it: set hidden_size=32 in m/config.json if the checkpoint is the one you meant\n"
+        "m/model.safetensors:1:1: SD102 32 findings under `roberta.encoder.` (--verbose lists them), the first: `roberta.encoder.layer.0.attention.output.LayerNorm.bias`: checkpoint has 32 where the config's hidden_size is 48 (checkpoint [32], model [48]); from_pretrained refuses to load it: set hidden_size=32 in m/config.json if the checkpoint is the one you meant\n"
+        "Found 38 problems (38 errors) in 1 file.\n",
+    ),
+    (
+        "SD103-SD104",
+        "cls",
+        drop_and_add,
+        {},
+        [],
+        1,
+        "m/model.safetensors:1:1: SD103 `roberta.encoder.layer.1.output.dense.bias` is not in the checkpoint: transformers will initialize it randomly (the model will not work as trained)\n"
+        "m/model.safetensors:1:1: SD104 `extra.weight` is in the checkpoint but RobertaForSequenceClassification has no such weight: transformers ignores it\n"
+        "Found 2 problems (2 errors) in 1 file.\n",
+    ),
+    (
+        "SD103-SD104-base-into-head",
+        "base",
+        None,
+        {"architectures": ["RobertaForSequenceClassification"]},
+        [],
+        1,
+        "m/model.safetensors:1:1: SD103 4 findings under `classifier.` (--verbose lists them), the first: `classifier.dense.bias` is not in the checkpoint: transformers will initialize it randomly (a missing task head is expected when starting from a base-model checkpoint: train it before use)\n"
+        "m/model.safetensors:1:1: SD104 `pooler.dense.bias` is in the checkpoint but RobertaForSequenceClassification has no such weight: transformers ignores it\n"
+        "m/model.safetensors:1:1: SD104 `pooler.dense.weight` is in the checkpoint but RobertaForSequenceClassification has no such weight: transformers ignores it\n"
+        "Found 6 problems (6 errors) in 1 file.\n",
+    ),
+    (
+        "SD105",
+        "cls",
+        to_bf16,
+        {},
+        ["--select", "SD105"],
+        1,
+        "m/model.safetensors:1:1: SD105 41 floating-point tensors are stored as BF16, not the config's dtype float32 (transformers converts them on load)\n"
+        "Found 1 problem (1 info) in 1 file.\n",
+    ),
+    ("SD105-off-by-default", "cls", to_bf16, {}, [], 0, "All checks passed (1 file checked).\n"),
+    (
+        "SD106",
+        "cls",
+        prefix_module,
+        {},
+        [],
+        1,
+        "m/model.safetensors:1:1: SD106 all 41 keys carry the prefix `module.` (DistributedDataParallel), which transformers does not strip: every weight would be missing and randomly initialized; strip the prefix from the keys\n"
+        "Found 1 problem (1 error) in 1 file.\n",
+    ),
+    (
+        "SD107-remote-code",
+        "cls",
+        None,
+        {
+            "model_type": "my-model",
+            "auto_map": {"AutoModel": "modeling_x.MyModel"},
+            "architectures": ["MyModel"],
+        },
+        [],
+        1,
+        "m/config.json:1:1: SD107 model_type 'my-model' is not part of transformers 5.24.0 and config.json has an `auto_map`: the model's code lives in its repository, and sdlint never runs repository code. Check it against a transformers class with the same layout (--architecture), or skip the model checks for it.\n"
+        "Found 1 problem (1 error) in 1 file.\n",
+    ),
+    ("clean", "cls", None, {}, [], 0, "All checks passed (1 file checked).\n"),
+]
+
+
+@pytest.mark.parametrize(
+    ("name", "source", "weights", "config", "args", "code", "expected"),
+    CASES,
+    ids=[c[0] for c in CASES],
+)
+def test_model_rule_output(
+    name: str,
+    source: str,
+    weights: Callable[[dict[str, Any]], dict[str, Any]] | None,
+    config: dict[str, Any],
+    args: list[str],
+    code: int,
+    expected: str,
+    saved: dict[str, Path],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    shutil.copytree(saved[source], "m")
+    if weights:
+        edit_weights(Path("m/model.safetensors"), weights)
+    if config:
+        edit_config(Path("m/config.json"), **config)
+    assert run(capsys, "check", "m", *args) == (code, expected)
+    # a warm run (the verdict cached on disk) says exactly the same
+    assert run(capsys, "check", "m", *args) == (code, expected)
+
+
+def test_canonical_example(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The README's example: a 2-label head checked against the 5-label config."""
+    monkeypatch.chdir(ROOT)
+    code, out = run(
+        capsys,
+        "check",
+        "examples/roberta-2-labels",
+        "--model-config",
+        "examples/roberta-5-labels/config.json",
+    )
+    assert code == 1
+    assert out == (
+        "examples/roberta-2-labels/model.safetensors:1:1: SD101 `classifier.out_proj.bias`: checkpoint head has 2 labels, config has num_labels=5 (checkpoint [2], model [5]); from_pretrained refuses to load it: set num_labels=2 (with matching id2label/label2id) in examples/roberta-5-labels/config.json to use the trained head, or re-initialize the head on purpose (ignore_mismatched_sizes=True)\n"
+        "examples/roberta-2-labels/model.safetensors:1:1: SD101 `classifier.out_proj.weight`: checkpoint head has 2 labels, config has num_labels=5 (checkpoint [2, 32], model [5, 32]); from_pretrained refuses to load it: set num_labels=2 (with matching id2label/label2id) in examples/roberta-5-labels/config.json to use the trained head, or re-initialize the head on purpose (ignore_mismatched_sizes=True)\n"
+        "Found 2 problems (2 errors) in 1 file.\n"
+    )
+    code, out = run(
+        capsys,
+        "check",
+        "--output-format",
+        "json",
+        "examples/roberta-2-labels",
+        "--model-config",
+        "examples/roberta-5-labels/config.json",
+    )
+    weight = json.loads(out)[1]
+    assert (weight["code"], weight["tensor"], weight["expected"], weight["actual"]) == (
+        "SD101",
+        "classifier.out_proj.weight",
+        [5, 32],
+        [2, 32],
+    )
+    # the example's own config matches its weights
+    assert run(capsys, "check", "examples/roberta-2-labels")[0] == 0
+
+
+def test_verbose_lists_every_key(
+    saved: dict[str, Path],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    shutil.copytree(saved["base"], "m")
+    code, out = run(
+        capsys, "check", "m", "--architecture", "RobertaForSequenceClassification", "-v"
+    )
+    assert code == 1
+    assert [line.split()[2] for line in out.splitlines()[:-1] if " SD103 " in line] == [
+        "`classifier.dense.bias`",
+        "`classifier.dense.weight`",
+        "`classifier.out_proj.bias`",
+        "`classifier.out_proj.weight`",
+    ]
+
+
+def test_sharded_checkpoint_is_checked_as_one(
+    saved: dict[str, Path],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import transformers
+
+    monkeypatch.chdir(tmp_path)
+    model = transformers.RobertaForSequenceClassification.from_pretrained(saved["cls"])
+    model.save_pretrained("m", max_shard_size="20KB")
+    shards = sorted(Path("m").glob("model-*.safetensors"))
+    assert len(shards) > 2
+    capsys.readouterr()  # transformers' own progress bars
+    # pre-commit passes one changed shard: no key of the other shards may be reported missing
+    files = len(shards) + 1  # and the index
+    assert run(capsys, "check", str(shards[1])) == (
+        0,
+        f"All checks passed ({files} files checked).\n",
+    )
+    edit_config(
+        Path("m/config.json"),
+        id2label={str(i): f"L{i}" for i in range(3)},
+        label2id={f"L{i}": i for i in range(3)},
+    )
+    code, out = run(capsys, "check", str(shards[0]))
+    assert (
+        code == 1
+        and out.count(" SD101 ") == 2
+        and "checkpoint head has 2 labels, config has num_labels=3" in out
+    )
