@@ -34,10 +34,18 @@ _PREFERRED_FIELDS = (
 )
 
 
-def read_config(path: Path) -> dict[str, Any] | None:
+def read_text(path: Path) -> str:
+    """config.json's text, or "" when it cannot be read (the oracle reports why)."""
     try:
-        document = json.loads(path.read_bytes())
-    except (OSError, ValueError, RecursionError):
+        return path.read_bytes().decode("utf-8", "replace")
+    except OSError:
+        return ""
+
+
+def parse_config(text: str) -> dict[str, Any] | None:
+    try:
+        document = json.loads(text)
+    except (ValueError, RecursionError):
         return None
     return document if isinstance(document, dict) else None
 

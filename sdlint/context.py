@@ -9,7 +9,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sdlint.checkpoint import CONFIG_NAME, Checkpoint, display
-from sdlint.config_fields import read_config
+from sdlint.config_fields import parse_config, read_text
+from sdlint.diagnostic import Location
+from sdlint.json_locations import key_locations
 
 if TYPE_CHECKING:
     from sdlint.model.verdict import ConfigProblem, LoadVerdict
@@ -30,12 +32,28 @@ class ModelView:
     """The expected model's verdict on this checkpoint, with the config it came from."""
 
     config_path: Path
-    config: dict[str, Any]  # the raw config.json (empty if unreadable: the outcome says why)
+    config_text: str  # config.json as read ("" if unreadable: the outcome says why)
     outcome: LoadVerdict | ConfigProblem
 
     @property
     def config_display(self) -> str:
         return display(self.config_path)
+
+    @cached_property
+    def config(self) -> dict[str, Any]:
+        return parse_config(self.config_text) or {}
+
+    def config_key_for(self, *candidates: str) -> str | None:
+        """The first candidate key the config actually has (dotted paths for sub-configs)."""
+        return next((k for k in candidates if k in self._key_locations), None)
+
+    def location_of(self, key: str | None) -> Location:
+        """Where `key` is in config.json; the top of the file when it is not there."""
+        return self._key_locations.get(key, Location()) if key else Location()
+
+    @cached_property
+    def _key_locations(self) -> dict[str, Location]:
+        return key_locations(self.config_text)
 
 
 @dataclass(frozen=True)
@@ -65,4 +83,4 @@ class CheckContext:
             cache_dir=self.target.cache_dir,
             use_cache=self.target.use_cache,
         )
-        return ModelView(config_path, read_config(config_path) or {}, outcome)
+        return ModelView(config_path, read_text(config_path), outcome)

@@ -49,6 +49,9 @@ class Diagnostic:
     # Findings of one rule that share a group (a module such as `roberta.encoder.`) are folded
     # into one line of text output unless --verbose; JSON always lists each one.
     group: str | None = None
+    # The config.json key the finding is about (`id2label`, `vocab_size`, `auto_map`), so editors
+    # can also show it on that line of the config.
+    config_key: str | None = None
 
     def sort_key(self) -> tuple[str, int, int, str, str]:
         return (self.path, self.location.line, self.location.column, self.code, self.tensor or "")

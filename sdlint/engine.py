@@ -54,6 +54,7 @@ def check_checkpoint(
                     fix=finding.fix,
                     location=finding.location,
                     group=finding.group,
+                    config_key=finding.config_key,
                 )
             )
     return out

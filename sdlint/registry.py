@@ -41,6 +41,7 @@ class Finding:
     fix: Fix | None = None
     location: Location = field(default_factory=Location)
     group: str | None = None
+    config_key: str | None = None
 
 
 CheckFunction = Callable[["CheckContext"], Iterable[Finding]]

@@ -15,7 +15,15 @@ from sdlint.checkpoint import display
 from sdlint.config_fields import differing_dims, explaining_field
 from sdlint.context import CheckContext, ModelView
 from sdlint.diagnostic import Severity
-from sdlint.model.verdict import QUANTIZED, ConfigProblem, LoadVerdict, Mismatch
+from sdlint.model.verdict import (
+    QUANTIZED,
+    REMOTE_CODE,
+    UNKNOWN_ARCHITECTURE,
+    UNKNOWN_MODEL_TYPE,
+    ConfigProblem,
+    LoadVerdict,
+    Mismatch,
+)
 from sdlint.registry import Finding, rule
 
 # SD102 leads with one explanation when at least this share of the base model's tensors mismatch.
@@ -111,6 +119,13 @@ def _mismatch_finding(
     else:
         advice = "the checkpoint was saved from a differently configured model"
     file_key = prefix + m.file_key if m.file_key else None
+    config_key = (
+        view.config_key_for("num_labels", "id2label")
+        if field == "num_labels"
+        else view.config_key_for(field)
+        if field
+        else None
+    )
     return Finding(
         f"`{m.model_key}`: {story} (checkpoint {_shape(m.checkpoint_shape)}, model "
         f"{_shape(m.model_shape)}); from_pretrained refuses to load it: {advice}",
@@ -118,6 +133,7 @@ def _mismatch_finding(
         tensor=m.model_key,
         expected=m.model_shape,
         actual=m.checkpoint_shape,
+        config_key=config_key,
     )
 
 
@@ -463,8 +479,20 @@ def model_config_unusable(ctx: CheckContext) -> Iterator[Finding]:
     if view is None or not isinstance(view.outcome, ConfigProblem):
         return
     problem = view.outcome
+    key = view.config_key_for(*_PROBLEM_KEYS.get(problem.kind, ()))
     yield Finding(
         problem.message,
         view.config_display,
         Severity.WARNING if problem.kind == QUANTIZED else None,
+        location=view.location_of(key),
+        config_key=key,
     )
+
+
+# The config.json key an SD107 points at, by problem kind (the first one the config has).
+_PROBLEM_KEYS = {
+    REMOTE_CODE: ("auto_map", "model_type", "architectures"),
+    UNKNOWN_MODEL_TYPE: ("model_type",),
+    UNKNOWN_ARCHITECTURE: ("architectures",),
+    QUANTIZED: ("quantization_config",),
+}

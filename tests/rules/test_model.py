@@ -141,7 +141,7 @@ CASES: list[
         },
         [],
         1,
-        "m/config.json:1:1: SD107 model_type 'my-model' is not part of transformers 5.24.0 and config.json has an `auto_map`: the model's code lives in its repository, and sdlint never runs repository code. Check it against a transformers class with the same layout (--architecture), or skip the model checks for it.\n"
+        "m/config.json:{auto_map_line}:3: SD107 model_type 'my-model' is not part of transformers 5.24.0 and config.json has an `auto_map`: the model's code lives in its repository, and sdlint never runs repository code. Check it against a transformers class with the same layout (--architecture), or skip the model checks for it.\n"
         "Found 1 problem (1 error) in 1 file.\n",
     ),
     ("clean", "cls", None, {}, [], 0, "All checks passed (1 file checked).\n"),
@@ -172,6 +172,9 @@ def test_model_rule_output(
         edit_weights(Path("m/model.safetensors"), weights)
     if config:
         edit_config(Path("m/config.json"), **config)
+    lines = Path("m/config.json").read_text().splitlines()
+    auto_map_line = next((i for i, line in enumerate(lines, 1) if '"auto_map"' in line), 0)
+    expected = expected.replace("{auto_map_line}", str(auto_map_line))
     assert run(capsys, "check", "m", *args) == (code, expected)
     # a warm run (the verdict cached on disk) says exactly the same
     assert run(capsys, "check", "m", *args) == (code, expected)
