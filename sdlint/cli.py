@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import TextIO
 
 from sdlint import __version__
-from sdlint.context import ModelTarget
 from sdlint.emit import EmitContext, emitters
 from sdlint.engine import Settings, check_paths
 from sdlint.errors import SdlintError
@@ -91,6 +90,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     check.add_argument("-q", "--quiet", action="store_true", help="print diagnostics only")
     check.add_argument(
+        "--config",
+        type=Path,
+        metavar="FILE",
+        help="use this configuration file (pyproject.toml or sdlint.toml) for every path, "
+        "instead of the one nearest to each path",
+    )
+    check.add_argument("--isolated", action="store_true", help="ignore every configuration file")
+    check.add_argument(
         "-v",
         "--verbose",
         action="store_true",
@@ -117,11 +124,11 @@ def _run_check(args: argparse.Namespace) -> int:
         select=tuple(args.select) if args.select is not None else None,
         extend_select=tuple(args.extend_select),
         ignore=tuple(args.ignore),
-        target=ModelTarget(
-            config_path=args.model_config,
-            architecture=args.architecture,
-            use_cache=not args.no_cache,
-        ),
+        model_config=args.model_config,
+        architecture=args.architecture,
+        use_cache=not args.no_cache,
+        config_file=args.config,
+        isolated=args.isolated,
     )
     report = check_paths(args.paths, settings)
     context = EmitContext(

@@ -1,28 +1,42 @@
-"""Run the selected rules over the checkpoints: the library API the CLI is a thin layer over."""
+"""Run the selected rules over the checkpoints: the library API the CLI is a thin layer over.
+
+from sdlint.engine import Settings, check_paths
+report = check_paths(["models/"], Settings(ignore=("SD104",)))
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from sdlint.checkpoint import Checkpoint, find_checkpoints
+from sdlint.config import ConfigResolver, ProjectConfig
 from sdlint.context import CheckContext, ModelTarget
 from sdlint.diagnostic import Diagnostic
-from sdlint.registry import Rule, select_rules
+from sdlint.registry import Rule, Selection, select_rules
 
 
 @dataclass(frozen=True)
 class Settings:
-    """Everything that decides a run's result. `select=None` means the default rule set."""
+    """What the caller (the command line) decides; `None` leaves it to the project configuration.
+
+    The configuration file nearest to each checkpoint supplies the rest (sdlint/config.py);
+    `config_file` names one file for every path, `isolated` ignores them all.
+    """
 
     select: tuple[str, ...] | None = None
     extend_select: tuple[str, ...] = ()
     ignore: tuple[str, ...] = ()
-    target: ModelTarget = field(default_factory=ModelTarget)
+    model_config: Path | None = None
+    architecture: str | None = None
+    use_cache: bool = True
+    config_file: Path | None = None
+    isolated: bool = False
 
-    def rules(self) -> list[Rule]:
-        return select_rules(self.select, self.ignore, self.extend_select)
+    @property
+    def selection(self) -> Selection:
+        return Selection(self.select, self.extend_select, self.ignore)
 
 
 @dataclass(frozen=True)
@@ -35,38 +49,59 @@ class Report:
         return sum(len(c.files) + (c.index is not None) for c in self.checkpoints)
 
 
-def check_checkpoint(
-    checkpoint: Checkpoint, rules: Sequence[Rule], target: ModelTarget
-) -> list[Diagnostic]:
-    context = CheckContext(checkpoint, target)
+@dataclass(frozen=True)
+class Resolved:
+    """The settings in force for one checkpoint: command line over its configuration file."""
+
+    rules: tuple[Rule, ...]
+    target: ModelTarget
+    project: ProjectConfig
+
+
+def resolve(settings: Settings, project: ProjectConfig, checkpoint_path: Path) -> Resolved:
+    layers = [Selection(project.select, project.extend_select, project.ignore), settings.selection]
+    target = ModelTarget(
+        config_path=settings.model_config or project.model_config_for(checkpoint_path),
+        architecture=settings.architecture or project.architecture_for(checkpoint_path),
+        cache_dir=project.cache_dir,
+        use_cache=settings.use_cache,
+    )
+    return Resolved(tuple(select_rules(layers)), target, project)
+
+
+def check_checkpoint(checkpoint: Checkpoint, resolved: Resolved) -> list[Diagnostic]:
+    context = CheckContext(checkpoint, resolved.target)
     out = []
-    for r in rules:
+    for r in resolved.rules:
         for finding in r.check(context):
-            out.append(
-                Diagnostic(
-                    code=r.code,
-                    severity=finding.severity or r.severity,
-                    message=finding.message,
-                    path=finding.path,
-                    tensor=finding.tensor,
-                    expected=finding.expected,
-                    actual=finding.actual,
-                    fix=finding.fix,
-                    location=finding.location,
-                    group=finding.group,
-                    config_key=finding.config_key,
-                )
+            diagnostic = Diagnostic(
+                code=r.code,
+                severity=finding.severity or r.severity,
+                message=finding.message,
+                path=finding.path,
+                tensor=finding.tensor,
+                expected=finding.expected,
+                actual=finding.actual,
+                fix=finding.fix,
+                location=finding.location,
+                group=finding.group,
+                config_key=finding.config_key,
             )
+            ignored = resolved.project.ignored_codes(Path(diagnostic.path))
+            if not any(diagnostic.code.startswith(code) for code in ignored):
+                out.append(diagnostic)
     return out
 
 
 def check_paths(paths: Sequence[Path | str], settings: Settings | None = None) -> Report:
-    """Lint every checkpoint the paths stand for. Raises `UsageError` for a path that names none."""
+    """Lint every checkpoint the paths stand for. Raises `UsageError` for a path that names none
+    or a configuration file that is invalid."""
     settings = settings or Settings()
-    rules = settings.rules()
+    resolver = ConfigResolver(config_file=settings.config_file, isolated=settings.isolated)
     checkpoints = find_checkpoints([Path(p) for p in paths])
     diagnostics: list[Diagnostic] = []
     for checkpoint in checkpoints:
-        diagnostics.extend(check_checkpoint(checkpoint, rules, settings.target))
+        resolved = resolve(settings, resolver.for_path(checkpoint.path), checkpoint.path)
+        diagnostics.extend(check_checkpoint(checkpoint, resolved))
     unique = dict.fromkeys(diagnostics)  # a file reached through two paths reports once
     return Report(tuple(sorted(unique, key=Diagnostic.sort_key)), tuple(checkpoints))

@@ -125,11 +125,13 @@ def _matches(selector: str, code: str) -> bool:
 
 
 def _strength(selector: str) -> int:
-    """The more specific selector wins; ALL (and the implicit default) are the least specific."""
+    """The more specific selector wins; ALL (and a rule carried over from before) the least."""
     return 0 if selector == "ALL" else len(selector)
 
 
-def _validate(selectors: Iterable[str], codes: Sequence[str]) -> list[str]:
+def validate_selectors(selectors: Iterable[str]) -> list[str]:
+    """Normalised selectors; raises UsageError for one that names no rule."""
+    codes = [r.code for r in all_rules()]
     out = []
     for raw in selectors:
         selector = raw.strip().upper()
@@ -144,40 +146,42 @@ def _validate(selectors: Iterable[str], codes: Sequence[str]) -> list[str]:
     return out
 
 
-def select_rules(
-    select: Iterable[str] | None = None,
-    ignore: Iterable[str] = (),
-    extend_select: Iterable[str] = (),
-) -> list[Rule]:
-    """Rules enabled by ruff-style selectors: codes or prefixes, the longest matching prefix wins.
+@dataclass(frozen=True)
+class Selection:
+    """One layer of rule selection (a configuration file, then the command line), as in ruff."""
 
-    `select=None` means the default set. A rule that is off by default is only turned on by its
-    full code (a broad prefix such as `SD1` does not opt into informational rules).
+    select: tuple[str, ...] | None = None  # replaces what earlier layers selected
+    extend_select: tuple[str, ...] = ()
+    ignore: tuple[str, ...] = ()
+
+
+def select_rules(layers: Sequence[Selection] = ()) -> list[Rule]:
+    """Rules enabled by ruff-style selection layers, applied in order.
+
+    Selectors are codes or prefixes; within a layer the most specific matching selector decides
+    between select and ignore. A layer with `select` replaces the set so far; one without it
+    extends and trims it. A rule that is off by default is only turned on by its full code (a broad
+    prefix such as `SD1` does not opt into informational rules).
     """
     rules = all_rules()
-    codes = [r.code for r in rules]
-    selected = _validate(select, codes) if select is not None else None
-    extended = _validate(extend_select, codes)
-    ignored = _validate(ignore, codes)
-
-    def selected_by(r: Rule) -> str | None:
-        candidates = [s for s in extended if _matches(s, r.code)]
-        if selected is None:
-            if r.enabled_by_default:
-                candidates.append("")
-        else:
-            candidates += [s for s in selected if _matches(s, r.code)]
-        if not r.enabled_by_default:
-            candidates = [s for s in candidates if s == r.code]
-        return max(candidates, key=_strength) if candidates else None
-
-    out = []
-    for r in rules:
-        chosen = selected_by(r)
-        if chosen is None:
-            continue
-        ignored_by = [s for s in ignored if _matches(s, r.code)]
-        if ignored_by and max(map(_strength, ignored_by)) >= _strength(chosen):
-            continue
-        out.append(r)
-    return out
+    enabled = {r.code for r in rules if r.enabled_by_default}
+    for layer in layers:
+        selected = None if layer.select is None else validate_selectors(layer.select)
+        extended = validate_selectors(layer.extend_select)
+        ignored = validate_selectors(layer.ignore)
+        now = set()
+        for r in rules:
+            candidates = [s for s in (selected or []) + extended if _matches(s, r.code)]
+            if not r.enabled_by_default:
+                candidates = [s for s in candidates if s == r.code]
+            if selected is None and r.code in enabled:
+                candidates.append("")  # carried over from the layers before
+            if not candidates:
+                continue
+            chosen = max(candidates, key=_strength)
+            ignored_by = [s for s in ignored if _matches(s, r.code)]
+            if ignored_by and max(map(_strength, ignored_by)) >= _strength(chosen):
+                continue
+            now.add(r.code)
+        enabled = now
+    return [r for r in rules if r.code in enabled]

@@ -1,0 +1,63 @@
+"""The rule registry: every rule is documented, and selection behaves like ruff's."""
+
+from __future__ import annotations
+
+import pytest
+
+from sdlint.errors import UsageError
+from sdlint.registry import Selection, all_rules, select_rules
+
+DEFAULT = [r.code for r in all_rules() if r.enabled_by_default]
+
+
+def chosen(*layers: Selection) -> list[str]:
+    return [r.code for r in select_rules(layers)]
+
+
+def test_every_rule_is_documented() -> None:
+    for r in all_rules():
+        doc = r.render_doc()
+        assert doc.startswith(f"# {r.name} ({r.code})")
+        for section in ("## What it does", "## Why is this bad?", "## Example", "## Fix safety"):
+            assert section in doc, (r.code, section)
+        assert r.code in r.doc or "```" in r.doc  # the example shows the output
+
+
+def test_default_set_leaves_out_informational_rules() -> None:
+    assert "SD105" not in DEFAULT and "SD101" in DEFAULT
+    assert chosen() == DEFAULT
+
+
+@pytest.mark.parametrize(
+    ("layers", "expected"),
+    [
+        ([Selection(select=("SD0",))], ["SD001", "SD002", "SD003", "SD004", "SD005"]),
+        ([Selection(select=("SD1",), ignore=("SD10",))], []),
+        ([Selection(select=("SD101",), ignore=("SD1",))], ["SD101"]),  # more specific wins
+        ([Selection(select=("SD1",))], ["SD101", "SD102", "SD103", "SD104", "SD106", "SD107"]),
+        ([Selection(select=("SD105",))], ["SD105"]),
+        ([Selection(extend_select=("SD105",), ignore=("SD0", "SD1"))], ["SD105"]),
+        (
+            [Selection(select=("ALL",), ignore=("SD0",))],
+            ["SD101", "SD102", "SD103", "SD104", "SD106", "SD107"],
+        ),
+        # a configuration layer, then the command line
+        (
+            [Selection(ignore=("SD104",)), Selection(ignore=("SD0",))],
+            ["SD101", "SD102", "SD103", "SD106", "SD107"],
+        ),
+        ([Selection(ignore=("SD0", "SD1")), Selection(extend_select=("SD004",))], ["SD004"]),
+        (
+            [Selection(extend_select=("SD105",)), Selection(select=("SD10",))],
+            ["SD101", "SD102", "SD103", "SD104", "SD106", "SD107"],
+        ),
+        ([Selection(select=("SD105",)), Selection(ignore=("SD0",))], ["SD105"]),
+    ],
+)
+def test_selection(layers: list[Selection], expected: list[str]) -> None:
+    assert chosen(*layers) == expected
+
+
+def test_unknown_selector() -> None:
+    with pytest.raises(UsageError, match="unknown rule selector 'SD9'"):
+        chosen(Selection(ignore=("SD9",)))
