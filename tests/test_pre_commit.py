@@ -1,0 +1,112 @@
+"""End to end with the real pre-commit: a user repository whose .pre-commit-config.yaml points at
+this repository's hooks, and real `git commit`s that pass or are blocked."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("pre_commit")
+pytest.importorskip("transformers")
+
+from tests.tiny_models import edit_config, save_roberta  # noqa: E402
+
+pytestmark = [pytest.mark.slow, pytest.mark.model]
+ROOT = Path(__file__).parent.parent
+VENV_BIN = Path(sys.executable).parent
+
+
+def git(cwd: Path, *args: str, env: dict[str, str] | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["git", *args], cwd=cwd, env=env, capture_output=True, text=True, check=check
+    )
+
+
+@pytest.fixture(scope="module")
+def hooks_repo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """This repository as pre-commit would clone it: the working tree (uncommitted changes
+    included) committed into a scratch git repository."""
+    source = tmp_path_factory.mktemp("sdlint-hooks")
+    listed = git(ROOT, "ls-files", "-co", "--exclude-standard").stdout.splitlines()
+    for name in listed:
+        if (ROOT / name).is_file():
+            (source / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / name, source / name)
+    git(source, "init", "-q")
+    git(source, "add", "-A")
+    git(source, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "hooks")
+    return source, git(source, "rev-parse", "HEAD").stdout.strip()
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    home = tmp_path_factory.mktemp("pre-commit-home")  # shared: the hook env is built once
+    return {
+        **os.environ,
+        "PRE_COMMIT_HOME": str(home),
+        "PATH": f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+        "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t",
+        "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t",
+        "SDLINT_CACHE_DIR": str(tmp_path_factory.mktemp("cache")),
+        "NO_COLOR": "1",
+    }
+
+
+@pytest.fixture
+def user_repo(tmp_path: Path, hooks_repo: tuple[Path, str], env: dict[str, str]) -> Iterator[Path]:
+    repo = tmp_path / "project"
+    repo.mkdir()
+    source, rev = hooks_repo
+    git(repo, "init", "-q")
+    (repo / ".pre-commit-config.yaml").write_text(
+        f"repos:\n- repo: {source}\n  rev: {rev}\n  hooks:\n  - id: sdlint\n  - id: sdlint-model\n"
+    )
+    git(repo, "add", ".pre-commit-config.yaml")
+    git(repo, "commit", "-qm", "config", "--no-verify", env=env)
+    subprocess.run([sys.executable, "-m", "pre_commit", "install"], cwd=repo, env=env, check=True, capture_output=True)
+    yield repo
+
+
+def commit(repo: Path, env: dict[str, str], *paths: str) -> subprocess.CompletedProcess[str]:
+    git(repo, "add", *paths)
+    return git(repo, "commit", "-m", "weights", env=env, check=False)
+
+
+def test_good_checkpoint_commits(user_repo: Path, env: dict[str, str]) -> None:
+    save_roberta(user_repo / "model")
+    result = commit(user_repo, env, "model")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "sdlint (checkpoint integrity)" in result.stdout + result.stderr
+    assert "sdlint (checkpoint against its config)" in result.stdout + result.stderr
+
+
+def test_head_mismatch_blocks_the_commit(user_repo: Path, env: dict[str, str]) -> None:
+    save_roberta(user_repo / "model")
+    five = {str(i): f"L{i}" for i in range(5)}
+    edit_config(user_repo / "model" / "config.json", id2label=five, label2id={v: int(k) for k, v in five.items()})
+    result = commit(user_repo, env, "model")
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert "SD101" in output and "checkpoint head has 2 labels, config has num_labels=5" in output
+    assert git(user_repo, "log", "--oneline").stdout.count("\n") == 1  # nothing was committed
+
+    # only the config changes in the next commit: it is still checked against the weights beside it
+    git(user_repo, "reset", "-q")
+    weights_only = commit(user_repo, env, "model/model.safetensors")  # weights alone; config.json stays untracked on disk
+    assert "SD101" in weights_only.stdout + weights_only.stderr  # the weights' config.json is on disk
+
+
+def test_lfs_pointer_is_named(user_repo: Path, env: dict[str, str]) -> None:
+    (user_repo / "model.safetensors").write_text(
+        "version https://git-lfs.github.com/spec/v1\n"
+        "oid sha256:4d7a214614ab2935c943f9e0ff69d22eadbb8f32b1258daaa5e2ca24d17e2393\nsize 498001234\n"
+    )
+    result = commit(user_repo, env, "model.safetensors")
+    assert result.returncode != 0
+    assert "SD005 file is a Git LFS pointer, not the weights" in result.stdout + result.stderr
