@@ -49,7 +49,8 @@ start = time.perf_counter()
 result = subprocess.run(sys.argv[1:], capture_output=True, text=True)
 seconds = time.perf_counter() - start
 peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-print(json.dumps({"seconds": seconds, "maxrss_kib": peak, "rc": result.returncode, "err": result.stderr[-2000:]}))
+report = {"seconds": seconds, "maxrss_kib": peak, "rc": result.returncode}
+print(json.dumps({**report, "err": result.stderr[-2000:]}))
 """
 
 

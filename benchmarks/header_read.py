@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import sys
 import tempfile
+from functools import partial
 from pathlib import Path
 
 from benchmarks._util import in_process, time_process, write_sparse_checkpoint
@@ -113,7 +114,7 @@ def main() -> None:
                 with safe_open(str(p), framework="numpy") as f:
                     return {k: f.get_slice(k).get_shape() for k in f.keys()}  # noqa: SIM118
 
-            ours = in_process(lambda p=path: read_header(p), args.repeat)
+            ours = in_process(partial(read_header, path), args.repeat)
             theirs = in_process(reference, args.repeat)
             cli, _ = time_process(
                 [sys.executable, "-m", "sdlint", "check", "-q", str(path)], args.repeat
