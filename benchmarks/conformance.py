@@ -46,13 +46,15 @@ def build(folder: Path) -> tuple[Path, Path]:
     from transformers import RobertaConfig, RobertaForSequenceClassification
 
     dtypes = {torch.float32: "F32", torch.int64: "I64"}
-    config = RobertaConfig(num_labels=2, architectures=["RobertaForSequenceClassification"])
+    config = RobertaConfig(architectures=["RobertaForSequenceClassification"])
+    config.num_labels = 2
     with torch.device("meta"):
         model = RobertaForSequenceClassification(config)
     tensors = {k: (dtypes[v.dtype], tuple(v.shape)) for k, v in model.state_dict().items()}
     size = write_sparse_checkpoint(folder / "model.safetensors", tensors)
     config.save_pretrained(folder)
-    five = RobertaConfig(num_labels=5, architectures=["RobertaForSequenceClassification"])
+    five = RobertaConfig(architectures=["RobertaForSequenceClassification"])
+    five.num_labels = 5
     five.save_pretrained(folder / "five")
     print(f"checkpoint: {len(tensors)} tensors, {size / 1e6:.0f} MB (sparse)")
     return folder, folder / "five" / "config.json"
