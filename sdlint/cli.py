@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TextIO
 
 from sdlint import __version__
-from sdlint.emit import EmitContext, emitters
+from sdlint.emit import EmitContext, emitters, report_emitter
 from sdlint.engine import Settings, check_paths
 from sdlint.errors import SdlintError
 from sdlint.registry import all_rules, get_rule
@@ -70,6 +70,21 @@ def build_parser() -> argparse.ArgumentParser:
         help="how to print the diagnostics (default: text)",
     )
     check.add_argument(
+        "--statistics",
+        action="store_true",
+        help="print how many findings of each rule instead of the findings",
+    )
+    check.add_argument(
+        "--exit-zero",
+        action="store_true",
+        help="exit 0 even when diagnostics are reported (still 2 on errors)",
+    )
+    check.add_argument(
+        "--show-fixes",
+        action="store_true",
+        help="after text output, list the fixes available for the findings",
+    )
+    check.add_argument(
         "--model-config",
         type=Path,
         metavar="FILE",
@@ -110,6 +125,13 @@ def build_parser() -> argparse.ArgumentParser:
     which = rule.add_mutually_exclusive_group(required=True)
     which.add_argument("code", nargs="?", metavar="CODE")
     which.add_argument("--all", action="store_true", help="list every rule")
+
+    commands.add_parser(
+        "server",
+        help="run the language server for editors (LSP over stdio)",
+        description="Serve the Language Server Protocol on stdin/stdout: diagnostics on "
+        "config.json and *.safetensors.index.json files. Needs `pip install 'sdlint[lsp]'`.",
+    )
     return parser
 
 
@@ -137,8 +159,11 @@ def _run_check(args: argparse.Namespace) -> int:
         quiet=args.quiet,
         verbose=args.verbose,
     )
-    emitters()[args.output_format](report.diagnostics, context, sys.stdout)
-    return EXIT_FINDINGS if report.diagnostics else EXIT_CLEAN
+    emit = report_emitter(
+        args.output_format, statistics=args.statistics, show_fixes=args.show_fixes
+    )
+    emit(report.diagnostics, context, sys.stdout)
+    return EXIT_FINDINGS if report.diagnostics and not args.exit_zero else EXIT_CLEAN
 
 
 def _run_rule(args: argparse.Namespace) -> int:
@@ -155,6 +180,18 @@ def _run_rule(args: argparse.Namespace) -> int:
     return EXIT_CLEAN
 
 
+def _run_server() -> int:
+    # Imported here only: pygls is an optional extra, and `sdlint check` must not pay for it.
+    try:
+        from sdlint.server import serve
+    except ImportError as e:
+        if (e.name or "").partition(".")[0] not in {"pygls", "lsprotocol"}:
+            raise  # a bug in sdlint.server, not a missing extra
+        sys.stderr.write("sdlint: error: `sdlint server` needs pygls: pip install 'sdlint[lsp]'\n")
+        return EXIT_ERROR
+    return serve()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     try:
@@ -167,6 +204,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "rule":
             return _run_rule(args)
+        if args.command == "server":
+            return _run_server()
         return _run_check(args)
     except SdlintError as e:
         sys.stderr.write(f"sdlint: error: {e}\n")

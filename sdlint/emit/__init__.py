@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import TextIO
 
 from sdlint.diagnostic import Diagnostic
+from sdlint.errors import UsageError
 
 
 @dataclass(frozen=True)
@@ -21,6 +22,43 @@ Emitter = Callable[[Sequence[Diagnostic], EmitContext, TextIO], None]
 
 
 def emitters() -> dict[str, Emitter]:
-    from sdlint.emit import json_format, text
+    from sdlint.emit import github, gitlab, json_format, junit, sarif, text
 
-    return {"text": text.emit, "json": json_format.emit}
+    return {
+        "text": text.emit,
+        "json": json_format.emit,
+        "sarif": sarif.emit,
+        "github": github.emit,
+        "gitlab": gitlab.emit,
+        "junit": junit.emit,
+    }
+
+
+def report_emitter(
+    output_format: str, *, statistics: bool = False, show_fixes: bool = False
+) -> Emitter:
+    """The emitter for a `check` run. `--statistics` replaces the findings with counts per rule
+    (a table, or with `json` an array, as ruff does); `--show-fixes` appends the available fixes
+    to text output and is ignored by the machine formats, which carry each fix already."""
+    from sdlint.emit import fixes
+    from sdlint.emit import statistics as statistics_format
+
+    if statistics:
+        if output_format == "json":
+            return statistics_format.emit_json
+        if output_format != "text":
+            raise UsageError(
+                f"--statistics prints a text table or, with --output-format json, a JSON array; "
+                f"it has no {output_format} form"
+            )
+        main: Emitter = statistics_format.emit
+    else:
+        main = emitters()[output_format]
+    if not show_fixes or output_format != "text":
+        return main
+
+    def with_fixes(diagnostics: Sequence[Diagnostic], context: EmitContext, stream: TextIO) -> None:
+        main(diagnostics, context, stream)
+        fixes.emit(diagnostics, context, stream)
+
+    return with_fixes

@@ -67,15 +67,24 @@ def folded(diagnostics: Sequence[Diagnostic]) -> list[tuple[Diagnostic, int]]:
     return out
 
 
+def shown(diagnostics: Sequence[Diagnostic], verbose: bool) -> list[Diagnostic]:
+    """What a human-facing format shows: every finding with --verbose, else each large group
+    folded into its first finding (also used by `github`, whose annotations are capped per job)."""
+    rows = [(d, 1) for d in diagnostics] if verbose else folded(diagnostics)
+    return [
+        replace(
+            d,
+            message=f"{count} findings under `{d.group}` (--verbose lists them), "
+            f"the first: {d.message}",
+        )
+        if count > 1
+        else d
+        for d, count in rows
+    ]
+
+
 def emit(diagnostics: Sequence[Diagnostic], context: EmitContext, stream: TextIO) -> None:
-    rows = [(d, 1) for d in diagnostics] if context.verbose else folded(diagnostics)
-    for d, count in rows:
-        if count > 1:
-            d = replace(
-                d,
-                message=f"{count} findings under `{d.group}` (--verbose lists them), "
-                f"the first: {d.message}",
-            )
+    for d in shown(diagnostics, context.verbose):
         stream.write(format_line(d, context.color) + "\n")
     if not context.quiet:
         stream.write(summary(diagnostics, context.files_checked) + "\n")
