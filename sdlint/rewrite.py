@@ -1,0 +1,867 @@
+"""Rewrite a safetensors checkpoint (or a small text file) safely: the mechanics of `check --fix`.
+
+What gets fixed is decided elsewhere; this module makes applying a decision safe on a 100 GB file:
+
+* Streaming. Kept tensors are copied from the old file to the new one through one `CHUNK_SIZE`
+  buffer, so memory is bounded by the header, the buffer and the caller's new tensors, whatever the
+  checkpoint's size. Nothing is mmapped (mapped pages count towards RSS) and nothing goes through
+  torch or numpy.
+* Verified. Each kept tensor is hashed as it is read from the original. Once the new file is
+  written and fsynced, its header is read back with `sdlint.header.read_header`, held to the
+  reference reader's structural rules, compared with the plan, and every tensor is read back and
+  hashed again. The original is replaced only if all of that agrees.
+* Atomic. The new file is a temporary file in the same folder (so `os.replace` is a rename within
+  one filesystem), fsynced, then renamed over the original, and the folder is fsynced. Until that
+  rename the original is untouched, so a crash, SIGKILL, full disk or permission error leaves it
+  byte-identical. On any error we get to handle, the temporary file is removed; after a SIGKILL
+  or power loss it stays behind as `.<name>.<random>.sdlint-tmp` (nothing can remove it then).
+* Layout. The header is written the way the safetensors library writes it (compact JSON,
+  `__metadata__` first, tensors in data order, padded with spaces to a multiple of 8), so a file
+  whose tensor order matches what `safetensors.save` would choose comes out byte-identical to it.
+
+Everything that goes wrong becomes one `RewriteError` whose message is one line naming the file,
+what failed, and whether the original is intact.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import hashlib
+import json
+import os
+import secrets
+import signal
+import stat
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from io import FileIO
+from pathlib import Path
+from types import MappingProxyType
+from typing import Final
+
+from sdlint.dtypes import DTYPE_BITS, USIZE_LIMIT, tensor_bits
+from sdlint.header import (
+    LENGTH_PREFIX,
+    MAX_HEADER_SIZE,
+    Header,
+    LfsPointer,
+    TensorInfo,
+    read_header,
+)
+
+__all__ = [
+    "BACKUP_SUFFIX",
+    "CHUNK_SIZE",
+    "TEMP_SUFFIX",
+    "NewTensor",
+    "RewriteError",
+    "RewritePlan",
+    "RewriteResult",
+    "rewrite_safetensors",
+    "write_text_atomic",
+]
+
+# 4 MiB: large enough that syscall overhead is negligible next to disk bandwidth, small enough that
+# memory stays flat (benchmarks/fix_memory.py measures both).
+CHUNK_SIZE: Final = 4 * 1024 * 1024
+BACKUP_SUFFIX: Final = ".bak"
+TEMP_SUFFIX: Final = ".sdlint-tmp"
+_MAX_BACKUPS = 1000
+_METADATA_KEY = "__metadata__"
+
+# TEST-ONLY fault injection, read by this module and nothing else (tests/test_rewrite_faults.py).
+# With SDLINT_TEST_FAIL_AFTER_BYTES=N, the write that would take one rewrite past N bytes written
+# (counting the new file, then a copied backup if any) writes up to byte N and then fails with EIO,
+# exercising the normal error path. With SDLINT_TEST_KILL_AFTER_BYTES=N the process SIGKILLs itself
+# at that point instead, as a crash or an OOM kill would. Both are read when each rewrite starts,
+# not at import, and ignored unless they hold a non-negative integer. Never set them outside tests.
+_FAIL_AFTER_ENV: Final = "SDLINT_TEST_FAIL_AFTER_BYTES"
+_KILL_AFTER_ENV: Final = "SDLINT_TEST_KILL_AFTER_BYTES"
+
+# Seams for the fault tests, which patch these to simulate ENOSPC/EIO from the kernel without root.
+# Production code does every write and fsync of the new file through them.
+_write: Callable[[int, memoryview], int] = os.write
+_fsync: Callable[[int], None] = os.fsync
+
+# errnos meaning "this filesystem cannot hard-link": the backup is then copied instead.
+_NO_HARDLINKS = frozenset(
+    {errno.EPERM, errno.EMLINK, errno.ENOSYS, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EXDEV}
+)
+# errnos of fsync on a folder meaning "not supported here" rather than "failed".
+_DIR_SYNC_UNSUPPORTED = frozenset({errno.EINVAL, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EBADF})
+
+
+@dataclass(frozen=True)
+class NewTensor:
+    """A tensor to write from memory: `data` is its raw little-endian bytes, row-major."""
+
+    dtype: str
+    shape: tuple[int, ...]
+    data: bytes
+
+    def __post_init__(self) -> None:
+        # Accept a list shape or a bytearray/memoryview, but store the immutable forms: the plan is
+        # validated once and must not change before it is written.
+        object.__setattr__(self, "shape", tuple(self.shape))
+        if not isinstance(self.data, bytes):
+            object.__setattr__(self, "data", bytes(self.data))
+
+    def problem(self) -> str | None:
+        """Why the safetensors format cannot hold this tensor, or None."""
+        if self.dtype not in DTYPE_BITS:
+            return f"unknown dtype {self.dtype!r}"
+        if not all(_is_dim(d) for d in self.shape):
+            return f"shape {list(self.shape)!r} is not a list of non-negative integers"
+        bits = tensor_bits(self.dtype, self.shape)
+        if bits is None:
+            return f"a {self.dtype} tensor of shape {list(self.shape)} is too large for the format"
+        if bits % 8:
+            return f"a {self.dtype} tensor of shape {list(self.shape)} does not fill whole bytes"
+        if len(self.data) != bits // 8:
+            return (
+                f"data is {len(self.data):,} bytes but a {self.dtype} tensor of shape "
+                f"{list(self.shape)} takes {bits // 8:,}"
+            )
+        return None
+
+
+@dataclass(frozen=True)
+class RewritePlan:
+    """What to change. Renames and drops name tensors of the original file; replacements name
+    tensors of the result (after renames): a replacement takes the place of the kept tensor of that
+    name, or is added at the end if there is none."""
+
+    renames: Mapping[str, str] = field(default_factory=dict)
+    drops: frozenset[str] = frozenset()
+    replacements: Mapping[str, NewTensor] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        # Snapshot the caller's containers so the plan cannot change between checking and writing.
+        object.__setattr__(self, "renames", MappingProxyType(dict(self.renames)))
+        object.__setattr__(self, "drops", frozenset(self.drops))
+        object.__setattr__(self, "replacements", MappingProxyType(dict(self.replacements)))
+
+
+@dataclass(frozen=True)
+class RewriteResult:
+    """What a rewrite did; the counts are tensors, the sizes bytes."""
+
+    path: Path
+    changed: bool  # False when the plan changes nothing: the file was not touched
+    backup: Path | None  # where the original was kept, if a backup was asked for
+    renamed: int
+    dropped: int
+    replaced: int
+    added: int
+    old_size: int
+    new_size: int
+
+
+class RewriteError(Exception):
+    """A rewrite was refused or failed. `str()` is one line naming the file, what failed and the
+    outcome. `original_intact` is False only when the folder fsync fails after the new file has
+    taken the original's place: the new file is then in place but may not survive a power cut."""
+
+    def __init__(
+        self, path: Path, reason: str, *, original_intact: bool = True, existed: bool = True
+    ) -> None:
+        self.path = path
+        self.reason = reason
+        self.original_intact = original_intact
+        if not original_intact:
+            outcome = "the new file is in place"
+        elif existed:
+            outcome = "the original is intact"
+        else:
+            outcome = "nothing was written"
+        super().__init__(_one_line(f"cannot rewrite {path}: {reason}; {outcome}"))
+
+
+class _Failure(Exception):
+    """Internal: a reason, turned into a RewriteError once the path and outcome are known."""
+
+
+def rewrite_safetensors(
+    path: str | os.PathLike[str], plan: RewritePlan, *, backup: bool = False
+) -> RewriteResult:
+    """Apply `plan` to the checkpoint at `path`, atomically and with bounded memory.
+
+    A plan that changes nothing leaves the file untouched (`changed` is False). With `backup`, the
+    original is kept as `<name>.bak` (`.bak.1`, `.bak.2`, ... when taken: an existing backup is
+    never overwritten) and the result names it. Raises RewriteError, never anything else for bad
+    input or a failing disk.
+    """
+    target = Path(path)
+    try:
+        st = _check_target(target)
+        if st is None:
+            raise RewriteError(target, "the file does not exist", existed=False)
+        with target.open("rb", buffering=0) as src:
+            header = _read_source_header(target, src, st)
+            slots, counts = _layout(header, plan)
+            if not counts.changed:
+                size = header.file_size
+                return RewriteResult(target, False, None, 0, 0, 0, 0, size, size)
+            head = _encode_header(header.metadata, slots)
+            if len(head) - LENGTH_PREFIX > MAX_HEADER_SIZE:
+                raise _Failure(
+                    f"the new header would be {len(head) - LENGTH_PREFIX:,} bytes, over the "
+                    f"{MAX_HEADER_SIZE:,}-byte limit of the safetensors reader"
+                )
+            new_size = len(head) + sum(slot.size for slot in slots)
+            _check_free_space(target, new_size)
+            job = _CheckpointJob(target, src, st, header, head, slots, new_size)
+            kept = _replace_atomically(
+                target, st, job.write, job.verify, backup, job.source_unchanged
+            )
+    except _Failure as e:
+        raise RewriteError(target, str(e)) from e
+    except OSError as e:  # opening or reading the original, before a temporary file exists
+        raise RewriteError(target, f"reading the file failed: {_describe(e)}") from e
+    return RewriteResult(
+        path=target,
+        changed=True,
+        backup=kept,
+        renamed=counts.renamed,
+        dropped=counts.dropped,
+        replaced=counts.replaced,
+        added=counts.added,
+        old_size=header.file_size,
+        new_size=new_size,
+    )
+
+
+def write_text_atomic(
+    path: str | os.PathLike[str], text: str, *, backup: bool = False
+) -> Path | None:
+    """Write `text` as UTF-8 (newlines as given) to `path` atomically; return the backup's path.
+
+    A new file gets the umask's permissions; an existing one keeps its permission bits, and with
+    `backup` the original is kept as for `rewrite_safetensors`. Raises RewriteError.
+    """
+    target = Path(path)
+    existed = True
+    data = b""
+
+    def write(sink: _Sink) -> None:
+        sink.write(memoryview(data))
+
+    def verify(tmp: Path) -> None:
+        if tmp.read_bytes() != data:
+            raise _Failure("the new file does not read back as what was written")
+
+    try:
+        st = _check_target(target)
+        existed = st is not None
+        try:
+            data = text.encode("utf-8")
+        except UnicodeEncodeError as e:
+            raise _Failure(f"the text cannot be written as UTF-8 ({e.reason})") from e
+        _check_free_space(target, len(data))
+        return _replace_atomically(target, st, write, verify, backup and existed, None)
+    except _Failure as e:
+        raise RewriteError(target, str(e), existed=existed) from e
+
+
+# --- planning ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Slot:
+    """One tensor of the new file: copied from `source` in the original, or written from `data`."""
+
+    name: str
+    dtype: str
+    shape: tuple[int, ...]
+    size: int
+    source: TensorInfo | None
+    data: bytes | None = None
+
+
+@dataclass(frozen=True)
+class _Counts:
+    renamed: int
+    dropped: int
+    replaced: int
+    added: int
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.renamed or self.dropped or self.replaced or self.added)
+
+
+def _layout(header: Header, plan: RewritePlan) -> tuple[list[_Slot], _Counts]:
+    """The new file's tensors in data order, or _Failure listing what is wrong with the plan."""
+    tensors = header.tensors
+    problems: list[str] = []
+    for old, new in plan.renames.items():
+        if old not in tensors:
+            problems.append(f"cannot rename {old!r}: the file has no such tensor")
+        elif old in plan.drops and new != old:
+            problems.append(f"tensor {old!r} is both renamed and dropped")
+        problem = _name_problem(new)
+        if problem:
+            problems.append(f"cannot rename {old!r}: {problem}")
+    problems.extend(
+        f"cannot drop {name!r}: the file has no such tensor"
+        for name in sorted(plan.drops)
+        if name not in tensors
+    )
+
+    kept = [info for info in _data_order(header) if info.name not in plan.drops]
+    final = {info.name: plan.renames.get(info.name, info.name) for info in kept}
+    sources: dict[str, list[str]] = {}
+    for old, new in final.items():
+        sources.setdefault(new, []).append(old)
+    for new, olds in sources.items():
+        if len(olds) > 1:
+            problems.append(
+                f"two tensors would be named {new!r} (now {' and '.join(map(repr, olds[:2]))})"
+            )
+
+    for name, tensor in plan.replacements.items():
+        problem = _name_problem(name) or tensor.problem()
+        if problem:
+            problems.append(f"cannot write tensor {name!r}: {problem}")
+        elif name in plan.drops and name not in sources:
+            problems.append(
+                f"tensor {name!r} is both dropped and replaced (list it only in replacements "
+                "to replace it in place)"
+            )
+    if problems:
+        more = f" (and {len(problems) - 1} more problem{'s' if len(problems) > 2 else ''})"
+        raise _Failure(problems[0] + (more if len(problems) > 1 else ""))
+
+    slots: list[_Slot] = []
+    for info in kept:
+        name = final[info.name]
+        new_tensor = plan.replacements.get(name)
+        if new_tensor is None:
+            slots.append(_Slot(name, info.dtype, info.shape, info.end - info.begin, info))
+        else:
+            slots.append(_new_slot(name, new_tensor))
+    slots.extend(
+        _new_slot(name, tensor) for name, tensor in plan.replacements.items() if name not in sources
+    )
+    counts = _Counts(
+        renamed=sum(1 for old, new in final.items() if old != new),
+        dropped=len(plan.drops),
+        replaced=sum(1 for name in plan.replacements if name in sources),
+        added=sum(1 for name in plan.replacements if name not in sources),
+    )
+    return slots, counts
+
+
+def _new_slot(name: str, tensor: NewTensor) -> _Slot:
+    return _Slot(name, tensor.dtype, tensor.shape, len(tensor.data), None, tensor.data)
+
+
+def _name_problem(name: object) -> str | None:
+    if not isinstance(name, str):
+        return f"a tensor name must be a string, not {type(name).__name__}"
+    if name == _METADATA_KEY:
+        return f"{_METADATA_KEY!r} is reserved for the metadata"
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return f"{name!r} is not valid Unicode"
+    return None
+
+
+def _is_dim(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value < USIZE_LIMIT
+
+
+def _data_order(header: Header) -> list[TensorInfo]:
+    # Stable, so zero-size tensors sharing an offset keep their header order.
+    return sorted(header.tensors.values(), key=lambda info: (info.begin, info.end))
+
+
+def _layout_problem(header: Header) -> str | None:
+    """The reference reader's structural verdict (safetensors `read_metadata` + `validate`)."""
+    for entry in header.entries:
+        if entry.errors:
+            return f"tensor {entry.name!r}: {entry.errors[0]}"
+    if header.duplicate_names:
+        return f"tensor {header.duplicate_names[0]!r} appears twice in the header"
+    end = 0
+    for info in _data_order(header):
+        where = f"tensor {info.name!r} (data_offsets [{info.begin}, {info.end}])"
+        if info.begin != end or info.end < info.begin:
+            return f"{where} does not start where the previous tensor ends ({end})"
+        bits = tensor_bits(info.dtype, info.shape)
+        if bits is None:
+            return f"{where}: its size overflows"
+        if bits % 8 or info.end - info.begin != bits // 8:
+            shape = list(info.shape)
+            return f"{where}: a {info.dtype} tensor of shape {shape} takes {bits / 8:g} bytes"
+        end = info.end
+    if end != header.data_size:
+        return f"the tensors cover {end:,} bytes of a {header.data_size:,}-byte data section"
+    return None
+
+
+def _encode_header(metadata: Mapping[str, str] | None, slots: Iterable[_Slot]) -> bytes:
+    """Length prefix + header, as safetensors writes it (`serialize` in safetensors/src/tensor.rs):
+    serde_json's compact form, which `json.dumps` matches with these separators and non-ASCII left
+    as UTF-8, `__metadata__` first, tensors in data order, spaces up to a multiple of 8 bytes."""
+    document: dict[str, object] = {}
+    if metadata is not None:
+        document[_METADATA_KEY] = dict(metadata)  # the original's key order
+    offset = 0
+    for slot in slots:
+        document[slot.name] = {
+            "dtype": slot.dtype,
+            "shape": list(slot.shape),
+            "data_offsets": [offset, offset + slot.size],
+        }
+        offset += slot.size
+    raw = json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    raw += b" " * (-len(raw) % 8)
+    return len(raw).to_bytes(LENGTH_PREFIX, "little") + raw
+
+
+# --- the checkpoint job ------------------------------------------------------------------------
+
+
+def _read_source_header(target: Path, src: FileIO, st: os.stat_result) -> Header:
+    opened = os.fstat(src.fileno())
+    if (opened.st_dev, opened.st_ino) != (st.st_dev, st.st_ino):
+        raise _Failure("the file was replaced while being opened; run the fix again")
+    header = read_header(target)
+    if isinstance(header, LfsPointer):
+        raise _Failure("it is a Git LFS pointer, not the weights (run `git lfs pull` first)")
+    if not isinstance(header, Header):
+        raise _Failure(f"its header cannot be read ({header.reason})")
+    if header.file_size != opened.st_size:
+        raise _Failure("the file changed while being opened; run the fix again")
+    problem = _layout_problem(header)
+    if problem:
+        raise _Failure(f"it is not a valid safetensors file: {problem}")
+    return header
+
+
+class _CheckpointJob:
+    """Writes and verifies the new checkpoint; `_replace_atomically` does the file handling."""
+
+    def __init__(
+        self,
+        target: Path,
+        src: FileIO,
+        st: os.stat_result,
+        header: Header,
+        head: bytes,
+        slots: list[_Slot],
+        new_size: int,
+    ) -> None:
+        self.target = target
+        self.src = src
+        self.st = st
+        self.header = header
+        self.head = head
+        self.slots = slots
+        self.new_size = new_size
+        self.buffer = memoryview(bytearray(CHUNK_SIZE))  # the only data buffer, reused throughout
+        self.digests: dict[str, bytes] = {}  # new name -> hash of the bytes it must hold
+
+    def write(self, sink: _Sink) -> None:
+        sink.write(memoryview(self.head))
+        data_start = LENGTH_PREFIX + self.header.header_size
+        for slot in self.slots:
+            if slot.source is None:
+                assert slot.data is not None
+                sink.write(memoryview(slot.data))
+                self.digests[slot.name] = _hash(slot.data)
+                continue
+            # Hash what is read from the original (not what the new file turns out to hold): the
+            # read-back in `verify` then proves the new file holds the original's bytes.
+            self.digests[slot.name] = _stream(
+                self.src,
+                data_start + slot.source.begin,
+                slot.size,
+                self.buffer,
+                f"tensor {slot.source.name!r} of the original",
+                sink,
+            )
+
+    def verify(self, tmp: Path) -> None:
+        new = read_header(tmp)
+        if not isinstance(new, Header):
+            reason = new.reason if not isinstance(new, LfsPointer) else "it reads as an LFS pointer"
+            raise _Failure(f"the new file does not read back ({reason})")
+        problem = (
+            _layout_problem(new)
+            or (new.warnings and new.warnings[0])
+            or next((e.warnings[0] for e in new.entries if e.warnings), None)
+        )
+        if problem:
+            raise _Failure(f"the new file does not pass the safetensors checks: {problem}")
+        planned = [(s.name, s.dtype, s.shape) for s in self.slots]
+        if [(e.name, e.dtype, e.shape) for e in new.entries] != planned:
+            raise _Failure("the new file's header does not list the planned tensors")
+        if new.metadata != self.header.metadata:
+            raise _Failure("the new file's __metadata__ differs from the original's")
+        if new.file_size != self.new_size or new.header_size % 8:
+            raise _Failure("the new file does not have the planned size and alignment")
+        data_start = LENGTH_PREFIX + new.header_size
+        with tmp.open("rb", buffering=0) as f:
+            # The offsets come from the header as read back, not from the plan, so a misplaced
+            # tensor cannot hash right.
+            for info in new.tensors.values():
+                size = info.end - info.begin
+                if (
+                    _stream(f, data_start + info.begin, size, self.buffer, "the new file")
+                    != self.digests[info.name]
+                ):
+                    raise _Failure(
+                        f"tensor {info.name!r} reads back different from what was written"
+                    )
+
+    def source_unchanged(self) -> None:
+        """Refuse to replace the file if someone wrote to or replaced it while we copied."""
+        now = os.fstat(self.src.fileno())
+        try:
+            there = os.lstat(self.target)
+        except OSError as e:
+            raise _Failure(f"the file disappeared during the rewrite ({_describe(e)})") from e
+        written_to = _version(now) != _version(self.st)
+        replaced = (there.st_ino, there.st_dev) != (self.st.st_ino, self.st.st_dev)
+        if written_to or replaced:
+            raise _Failure("the file was modified during the rewrite; run the fix again")
+
+
+def _version(st: os.stat_result) -> tuple[int, int, int, int]:
+    return (st.st_size, st.st_mtime_ns, st.st_ino, st.st_dev)
+
+
+def _hash(data: bytes | memoryview) -> bytes:
+    return hashlib.blake2b(data, digest_size=32).digest()
+
+
+def _stream(
+    f: FileIO, start: int, size: int, buffer: memoryview, what: str, sink: _Sink | None = None
+) -> bytes:
+    """Hash `size` bytes of `f` from `start`, writing them to `sink` too; one buffer at a time.
+
+    Read errors become a _Failure naming `what` was being read; write errors stay OSErrors, which
+    the caller reports as a failure to write.
+    """
+    h = hashlib.blake2b(digest_size=32)
+    remaining = size
+    while remaining:
+        part = buffer[: min(remaining, len(buffer))]
+        at = start + size - remaining
+        try:
+            f.seek(at)
+            n = f.readinto(part)
+        except OSError as e:
+            raise _Failure(f"reading {what} failed at byte {at:,}: {_describe(e)}") from e
+        if not n:
+            raise _Failure(
+                f"{what} ended at byte {at:,}, {remaining:,} bytes early; "
+                "was the file truncated during the rewrite?"
+            )
+        chunk = part[:n]
+        h.update(chunk)
+        if sink is not None:
+            sink.write(chunk)
+        remaining -= n
+    return h.digest()
+
+
+# --- atomic replacement ------------------------------------------------------------------------
+
+
+class _Faults:
+    """TEST-ONLY fault injection (see _FAIL_AFTER_ENV): the byte budget of one rewrite, shared by
+    every file it writes, read from the environment when the rewrite starts."""
+
+    def __init__(self) -> None:
+        self.total = 0
+        hooks = [(_env_bytes(_KILL_AFTER_ENV), True), (_env_bytes(_FAIL_AFTER_ENV), False)]
+        armed = sorted((limit, kill) for limit, kill in hooks if limit is not None)
+        self.limit: int | None = armed[0][0] if armed else None
+        self.kill = bool(armed) and armed[0][1]
+
+    def trip(self) -> None:
+        if self.kill:
+            os.kill(os.getpid(), signal.SIGKILL)
+        raise OSError(errno.EIO, f"simulated failure after {self.limit} bytes ({_FAIL_AFTER_ENV})")
+
+
+class _Sink:
+    """Writes to a file descriptor, retrying short writes and counting bytes."""
+
+    def __init__(self, fd: int, faults: _Faults) -> None:
+        self.fd = fd
+        self.written = 0
+        self.faults = faults
+
+    def write(self, data: memoryview) -> None:
+        limit = self.faults.limit
+        if limit is not None and self.faults.total + len(data) > limit:
+            self._write_all(data[: max(0, limit - self.faults.total)])
+            self.faults.trip()
+        self._write_all(data)
+
+    def _write_all(self, data: memoryview) -> None:
+        while data:
+            n = _write(self.fd, data)
+            if n <= 0:  # a regular file never does this; do not spin if one does
+                raise OSError(errno.EIO, "write made no progress")
+            data = data[n:]
+            self.written += n
+            self.faults.total += n
+
+
+def _env_bytes(name: str) -> int | None:
+    value = os.environ.get(name, "")
+    return int(value) if value.isdigit() else None
+
+
+def _replace_atomically(
+    target: Path,
+    st: os.stat_result | None,
+    write: Callable[[_Sink], None],
+    verify: Callable[[Path], None],
+    backup: bool,
+    before_replace: Callable[[], None] | None,
+) -> Path | None:
+    """Write a temporary file next to `target` with `write`, fsync it, `verify` it, then rename it
+    over `target` (keeping the original as a backup if asked) and fsync the folder.
+
+    Raises _Failure on any error before the rename, having removed the temporary file and any
+    backup it made: the original is then untouched. Returns the backup's path.
+    """
+    folder = target.parent
+    stage = f"creating a temporary file in {folder}"
+    tmp: Path | None = None
+    fd = -1
+    sink: _Sink | None = None
+    kept: Path | None = None
+    faults = _Faults()
+    try:
+        tmp, fd = _create_temp(target, private=st is not None)
+        if st is not None:
+            stage = "giving the new file the original's permissions"
+            _copy_owner_and_mode(fd, st)
+        stage = "writing the new file"
+        sink = _Sink(fd, faults)
+        write(sink)
+        stage = "syncing the new file to disk"
+        _fsync(fd)
+        # Drop the new file's now-clean pages from the page cache, so that `verify` reads what
+        # reached the disk rather than what we just handed the kernel.
+        if hasattr(os, "posix_fadvise"):
+            with contextlib.suppress(OSError):  # only a hint
+                os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        os.close(fd)
+        fd = -1
+        stage = "verifying the new file"
+        verify(tmp)
+        if before_replace is not None:
+            before_replace()
+        if backup and st is not None:
+            stage = "keeping a backup of the original"
+            kept = _make_backup(target, st, faults)
+        stage = "replacing the original"
+        tmp.replace(target)
+    except BaseException as e:
+        # A KeyboardInterrupt can land just after the replace; the backup is then the only name
+        # left for the original, so it is removed only while the original is still in place.
+        if kept is not None and st is not None and not _is_same_file(target, st):
+            kept = None
+        leftover = _discard(fd, tmp, kept)
+        if isinstance(e, OSError):
+            done = (
+                f" after {sink.written:,} bytes" if stage == "writing the new file" and sink else ""
+            )
+            raise _Failure(f"{stage} failed{done}: {_describe(e)}{leftover}") from e
+        if isinstance(e, _Failure) and leftover:
+            raise _Failure(f"{e}{leftover}") from e
+        raise
+    try:
+        _sync_dir(folder)
+    except OSError as e:
+        kept_note = f" (the original is kept as {kept.name})" if kept else ""
+        raise RewriteError(
+            target,
+            f"syncing the folder after the replace failed: {_describe(e)}{kept_note}",
+            original_intact=False,
+        ) from e
+    return kept
+
+
+def _is_same_file(path: Path, st: os.stat_result) -> bool:
+    try:
+        now = os.lstat(path)
+    except OSError:
+        return False
+    return (now.st_ino, now.st_dev) == (st.st_ino, st.st_dev)
+
+
+def _create_temp(target: Path, *, private: bool) -> tuple[Path, int]:
+    # Hidden, named after the target and marked as ours, so a leftover from a SIGKILL is easy to
+    # recognise; O_EXCL so we never write into someone else's file.
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+    flags |= getattr(os, "O_BINARY", 0)
+    # 0o600 until the original's bits are copied over (they may be stricter than the umask's); a
+    # new file gets 0o666 less the umask, as `open()` would give it.
+    mode = 0o600 if private else 0o666
+    for _ in range(100):
+        tmp = target.with_name(f".{target.name[:120]}.{secrets.token_hex(4)}{TEMP_SUFFIX}")
+        try:
+            return tmp, os.open(tmp, flags, mode)
+        except FileExistsError:
+            continue
+    raise FileExistsError(errno.EEXIST, "no free temporary file name")
+
+
+def _copy_owner_and_mode(fd: int, st: os.stat_result) -> None:
+    if hasattr(os, "fchown"):
+        now = os.fstat(fd)
+        if (now.st_uid, now.st_gid) != (st.st_uid, st.st_gid):
+            # Only root may give a file away; otherwise the new file belongs to whoever fixes it.
+            with contextlib.suppress(PermissionError):
+                os.fchown(fd, st.st_uid, st.st_gid)
+    # After fchown, which clears set-id bits.
+    os.chmod(fd, stat.S_IMODE(st.st_mode))
+
+
+def _make_backup(target: Path, st: os.stat_result, faults: _Faults) -> Path:
+    """Keep the original under the first free `<name>.bak[.N]` and return that path.
+
+    A hard link costs no space or time, and `os.link` fails rather than overwrite, so no backup is
+    ever clobbered. Where the filesystem cannot hard-link, the original is copied to a hidden
+    temporary file first and renamed onto a name reserved with O_EXCL, so that a crash mid-copy
+    never leaves a truncated file that looks like a backup.
+    """
+    try:
+        return _claim_backup_name(target, lambda candidate: os.link(target, candidate))
+    except OSError as e:
+        if e.errno not in _NO_HARDLINKS:
+            raise
+    copy, fd = _create_temp(target, private=True)
+    try:
+        try:
+            _copy_owner_and_mode(fd, st)
+            with target.open("rb", buffering=0) as src:
+                size = os.fstat(src.fileno()).st_size
+                buffer = memoryview(bytearray(CHUNK_SIZE))
+                _stream(src, 0, size, buffer, "the original", _Sink(fd, faults))
+            _fsync(fd)
+        finally:
+            os.close(fd)
+        return _claim_backup_name(target, lambda candidate: _move_onto_new_name(copy, candidate))
+    except BaseException:
+        copy.unlink(missing_ok=True)
+        raise
+
+
+def _claim_backup_name(target: Path, put: Callable[[Path], None]) -> Path:
+    for i in range(_MAX_BACKUPS):
+        candidate = target.with_name(f"{target.name}{BACKUP_SUFFIX}{f'.{i}' if i else ''}")
+        try:
+            put(candidate)
+        except FileExistsError:
+            continue
+        return candidate
+    raise _Failure(
+        f"every backup name from {target.name}{BACKUP_SUFFIX} to .{_MAX_BACKUPS - 1} is taken"
+    )
+
+
+def _move_onto_new_name(source: Path, name: Path) -> None:
+    """Rename `source` to `name`, raising FileExistsError rather than replace an existing file."""
+    os.close(os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))  # reserve the name
+    try:
+        source.replace(name)
+    except BaseException:
+        name.unlink(missing_ok=True)
+        raise
+
+
+def _discard(fd: int, tmp: Path | None, kept: Path | None) -> str:
+    """Clean up after a failure before the replace; describe anything that could not be removed."""
+    if fd >= 0:
+        with contextlib.suppress(OSError):
+            os.close(fd)
+    left: list[str] = []
+    for path in (tmp, kept):
+        if path is None:
+            continue
+        try:
+            path.unlink(missing_ok=True)
+        except OSError:
+            left.append(path.name)
+    return f" (could not remove {', '.join(left)})" if left else ""
+
+
+def _sync_dir(folder: Path) -> None:
+    """fsync the folder so the rename itself is on disk; a no-op where folders cannot be opened."""
+    try:
+        fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        return
+    try:
+        _fsync(fd)
+    except OSError as e:
+        if e.errno not in _DIR_SYNC_UNSUPPORTED:
+            raise
+    finally:
+        os.close(fd)
+
+
+def _check_target(target: Path) -> os.stat_result | None:
+    """The file's stat, None if it does not exist, or _Failure if we must not replace it."""
+    try:
+        st = os.lstat(target)
+    except FileNotFoundError:
+        return None
+    except OSError as e:
+        raise _Failure(f"cannot look at the file ({_describe(e)})") from e
+    if stat.S_ISLNK(st.st_mode):
+        # Replacing the link would detach it from its target; rewriting the target in place would,
+        # in a Hugging Face cache, change a content-addressed blob other snapshots share.
+        raise _Failure(
+            f"it is a symbolic link (to {target.readlink()}); rewrite the file it points to, "
+            "or replace the link with a copy first"
+        )
+    if not stat.S_ISREG(st.st_mode):
+        raise _Failure("it is not a regular file")
+    if not st.st_mode & 0o222 or not os.access(target, os.W_OK):
+        # Even root could rename over it; a write-protected file says "do not change me".
+        raise _Failure(f"the file is read-only (mode {stat.S_IMODE(st.st_mode):04o})")
+    return st
+
+
+def _check_free_space(target: Path, needed: int) -> None:
+    """Refuse up front rather than fill the disk and fail after writing most of a huge file.
+
+    `f_bavail` (what non-root may use) even for root: a fix should not eat the reserved blocks.
+    Where the filesystem cannot say, the write itself will fail cleanly on ENOSPC instead.
+    """
+    if not hasattr(os, "statvfs"):
+        return
+    try:
+        vfs = os.statvfs(target.parent)
+    except OSError:
+        return
+    free = vfs.f_bavail * vfs.f_frsize
+    if needed > free:
+        raise _Failure(
+            f"the new file needs {needed:,} bytes but only {free:,} are free in {target.parent}"
+        )
+
+
+def _describe(e: OSError) -> str:
+    code = errno.errorcode.get(e.errno) if e.errno is not None else None
+    text = e.strerror or str(e)
+    return f"{text} ({code})" if code else text
+
+
+def _one_line(text: str) -> str:
+    # Tensor names and paths may hold newlines or other control characters; escape them so the
+    # message stays one line.
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
