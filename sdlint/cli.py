@@ -13,9 +13,13 @@ from pathlib import Path
 from typing import TextIO
 
 from sdlint import __version__
+from sdlint.checkpoint import display
+from sdlint.config import HEAD_FIXES, ConfigResolver
+from sdlint.diagnostic import Diagnostic
 from sdlint.emit import EmitContext, emitters, report_emitter
 from sdlint.engine import Settings, check_paths
 from sdlint.errors import SdlintError
+from sdlint.fixes import FixOutcome, fix_paths, plan_pass, render_diff
 from sdlint.registry import all_rules, get_rule
 
 ISSUES_URL = "https://github.com/sdlint/sdlint/issues"
@@ -113,6 +117,37 @@ def build_parser() -> argparse.ArgumentParser:
     )
     check.add_argument("--isolated", action="store_true", help="ignore every configuration file")
     check.add_argument(
+        "--fix",
+        action=argparse.BooleanOptionalAction,
+        help="apply the fixes that are safe (with --unsafe-fixes, the unsafe ones too)",
+    )
+    check.add_argument(
+        "--unsafe-fixes",
+        action=argparse.BooleanOptionalAction,
+        help="also apply (with --fix) or show fixes that change what the checkpoint means",
+    )
+    check.add_argument(
+        "--diff",
+        action="store_true",
+        help="show what --fix would change without writing anything",
+    )
+    check.add_argument(
+        "--head-fix",
+        choices=HEAD_FIXES,
+        help="SD101's fix: edit num_labels/id2label in the config (config, the default) or "
+        "re-initialize the head tensors (reinit); both are unsafe",
+    )
+    check.add_argument(
+        "--backup",
+        action=argparse.BooleanOptionalAction,
+        help="keep each original next to the fixed file (model.safetensors.bak)",
+    )
+    check.add_argument(
+        "--exit-non-zero-on-fix",
+        action="store_true",
+        help="exit 1 when --fix changed a file, even if nothing remains",
+    )
+    check.add_argument(
         "-v",
         "--verbose",
         action="store_true",
@@ -151,19 +186,68 @@ def _run_check(args: argparse.Namespace) -> int:
         use_cache=not args.no_cache,
         config_file=args.config,
         isolated=args.isolated,
+        head_fix=args.head_fix,
     )
-    report = check_paths(args.paths, settings)
+    # Fixing is decided once per run, by the command line or else the configuration in force for
+    # the first PATH.
+    project = ConfigResolver(config_file=args.config, isolated=args.isolated).for_path(
+        args.paths[0]
+    )
+    fix = _choose(args.fix, project.fix)
+    unsafe = _choose(args.unsafe_fixes, project.unsafe_fixes)
+    if args.diff:
+        return _run_diff(args, settings, unsafe)
+    fixed: list[Diagnostic] = []
+    if fix:
+        outcome = fix_paths(
+            args.paths, settings, unsafe=unsafe, backup=_choose(args.backup, project.backup)
+        )
+        report, fixed = outcome.report, outcome.fixed
+        _report_fixes(outcome)
+    else:
+        report = check_paths(args.paths, settings)
     context = EmitContext(
         files_checked=report.files_checked,
         color=_use_color(sys.stdout),
         quiet=args.quiet,
         verbose=args.verbose,
+        unsafe_fixes=unsafe,
+        fixed=len(fixed),
     )
     emit = report_emitter(
         args.output_format, statistics=args.statistics, show_fixes=args.show_fixes
     )
     emit(report.diagnostics, context, sys.stdout)
-    return EXIT_FINDINGS if report.diagnostics and not args.exit_zero else EXIT_CLEAN
+    if args.exit_zero:
+        return EXIT_CLEAN
+    if report.diagnostics or (fixed and args.exit_non_zero_on_fix):
+        return EXIT_FINDINGS
+    return EXIT_CLEAN
+
+
+def _choose(flag: bool | None, configured: bool | None) -> bool:
+    return flag if flag is not None else bool(configured)
+
+
+def _run_diff(args: argparse.Namespace, settings: Settings, unsafe: bool) -> int:
+    """`--diff`: what `--fix` would change, on stdout; nothing is written."""
+    report = check_paths(args.paths, settings)
+    fix_pass = plan_pass(report.diagnostics, unsafe)
+    sys.stdout.write(render_diff(fix_pass))
+    hidden = len(plan_pass(report.diagnostics, True).diagnostics) - len(fix_pass.diagnostics)
+    more = f" ({hidden} more with --unsafe-fixes)" if hidden and not unsafe else ""
+    sys.stderr.write(f"Would fix {len(fix_pass.diagnostics)} problems{more}.\n")
+    if args.exit_zero:
+        return EXIT_CLEAN
+    return EXIT_FINDINGS if report.diagnostics else EXIT_CLEAN
+
+
+def _report_fixes(outcome: FixOutcome) -> None:
+    """Progress goes to stderr: stdout carries only the report."""
+    for path in outcome.changed:
+        sys.stderr.write(f"Fixed {display(path)}\n")
+    for path in outcome.backups:
+        sys.stderr.write(f"Kept the original as {display(path)}\n")
 
 
 def _run_rule(args: argparse.Namespace) -> int:

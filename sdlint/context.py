@@ -25,6 +25,7 @@ class ModelTarget:
     architecture: str | None = None  # None: the config's `architectures[0]`
     cache_dir: Path | None = None  # None: $SDLINT_CACHE_DIR or the user cache dir
     use_cache: bool = True
+    head_fix: str = "config"  # SD101's fix: edit the config ("config") or the weights ("reinit")
 
 
 @dataclass(frozen=True)

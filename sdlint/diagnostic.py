@@ -5,6 +5,8 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 
+from sdlint.edits import Edit
+
 
 class Severity(str, enum.Enum):
     ERROR = "error"
@@ -23,6 +25,11 @@ class Applicability(str, enum.Enum):
 class Fix:
     applicability: Applicability
     description: str  # imperative: "Strip the prefix `module.` from 39 keys"
+    edits: tuple[Edit, ...] = ()  # what applying it changes (not part of the JSON output)
+
+    def applies(self, unsafe: bool) -> bool:
+        """Whether `--fix` applies it: safe fixes always, unsafe ones with --unsafe-fixes."""
+        return self.applicability is Applicability.SAFE or unsafe
 
 
 @dataclass(frozen=True)

@@ -33,6 +33,7 @@ class Settings:
     use_cache: bool = True
     config_file: Path | None = None
     isolated: bool = False
+    head_fix: str | None = None  # SD101's fix; None: the configuration's, else "config"
 
     @property
     def selection(self) -> Selection:
@@ -65,6 +66,7 @@ def resolve(settings: Settings, project: ProjectConfig, checkpoint_path: Path) -
         architecture=settings.architecture or project.architecture_for(checkpoint_path),
         cache_dir=project.cache_dir,
         use_cache=settings.use_cache,
+        head_fix=settings.head_fix or project.head_fix or "config",
     )
     return Resolved(tuple(select_rules(layers)), target, project)
 

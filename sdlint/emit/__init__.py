@@ -16,6 +16,8 @@ class EmitContext:
     color: bool = False
     quiet: bool = False
     verbose: bool = False
+    unsafe_fixes: bool = False  # fixes marked [*] are those --fix would apply at this level
+    fixed: int = 0  # findings --fix has fixed in this run
 
 
 Emitter = Callable[[Sequence[Diagnostic], EmitContext, TextIO], None]

@@ -54,7 +54,7 @@ def emit(diagnostics: Sequence[Diagnostic], context: EmitContext, stream: TextIO
         marker = ("[*] " if s.fixable else "[ ] ") if any_fixable else ""
         stream.write(f"{s.count:>{count_width}}\t{s.code:<{code_width}}\t{marker}{s.name}\n")
     if not context.quiet:
-        stream.write(summary(diagnostics, context.files_checked) + "\n")
+        stream.write(summary(diagnostics, context) + "\n")
 
 
 def emit_json(diagnostics: Sequence[Diagnostic], context: EmitContext, stream: TextIO) -> None:

@@ -19,9 +19,9 @@ def _plural(n: int, word: str) -> str:
     return f"{n} {word}{'' if n == 1 else 's'}"
 
 
-def format_line(d: Diagnostic, color: bool = False) -> str:
+def format_line(d: Diagnostic, color: bool = False, unsafe_fixes: bool = False) -> str:
     where = f"{d.path}:{d.location.line}:{d.location.column}:"
-    marker = " [*]" if d.fix else ""
+    marker = " [*]" if d.fix and d.fix.applies(unsafe_fixes) else ""
     if color:
         where = f"{_BOLD}{where}{_RESET}"
         code = f"{_BOLD}{_SEVERITY_COLOR[d.severity]}{d.code}{_RESET}"
@@ -30,9 +30,10 @@ def format_line(d: Diagnostic, color: bool = False) -> str:
     return f"{where} {code}{marker} {d.message}"
 
 
-def summary(diagnostics: Sequence[Diagnostic], files_checked: int) -> str:
+def summary(diagnostics: Sequence[Diagnostic], context: EmitContext) -> str:
+    fixed = f"Fixed {_plural(context.fixed, 'problem')}. " if context.fixed else ""
     if not diagnostics:
-        return f"All checks passed ({_plural(files_checked, 'file')} checked)."
+        return f"{fixed}All checks passed ({_plural(context.files_checked, 'file')} checked)."
     by_severity = Counter(d.severity for d in diagnostics)
     parts = [
         _plural(by_severity[s], s.value)
@@ -40,10 +41,25 @@ def summary(diagnostics: Sequence[Diagnostic], files_checked: int) -> str:
         if by_severity[s]
     ]
     files = len({d.path for d in diagnostics})
-    return (
-        f"Found {_plural(len(diagnostics), 'problem')} ({', '.join(parts)}) in "
+    found = (
+        f"{fixed}Found {_plural(len(diagnostics), 'problem')} ({', '.join(parts)}) in "
         f"{_plural(files, 'file')}."
     )
+    return found + _fixable(diagnostics, context.unsafe_fixes)
+
+
+def _fixable(diagnostics: Sequence[Diagnostic], unsafe: bool) -> str:
+    """ruff's hint: how many findings --fix would fix, and how many more --unsafe-fixes would."""
+    fixable = sum(1 for d in diagnostics if d.fix and d.fix.applies(unsafe))
+    hidden = sum(1 for d in diagnostics if d.fix and not d.fix.applies(unsafe))
+    if not fixable and not hidden:
+        return ""
+    flag = "`--fix --unsafe-fixes`" if unsafe else "`--fix`"
+    line = f"\n[*] {fixable} fixable with {flag}" if fixable else "\nNo fixes available"
+    if hidden:
+        fixes = "1 hidden fix can" if hidden == 1 else f"{hidden} hidden fixes can"
+        line += f" ({fixes} be enabled with `--unsafe-fixes`)"
+    return line + "."
 
 
 # A group of findings is folded into one line from this many on (a whole missing module).
@@ -85,6 +101,6 @@ def shown(diagnostics: Sequence[Diagnostic], verbose: bool) -> list[Diagnostic]:
 
 def emit(diagnostics: Sequence[Diagnostic], context: EmitContext, stream: TextIO) -> None:
     for d in shown(diagnostics, context.verbose):
-        stream.write(format_line(d, context.color) + "\n")
+        stream.write(format_line(d, context.color, context.unsafe_fixes) + "\n")
     if not context.quiet:
-        stream.write(summary(diagnostics, context.files_checked) + "\n")
+        stream.write(summary(diagnostics, context) + "\n")

@@ -7,14 +7,17 @@ would, and nothing else. The rules only word the findings and add the advice.
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import replace
+from typing import Any
 
-from sdlint.checkpoint import display
-from sdlint.config_fields import differing_dims, explaining_field
+from sdlint.checkpoint import CONFIG_NAME, display
+from sdlint.config_fields import differing_dims, explaining_field, parse_config, read_text
 from sdlint.context import CheckContext, ModelView
-from sdlint.diagnostic import Severity
+from sdlint.diagnostic import Applicability, Fix, Severity
+from sdlint.edits import DropTensors, InitTensor, RenameTensors, SetConfigValues, can_init
 from sdlint.model.verdict import (
     QUANTIZED,
     REMOTE_CODE,
@@ -24,7 +27,7 @@ from sdlint.model.verdict import (
     LoadVerdict,
     Mismatch,
 )
-from sdlint.registry import Finding, rule
+from sdlint.registry import Finding, FixAvailability, rule
 
 # SD102 leads with one explanation when at least this share of the base model's tensors mismatch.
 _MOSTLY_MISMATCHED = 0.5
@@ -141,6 +144,7 @@ def _mismatch_finding(
     "SD101",
     "head-size-mismatch",
     summary="A task-head tensor's shape differs from what the config builds.",
+    fix=FixAvailability.SOMETIMES,
     needs_model=True,
 )
 def head_size_mismatch(ctx: CheckContext) -> Iterator[Finding]:
@@ -165,8 +169,15 @@ def head_size_mismatch(ctx: CheckContext) -> Iterator[Finding]:
     ```
 
     ## Fix safety
-    No automatic fix yet. Both possible fixes change what the user meant (the label set in the
-    config, or throwing away the trained head), so they will only ever be unsafe fixes.
+    Two fixes, both **unsafe** because each changes what the user meant; `--head-fix` (or
+    `head-fix` in the configuration) picks one, and `--fix --unsafe-fixes` applies it:
+    - `config` (default): set `num_labels`, `id2label` and `label2id` in the target config.json to
+      the checkpoint's label count, reusing the label names of the config beside the weights when
+      it has that many (else `LABEL_i`); only offered when the difference is the label count.
+      The weights are untouched.
+    - `reinit`: re-initialize the head tensors to the config's shape as transformers'
+      `_init_weights` does (normal(0, initializer_range) weights, zero biases); this throws away
+      the trained head. Every other tensor is copied bit for bit.
     """
     found = _verdict(ctx)
     if found is None:
@@ -174,7 +185,70 @@ def head_size_mismatch(ctx: CheckContext) -> Iterator[Finding]:
     view, verdict, prefix = found
     for m in verdict.mismatched:
         if not m.in_base_model:
-            yield _mismatch_finding(ctx, view, m, prefix, head=True)
+            finding = _mismatch_finding(ctx, view, m, prefix, head=True)
+            yield replace(finding, fix=_head_fix(ctx, view, m, prefix))
+
+
+def _head_fix(ctx: CheckContext, view: ModelView, m: Mismatch, prefix: str) -> Fix | None:
+    """The SD101 fix `--head-fix` picks; both are unsafe: they change what the user meant."""
+    if ctx.target.head_fix == "reinit":
+        return _reinit_fix(
+            ctx, view, m.model_key, prefix + m.file_key if m.file_key else None, m.model_shape
+        )
+    _, field, labels = _explain(view, m)
+    if field != "num_labels" or labels is None:
+        return None
+    names = _label_names(ctx, labels)
+    values = {"id2label": dict(enumerate(names)), "label2id": {n: i for i, n in enumerate(names)}}
+    if "num_labels" in view.config:
+        values["num_labels"] = labels
+    return Fix(
+        Applicability.UNSAFE,
+        f"Set num_labels to {labels} in {view.config_display} (id2label/label2id for "
+        f"{labels} labels) to match the checkpoint's head",
+        (SetConfigValues(view.config_path, tuple((k, json.dumps(v)) for k, v in values.items())),),
+    )
+
+
+def _label_names(ctx: CheckContext, labels: int) -> list[str]:
+    """The checkpoint's own label names when the config beside it has that many, else LABEL_i."""
+    own = parse_config(read_text(ctx.checkpoint.folder / CONFIG_NAME)) or {}
+    id2label = own.get("id2label")
+    if isinstance(id2label, dict) and len(id2label) == labels:
+        try:
+            return [str(id2label[k]) for k in sorted(id2label, key=int)]
+        except (TypeError, ValueError):
+            pass
+    return [f"LABEL_{i}" for i in range(labels)]
+
+
+def _reinit_fix(
+    ctx: CheckContext,
+    view: ModelView,
+    model_key: str,
+    file_key: str | None,
+    shape: tuple[int, ...],
+) -> Fix | None:
+    """Re-initialize one head tensor to the model's shape, as transformers' `_init_weights` does:
+    normal(0, initializer_range) weights, zero biases, unit norm weights."""
+    source = ctx.checkpoint.tensors.get(file_key) if file_key else None
+    if file_key is None or source is None or not can_init(source.dtype):
+        return None
+    std = _initializer_range(view.config)
+    leaf = model_key.rsplit(".", 1)[-1]
+    init = "zeros" if leaf == "bias" else "ones" if "norm" in model_key.lower() else "normal"
+    return Fix(
+        Applicability.UNSAFE,
+        f"Re-initialize `{file_key}` to {_shape(shape)} (discards the trained values)",
+        (InitTensor(ctx.checkpoint.file_of[file_key], file_key, source.dtype, shape, init, std),),
+    )
+
+
+def _initializer_range(config: dict[str, Any]) -> float:
+    for where in (config, config.get("text_config")):
+        if isinstance(where, dict) and isinstance(where.get("initializer_range"), (int, float)):
+            return float(where["initializer_range"])
+    return 0.02
 
 
 @rule(
@@ -305,6 +379,7 @@ def missing_key(ctx: CheckContext) -> Iterator[Finding]:
     "SD104",
     "unexpected-key",
     summary="The checkpoint has a tensor the model does not use.",
+    fix=FixAvailability.SOMETIMES,
     needs_model=True,
 )
 def unexpected_key(ctx: CheckContext) -> Iterator[Finding]:
@@ -325,7 +400,9 @@ def unexpected_key(ctx: CheckContext) -> Iterator[Finding]:
     ```
 
     ## Fix safety
-    No automatic fix yet.
+    **Unsafe**: drop the tensor from the file. The model loads exactly the same, but data leaves
+    the file (it may be what another class or a later config needs), so it is applied only with
+    `--fix --unsafe-fixes`; `--backup` keeps the original next to the fixed file.
     """
     found = _verdict(ctx)
     if found is None:
@@ -339,6 +416,7 @@ def unexpected_key(ctx: CheckContext) -> Iterator[Finding]:
             _path_of(ctx, prefix + u.file_key),
             tensor=prefix + u.file_key,
             group=_group(u.file_key, verdict),
+            fix=_drop_fix(ctx, prefix + u.file_key),
         )
     for s in verdict.shadowed:
         yield Finding(
@@ -347,7 +425,19 @@ def unexpected_key(ctx: CheckContext) -> Iterator[Finding]:
             _path_of(ctx, prefix + s.file_key),
             Severity.WARNING,
             tensor=prefix + s.file_key,
+            fix=_drop_fix(ctx, prefix + s.file_key),
         )
+
+
+def _drop_fix(ctx: CheckContext, name: str) -> Fix | None:
+    file = ctx.checkpoint.file_of.get(name)
+    if file is None:
+        return None
+    return Fix(
+        Applicability.UNSAFE,
+        f"Drop `{name}` from {file.name} (the model loads the same; the data leaves the file)",
+        (DropTensors(file, (name,)),),
+    )
 
 
 @rule(
@@ -408,6 +498,7 @@ def dtype_differs(ctx: CheckContext) -> Iterator[Finding]:
     "SD106",
     "key-prefix-mismatch",
     summary="Every key carries a wrapper prefix (`module.`, `_orig_mod.`) transformers keeps.",
+    fix=FixAvailability.SOMETIMES,
     needs_model=True,
 )
 def key_prefix_mismatch(ctx: CheckContext) -> Iterator[Finding]:
@@ -429,7 +520,9 @@ def key_prefix_mismatch(ctx: CheckContext) -> Iterator[Finding]:
     ```
 
     ## Fix safety
-    No automatic fix yet; the fix (renaming keys in the header, bytes untouched) will be safe.
+    **Safe**: strip the prefix from every key (sharded checkpoints: every shard and the index).
+    Only names change; every tensor's bytes are copied and verified. Not offered when a stripped
+    name would collide with an existing key.
     """
     view = ctx.model
     if view is None or isinstance(view.outcome, ConfigProblem):
@@ -441,11 +534,34 @@ def key_prefix_mismatch(ctx: CheckContext) -> Iterator[Finding]:
     what = f" ({origin})" if origin else ""
     total = len(ctx.checkpoint.tensors)
     share = f"all {total}" if wrapper.keys == total else f"{wrapper.keys} of {total}"
+    renames = [
+        RenameTensors(
+            header.path,
+            tuple(
+                (k, k[len(wrapper.prefix) :])
+                for k in header.tensors
+                if k.startswith(wrapper.prefix)
+            ),
+        )
+        for header in ctx.checkpoint.headers
+    ]
+    stripped = [new for edit in renames for _, new in edit.renames]
+    collision = set(stripped) & set(ctx.checkpoint.tensors) or len(set(stripped)) < len(stripped)
+    fix = (
+        None
+        if collision
+        else Fix(
+            Applicability.SAFE,
+            f"Strip the prefix `{wrapper.prefix}` from {len(stripped)} keys (data untouched)",
+            tuple(edit for edit in renames if edit.renames),
+        )
+    )
     yield Finding(
         f"{share} keys carry the prefix `{wrapper.prefix}`{what}, which transformers does not "
         "strip: every weight would be missing and randomly initialized; strip the prefix from "
         "the keys",
         ctx.checkpoint.display_path,
+        fix=fix,
     )
 
 

@@ -56,7 +56,7 @@ def test_every_format_is_registered() -> None:
 TEXT = """\
 ckpt/config.json:3:12: SD105 tensors are stored in F32, the config's dtype is bfloat16
 ckpt/model.safetensors:1:1: SD101 `classifier.weight` has shape [2, 768], the config builds [5, 768]
-ckpt/model.safetensors:1:1: SD104 [*] `extra.bias` is unused:
+ckpt/model.safetensors:1:1: SD104 `extra.bias` is unused:
 100% of its bytes are ignored
 ckpt/model.safetensors:1:1: SD106 [*] every key carries the prefix `module.`
 ckpt/model.safetensors.index.json:4:5: SD004 index maps `a.weight` to a missing shard
@@ -64,11 +64,18 @@ ckpt/model.safetensors.index.json:9:5: SD004 index maps `a.weight` to a missing 
 model.safetensors:1:1: SD003 data section ends at byte 40 but the file holds only 34 bytes of data
 runs/a,b:c/model.safetensors:1:1: SD001 header starts with whitespace
 Found 8 problems (5 errors, 2 warnings, 1 info) in 5 files.
+[*] 1 fixable with `--fix` (1 hidden fix can be enabled with `--unsafe-fixes`).
 """
 
 
 def test_text_snapshot() -> None:
     assert render("text") == TEXT
+
+
+def test_text_marks_unsafe_fixes_only_with_unsafe_fixes() -> None:
+    text = render("text", unsafe_fixes=True)
+    assert "SD104 [*] `extra.bias`" in text
+    assert text.endswith("[*] 2 fixable with `--fix --unsafe-fixes`.\n")
 
 
 def _contract(
@@ -634,6 +641,7 @@ STATISTICS = """\
 1\tSD105\t[ ] dtype-differs-from-config
 1\tSD106\t[*] key-prefix-mismatch
 Found 8 problems (5 errors, 2 warnings, 1 info) in 5 files.
+[*] 1 fixable with `--fix` (1 hidden fix can be enabled with `--unsafe-fixes`).
 """
 
 
@@ -683,7 +691,7 @@ def test_show_fixes_follows_the_text_output() -> None:
         "All checks passed (5 files checked).\n"
     )
     # -q: the findings and the fixes, without the summary and the heading
-    without_summary = "".join(TEXT.splitlines(True)[:-1])
+    without_summary = "".join(TEXT.splitlines(True)[:-2])  # the found and fixable lines
     without_heading = "".join(SHOW_FIXES.splitlines(True)[1:])
     assert _report(DIAGNOSTICS, output_format="text", show_fixes=True, quiet=True) == (
         without_summary + without_heading

@@ -95,7 +95,8 @@ CASES: list[
         1,
         "m/model.safetensors:1:1: SD103 `roberta.encoder.layer.1.output.dense.bias` is not in the checkpoint: transformers will initialize it randomly (the model will not work as trained)\n"
         "m/model.safetensors:1:1: SD104 `extra.weight` is in the checkpoint but RobertaForSequenceClassification has no such weight: transformers ignores it\n"
-        "Found 2 problems (2 errors) in 1 file.\n",
+        "Found 2 problems (2 errors) in 1 file.\n"
+        "No fixes available (1 hidden fix can be enabled with `--unsafe-fixes`).\n",
     ),
     (
         "SD103-SD104-base-into-head",
@@ -107,7 +108,8 @@ CASES: list[
         "m/model.safetensors:1:1: SD103 4 findings under `classifier.` (--verbose lists them), the first: `classifier.dense.bias` is not in the checkpoint: transformers will initialize it randomly (a missing task head is expected when starting from a base-model checkpoint: train it before use)\n"
         "m/model.safetensors:1:1: SD104 `pooler.dense.bias` is in the checkpoint but RobertaForSequenceClassification has no such weight: transformers ignores it\n"
         "m/model.safetensors:1:1: SD104 `pooler.dense.weight` is in the checkpoint but RobertaForSequenceClassification has no such weight: transformers ignores it\n"
-        "Found 6 problems (6 errors) in 1 file.\n",
+        "Found 6 problems (6 errors) in 1 file.\n"
+        "No fixes available (2 hidden fixes can be enabled with `--unsafe-fixes`).\n",
     ),
     (
         "SD105",
@@ -127,8 +129,9 @@ CASES: list[
         {},
         [],
         1,
-        "m/model.safetensors:1:1: SD106 all 41 keys carry the prefix `module.` (DistributedDataParallel), which transformers does not strip: every weight would be missing and randomly initialized; strip the prefix from the keys\n"
-        "Found 1 problem (1 error) in 1 file.\n",
+        "m/model.safetensors:1:1: SD106 [*] all 41 keys carry the prefix `module.` (DistributedDataParallel), which transformers does not strip: every weight would be missing and randomly initialized; strip the prefix from the keys\n"
+        "Found 1 problem (1 error) in 1 file.\n"
+        "[*] 1 fixable with `--fix`.\n",
     ),
     (
         "SD107-remote-code",
@@ -197,6 +200,7 @@ def test_canonical_example(
         "examples/roberta-2-labels/model.safetensors:1:1: SD101 `classifier.out_proj.bias`: checkpoint head has 2 labels, config has num_labels=5 (checkpoint [2], model [5]); from_pretrained refuses to load it: set num_labels=2 (with matching id2label/label2id) in examples/roberta-5-labels/config.json to use the trained head, or re-initialize the head on purpose (ignore_mismatched_sizes=True)\n"
         "examples/roberta-2-labels/model.safetensors:1:1: SD101 `classifier.out_proj.weight`: checkpoint head has 2 labels, config has num_labels=5 (checkpoint [2, 32], model [5, 32]); from_pretrained refuses to load it: set num_labels=2 (with matching id2label/label2id) in examples/roberta-5-labels/config.json to use the trained head, or re-initialize the head on purpose (ignore_mismatched_sizes=True)\n"
         "Found 2 problems (2 errors) in 1 file.\n"
+        "No fixes available (2 hidden fixes can be enabled with `--unsafe-fixes`).\n"
     )
     code, out = run(
         capsys,

@@ -1,0 +1,251 @@
+"""`check --fix` and `--diff`: apply the fixes the rules attached to their findings.
+
+As in ruff: safe fixes by default, unsafe ones with `--unsafe-fixes`; fixes that touch the same
+tensor or key are applied one per pass, and the checkpoints are linted again after every pass
+until nothing applicable is left. Weights go through `sdlint.rewrite` (streaming, verified,
+atomic); an index is rebuilt from its rewritten shards; config.json is rewritten atomically with
+its key order and indentation kept.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import math
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sdlint.checkpoint import Checkpoint, display, read_index
+from sdlint.diagnostic import Diagnostic
+from sdlint.edits import (
+    DropTensors,
+    Edit,
+    InitTensor,
+    RenameTensors,
+    SetConfigValues,
+    init_bytes,
+    touched_names,
+)
+from sdlint.engine import Report, Settings, check_paths
+from sdlint.errors import SdlintError
+from sdlint.header import Header, read_header
+from sdlint.rewrite import (
+    NewTensor,
+    RewriteError,
+    RewritePlan,
+    rewrite_safetensors,
+    write_text_atomic,
+)
+
+MAX_PASSES = 10
+
+
+class FixError(SdlintError):
+    """A fix could not be applied; the message says which file and that the original is intact."""
+
+
+@dataclass(frozen=True)
+class FixPass:
+    """The fixes applied together: no two touch the same tensor or config key of one file."""
+
+    diagnostics: tuple[Diagnostic, ...]
+    edits: tuple[Edit, ...]
+
+
+@dataclass
+class FixOutcome:
+    report: Report  # the findings left after fixing
+    fixed: list[Diagnostic] = field(default_factory=list)
+    changed: list[Path] = field(default_factory=list)
+    backups: list[Path] = field(default_factory=list)
+
+
+def plan_pass(diagnostics: Sequence[Diagnostic], unsafe: bool) -> FixPass:
+    """The applicable fixes that can go together, in diagnostic order; the rest wait a pass."""
+    chosen: list[Diagnostic] = []
+    edits: list[Edit] = []
+    taken: set[tuple[Path, str]] = set()
+    for d in diagnostics:
+        if d.fix is None or not d.fix.edits or not d.fix.applies(unsafe):
+            continue
+        new = [e for e in d.fix.edits if e not in edits]  # two findings may share one fix
+        claims = {(e.file, name) for e in new for name in touched_names(e)}
+        if claims & taken:
+            continue
+        taken |= claims
+        edits.extend(new)
+        chosen.append(d)
+    return FixPass(tuple(chosen), tuple(edits))
+
+
+def fix_paths(
+    paths: Sequence[Path | str], settings: Settings, *, unsafe: bool = False, backup: bool = False
+) -> FixOutcome:
+    """Lint, apply the applicable fixes, lint again, until none is left. Raises FixError."""
+    report = check_paths(paths, settings)
+    outcome = FixOutcome(report)
+    for _ in range(MAX_PASSES):
+        fix_pass = plan_pass(report.diagnostics, unsafe)
+        if not fix_pass.edits:
+            return outcome
+        changed, backups = apply(fix_pass.edits, report.checkpoints, backup=backup)
+        outcome.fixed.extend(fix_pass.diagnostics)
+        outcome.changed.extend(p for p in changed if p not in outcome.changed)
+        outcome.backups.extend(backups)
+        report = check_paths(paths, settings)
+        outcome.report = report
+    codes = sorted({d.code for d in plan_pass(report.diagnostics, unsafe).diagnostics})
+    raise FixError(
+        f"fixes did not settle after {MAX_PASSES} passes (still fixable: {', '.join(codes)}); "
+        "this is a bug in sdlint, please report it"
+    )
+
+
+def apply(
+    edits: Sequence[Edit], checkpoints: Sequence[Checkpoint], *, backup: bool = False
+) -> tuple[list[Path], list[Path]]:
+    """Apply one pass of edits. Returns the files changed and the backups made."""
+    changed: list[Path] = []
+    backups: list[Path] = []
+    try:
+        for path, plan in _weight_plans(edits).items():
+            result = rewrite_safetensors(path, plan, backup=backup)
+            if result.changed:
+                changed.append(path)
+            if result.backup:
+                backups.append(result.backup)
+        for checkpoint in checkpoints:
+            index = checkpoint.index
+            if index is not None and any(h.path in changed for h in checkpoint.headers):
+                kept = write_text_atomic(
+                    index.path, _rebuilt_index(index.path, checkpoint), backup=backup
+                )
+                changed.append(index.path)
+                backups += [kept] if kept else []
+        for path, text in _config_texts(edits).items():
+            kept = write_text_atomic(path, text, backup=backup)
+            changed.append(path)
+            backups += [kept] if kept else []
+    except RewriteError as e:
+        raise FixError(str(e)) from e
+    return changed, backups
+
+
+def _weight_plans(edits: Sequence[Edit]) -> dict[Path, RewritePlan]:
+    renames: dict[Path, dict[str, str]] = {}
+    drops: dict[Path, set[str]] = {}
+    inits: dict[Path, dict[str, NewTensor]] = {}
+    rng = random.Random()
+    for edit in edits:
+        if isinstance(edit, RenameTensors):
+            renames.setdefault(edit.file, {}).update(edit.renames)
+        elif isinstance(edit, DropTensors):
+            drops.setdefault(edit.file, set()).update(edit.names)
+        elif isinstance(edit, InitTensor):
+            inits.setdefault(edit.file, {})[edit.name] = NewTensor(
+                edit.dtype, edit.shape, init_bytes(edit, rng)
+            )
+    files = [*renames, *(f for f in drops if f not in renames)]
+    files += [f for f in inits if f not in files]
+    return {
+        f: RewritePlan(renames.get(f, {}), frozenset(drops.get(f, ())), inits.get(f, {}))
+        for f in files
+    }
+
+
+def _config_texts(edits: Sequence[Edit]) -> dict[Path, str]:
+    values: dict[Path, dict[str, Any]] = {}
+    for edit in edits:
+        if isinstance(edit, SetConfigValues):
+            target = values.setdefault(edit.file, {})
+            target.update({key: json.loads(value) for key, value in edit.values})
+    return {
+        path: edited_json(path.read_text(encoding="utf-8"), new) for path, new in values.items()
+    }
+
+
+def edited_json(text: str, values: dict[str, Any]) -> str:
+    """`text` with top-level `values` set: key order kept (new keys last, or in place when the
+    file's keys were sorted, as transformers writes them), the file's indentation kept."""
+    document = json.loads(text)
+    was_sorted = list(document) == sorted(document)
+    document.update(values)
+    if was_sorted:
+        document = dict(sorted(document.items()))
+    indent = _indent_of(text)
+    out = json.dumps(document, indent=indent, ensure_ascii=False)
+    return out + "\n" if text.endswith("\n") else out
+
+
+def _indent_of(text: str) -> int | None:
+    for line in text.splitlines()[1:]:
+        stripped = line.lstrip(" ")
+        if stripped:
+            return len(line) - len(stripped) or None
+    return None
+
+
+def _rebuilt_index(index_path: Path, checkpoint: Checkpoint) -> str:
+    """The index with its weight_map and totals recomputed from the shards as they now are."""
+    document = json.loads(index_path.read_text(encoding="utf-8"))
+    index = read_index(index_path)
+    weight_map: dict[str, str] = {}
+    tensors = []
+    for shard in index.shard_names:
+        header = read_header(index_path.parent / shard)
+        if isinstance(header, Header):
+            tensors += list(header.tensors.values())
+            weight_map.update(dict.fromkeys(header.tensors, shard))
+    document["weight_map"] = dict(sorted(weight_map.items()))
+    metadata = document.get("metadata")
+    if isinstance(metadata, dict):
+        if "total_size" in metadata:
+            metadata["total_size"] = sum(t.end - t.begin for t in tensors)
+        if "total_parameters" in metadata:
+            metadata["total_parameters"] = sum(math.prod(t.shape) for t in tensors)
+    return json.dumps(document, indent=2) + "\n"
+
+
+def render_diff(fix_pass: FixPass) -> str:
+    """What `--fix` would change, without writing: a key-level summary per weights file and a
+    unified diff per config.json."""
+    out: list[str] = []
+    by_file: dict[Path, list[Edit]] = {}
+    for edit in fix_pass.edits:
+        by_file.setdefault(edit.file, []).append(edit)
+    for path, edits in by_file.items():
+        name = display(path)
+        config_edits = [e for e in edits if isinstance(e, SetConfigValues)]
+        if config_edits:
+            old = path.read_text(encoding="utf-8")
+            new = edited_json(old, {k: json.loads(v) for e in config_edits for k, v in e.values})
+            out.extend(
+                difflib.unified_diff(
+                    old.splitlines(keepends=True), new.splitlines(keepends=True), name, name
+                )
+            )
+            continue
+        header = read_header(path)
+        shapes = header.tensors if isinstance(header, Header) else {}
+        out.append(f"--- {name}\n+++ {name}\n")
+        for edit in edits:
+            if isinstance(edit, RenameTensors):
+                out.extend(f"  renamed   {old} -> {new}\n" for old, new in edit.renames)
+            elif isinstance(edit, DropTensors):
+                out.extend(f"  dropped   {n} {_shape_of(shapes, n)}\n" for n in edit.names)
+            elif isinstance(edit, InitTensor):
+                before = _shape_of(shapes, edit.name)
+                how = f"normal(0, {edit.std:g})" if edit.init == "normal" else edit.init
+                out.append(
+                    f"  re-initialized {edit.name} {before} -> {edit.dtype} "
+                    f"{list(edit.shape)} ({how})\n"
+                )
+    return "".join(out)
+
+
+def _shape_of(shapes: dict[str, Any], name: str) -> str:
+    info = shapes.get(name)
+    return f"{info.dtype} {list(info.shape)}" if info is not None else "(new)"
