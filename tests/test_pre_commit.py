@@ -22,7 +22,9 @@ ROOT = Path(__file__).parent.parent
 VENV_BIN = Path(sys.executable).parent
 
 
-def git(cwd: Path, *args: str, env: dict[str, str] | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
+def git(
+    cwd: Path, *args: str, env: dict[str, str] | None = None, check: bool = True
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         ["git", *args], cwd=cwd, env=env, capture_output=True, text=True, check=check
     )
@@ -51,8 +53,10 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
         **os.environ,
         "PRE_COMMIT_HOME": str(home),
         "PATH": f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}",
-        "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t",
-        "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t",
+        "GIT_AUTHOR_NAME": "t",
+        "GIT_AUTHOR_EMAIL": "t@t",
+        "GIT_COMMITTER_NAME": "t",
+        "GIT_COMMITTER_EMAIL": "t@t",
         "SDLINT_CACHE_DIR": str(tmp_path_factory.mktemp("cache")),
         "NO_COLOR": "1",
     }
@@ -69,7 +73,13 @@ def user_repo(tmp_path: Path, hooks_repo: tuple[Path, str], env: dict[str, str])
     )
     git(repo, "add", ".pre-commit-config.yaml")
     git(repo, "commit", "-qm", "config", "--no-verify", env=env)
-    subprocess.run([sys.executable, "-m", "pre_commit", "install"], cwd=repo, env=env, check=True, capture_output=True)
+    subprocess.run(
+        [sys.executable, "-m", "pre_commit", "install"],
+        cwd=repo,
+        env=env,
+        check=True,
+        capture_output=True,
+    )
     yield repo
 
 
@@ -89,7 +99,11 @@ def test_good_checkpoint_commits(user_repo: Path, env: dict[str, str]) -> None:
 def test_head_mismatch_blocks_the_commit(user_repo: Path, env: dict[str, str]) -> None:
     save_roberta(user_repo / "model")
     five = {str(i): f"L{i}" for i in range(5)}
-    edit_config(user_repo / "model" / "config.json", id2label=five, label2id={v: int(k) for k, v in five.items()})
+    edit_config(
+        user_repo / "model" / "config.json",
+        id2label=five,
+        label2id={v: int(k) for k, v in five.items()},
+    )
     result = commit(user_repo, env, "model")
     output = result.stdout + result.stderr
     assert result.returncode != 0
@@ -98,8 +112,12 @@ def test_head_mismatch_blocks_the_commit(user_repo: Path, env: dict[str, str]) -
 
     # only the config changes in the next commit: it is still checked against the weights beside it
     git(user_repo, "reset", "-q")
-    weights_only = commit(user_repo, env, "model/model.safetensors")  # weights alone; config.json stays untracked on disk
-    assert "SD101" in weights_only.stdout + weights_only.stderr  # the weights' config.json is on disk
+    weights_only = commit(
+        user_repo, env, "model/model.safetensors"
+    )  # weights alone; config.json stays untracked on disk
+    assert (
+        "SD101" in weights_only.stdout + weights_only.stderr
+    )  # the weights' config.json is on disk
 
 
 def test_lfs_pointer_is_named(user_repo: Path, env: dict[str, str]) -> None:
@@ -110,3 +128,36 @@ def test_lfs_pointer_is_named(user_repo: Path, env: dict[str, str]) -> None:
     result = commit(user_repo, env, "model.safetensors")
     assert result.returncode != 0
     assert "SD005 file is a Git LFS pointer, not the weights" in result.stdout + result.stderr
+
+
+def test_fix_hook_modifies_and_blocks_then_passes(
+    tmp_path: Path, hooks_repo: tuple[Path, str], env: dict[str, str]
+) -> None:
+    from tests.tiny_models import edit_weights
+
+    repo = tmp_path / "fixing"
+    repo.mkdir()
+    source, rev = hooks_repo
+    git(repo, "init", "-q")
+    (repo / ".pre-commit-config.yaml").write_text(
+        f"repos:\n- repo: {source}\n  rev: {rev}\n  hooks:\n  - id: sdlint-model\n    args: [--fix]\n"
+    )
+    subprocess.run(
+        [sys.executable, "-m", "pre_commit", "install"],
+        cwd=repo,
+        env=env,
+        check=True,
+        capture_output=True,
+    )
+    save_roberta(repo / "model")
+    edit_weights(
+        repo / "model" / "model.safetensors", lambda t: {"module." + k: v for k, v in t.items()}
+    )
+    first = commit(repo, env, ".")
+    output = first.stdout + first.stderr
+    assert first.returncode != 0
+    assert "files were modified by this hook" in output
+    with (repo / "model" / "model.safetensors").open("rb") as f:
+        assert b"module." not in f.read(4096)  # the header no longer carries the prefix
+    second = commit(repo, env, ".")
+    assert second.returncode == 0, second.stdout + second.stderr
