@@ -15,7 +15,7 @@ import pytest
 pytest.importorskip("pre_commit")
 pytest.importorskip("transformers")
 
-from tests.tiny_models import edit_config, save_roberta  # noqa: E402
+from tests.tiny_models import edit_config, save_roberta
 
 pytestmark = [pytest.mark.slow, pytest.mark.model]
 ROOT = Path(__file__).parent.parent
