@@ -84,6 +84,7 @@ async def client(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Lang
 
     await asyncio.wait_for(registered(), TIMEOUT)
     client.registrations = registrations  # type: ignore[attr-defined]
+    client.server_capabilities = result.capabilities  # type: ignore[attr-defined]
     yield client
     await client.shutdown_session()
     await client.stop()  # type: ignore[no-untyped-call]  # pytest-lsp leaves it unannotated
@@ -262,16 +263,17 @@ def test_findings_with_a_config_key_go_on_the_config(tmp_path: Path) -> None:
         {weights: config},
     )
     texts: dict[Path, str | None] = {config: CONFIG_TEXT}
-    placed: dict[Path, Any] = place_findings(findings, texts.get, PositionCodec())
+    placed = place_findings(findings, texts.get, PositionCodec())
+    assert [p.finding for p in placed[config]] == [findings.diagnostics[0], findings.diagnostics[2]]
 
-    on_config = placed[config]
+    on_config = [p.diagnostic for p in placed[config]]
     assert [d.message for d in on_config] == ["model.safetensors: it differs"] * 2
     assert on_config[0].range == lsp.Range(lsp.Position(1, 2), lsp.Position(1, 14))
     # After a non-BMP character, LSP's default UTF-16 columns run one ahead of code points.
     assert on_config[1].range.start == lsp.Position(2, CONFIG_TEXT.split("\n")[2].index('"id2') + 1)
     assert on_config[1].severity == lsp.DiagnosticSeverity.Warning
     # Without a config key, the finding stays on the weights file.
-    assert [(d.message, d.range.start) for d in placed[weights]] == [
+    assert [(p.diagnostic.message, p.diagnostic.range.start) for p in placed[weights]] == [
         ("it differs", lsp.Position(0, 0))
     ]
 
