@@ -1,0 +1,102 @@
+"""Model conformance: what transformers' `from_pretrained` would report for a checkpoint.
+
+    from sdlint.model import load_verdict, TensorSpec
+    tensors = {"classifier.weight": TensorSpec("F32", (3, 768)), ...}  # from the headers
+    verdict = load_verdict(Path("model/config.json"), tensors)
+
+`load_verdict` answers from the disk cache when it can, so a warm run imports neither torch nor
+transformers; on a miss it asks the oracle (sdlint/model/oracle.py), which builds the model on the
+meta device and runs transformers' own key matching on the header shapes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+from sdlint.model.cache import VerdictCache, cache_key, default_cache_dir, installed_version
+from sdlint.model.verdict import (
+    ConfigProblem,
+    ConversionError,
+    LoadVerdict,
+    Mismatch,
+    Missing,
+    Outcome,
+    Shadowed,
+    TensorSpec,
+    Unexpected,
+    WrapperPrefix,
+)
+
+__all__ = [
+    "ConfigProblem",
+    "ConversionError",
+    "LoadVerdict",
+    "Mismatch",
+    "Missing",
+    "Outcome",
+    "Shadowed",
+    "TensorSpec",
+    "Unexpected",
+    "WrapperPrefix",
+    "load_verdict",
+]
+
+
+def load_verdict(
+    config_path: Path,
+    tensors: Mapping[str, TensorSpec],
+    architecture: str | None = None,
+    *,
+    cache_dir: Path | None = None,
+    use_cache: bool = True,
+) -> LoadVerdict | ConfigProblem:
+    """The verdict for a checkpoint with this signature against `config_path`, cached on disk.
+
+    `cache_dir` defaults to `$SDLINT_CACHE_DIR` or the user cache directory. Problems that depend
+    on the environment rather than the inputs (transformers or an optional package missing) are
+    not cached, so installing the package takes effect on the next run.
+    """
+    if not use_cache:
+        return _predict(config_path, tensors, architecture)
+    try:
+        config_bytes = config_path.read_bytes()
+    except OSError:
+        return _predict(config_path, tensors, architecture)  # the oracle words the problem
+
+    def key_for(config: bytes) -> str:
+        return cache_key(
+            config,
+            tensors,
+            architecture,
+            transformers_version=installed_version("transformers"),
+            torch_version=installed_version("torch"),
+        )
+
+    key = key_for(config_bytes)
+    cache = VerdictCache(cache_dir if cache_dir is not None else default_cache_dir())
+    hit = cache.get(key)
+    if hit is not None:
+        return hit
+    result = _predict(config_path, tensors, architecture)
+    storable = not isinstance(result, ConfigProblem) or result.cacheable
+    # Store only if config.json did not change while the oracle read it: the key must describe
+    # the bytes the verdict came from.
+    if storable and _read_or_none(config_path) == config_bytes:
+        cache.put(key, result)
+    return result
+
+
+def _predict(
+    config_path: Path, tensors: Mapping[str, TensorSpec], architecture: str | None
+) -> Outcome:
+    from sdlint.model.oracle import predict_load  # imports torch/transformers lazily itself
+
+    return predict_load(config_path, tensors, architecture)
+
+
+def _read_or_none(path: Path) -> bytes | None:
+    try:
+        return path.read_bytes()
+    except OSError:
+        return None

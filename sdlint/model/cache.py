@@ -1,0 +1,128 @@
+"""A disk cache of model verdicts, so a warm run imports neither torch nor transformers.
+
+Building the expected model costs 3-6 s of imports (design doc R8); its answer depends only on
+what the key below covers, so it is computed once per (config, checkpoint signature, versions).
+Tensor data is not in the key: retrained weights of the same shapes reuse the verdict.
+
+Entries are single JSON files written atomically (temp file in the same directory, fsync,
+`os.replace`), so concurrent writers of one key leave one complete entry and readers never see a
+partial one. Anything unreadable, truncated, of another format or filed under the wrong key is a
+miss and gets rewritten. No cache error ever fails a lint: a read-only or missing directory just
+means no caching.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import importlib.metadata
+import json
+import os
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+
+import sdlint
+from sdlint.model.verdict import Outcome, TensorSpec, from_dict
+
+CACHE_FORMAT = 1
+CACHE_DIR_ENV = "SDLINT_CACHE_DIR"
+_ENTRY_DIR = f"verdicts-v{CACHE_FORMAT}"
+# A verdict for a 1,000-key MoE is ~100 kB; anything far larger was not written by us.
+_MAX_ENTRY_BYTES = 64 * 1024 * 1024
+
+
+def default_cache_dir() -> Path:
+    """`$SDLINT_CACHE_DIR`, else the platform's user cache directory for sdlint."""
+    configured = os.environ.get(CACHE_DIR_ENV)
+    if configured:
+        return Path(configured)
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("sdlint"))
+
+
+def installed_version(distribution: str) -> str | None:
+    """The installed version of a distribution without importing it; None when absent."""
+    try:
+        return importlib.metadata.version(distribution)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def cache_key(
+    config_bytes: bytes,
+    tensors: Mapping[str, TensorSpec],
+    architecture: str | None,
+    *,
+    transformers_version: str | None,
+    torch_version: str | None,
+) -> str:
+    """sha256 over everything the verdict depends on.
+
+    The config is hashed byte for byte (a reformatted config is a miss, never a wrong hit). torch's
+    version is included although the meta build barely depends on it: a cache must never be the
+    reason a verdict is stale.
+    """
+    signature = [[k, tensors[k].dtype, list(tensors[k].shape)] for k in sorted(tensors)]
+    document = {
+        "cache_format": CACHE_FORMAT,
+        "sdlint": sdlint.__version__,
+        "transformers": transformers_version,
+        "torch": torch_version,
+        "config_sha256": hashlib.sha256(config_bytes).hexdigest(),
+        "architecture": architecture,
+        "signature": signature,
+    }
+    text = json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return hashlib.sha256(text.encode("ascii")).hexdigest()
+
+
+class VerdictCache:
+    """Verdicts stored as `<directory>/verdicts-v1/<key>.json`."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory / _ENTRY_DIR
+
+    def path(self, key: str) -> Path:
+        return self.directory / f"{key}.json"
+
+    def get(self, key: str) -> Outcome | None:
+        """The stored verdict, or None for a miss (including any entry that does not decode)."""
+        try:
+            with self.path(key).open("rb") as f:
+                raw = f.read(_MAX_ENTRY_BYTES + 1)
+        except OSError:
+            return None
+        if len(raw) > _MAX_ENTRY_BYTES:
+            return None
+        try:
+            document = json.loads(raw)
+            if not isinstance(document, dict) or document.get("key") != key:
+                return None
+            return from_dict(document.get("value"))
+        except (ValueError, RecursionError):  # JSONDecodeError and from_dict's errors
+            return None
+
+    def put(self, key: str, value: Outcome) -> bool:
+        """Store `value` under `key`; False when the cache cannot be written (never raises)."""
+        payload = json.dumps(
+            {"key": key, "value": value.to_dict()}, sort_keys=True, separators=(",", ":")
+        ).encode("utf-8")
+        tmp: str | None = None
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=f".{key[:16]}.", suffix=".tmp", dir=self.directory)
+            with os.fdopen(fd, "wb") as f:
+                f.write(payload)
+                f.flush()
+                os.fsync(f.fileno())
+            Path(tmp).replace(self.path(key))  # atomic: readers see the old or the new entry
+            tmp = None
+        except OSError:
+            return False
+        finally:
+            if tmp is not None:
+                with contextlib.suppress(OSError):
+                    Path(tmp).unlink()
+        return True

@@ -1,0 +1,147 @@
+"""transformers' own verdict, to hold the oracle to it: for the tests and the architecture sweep.
+
+`reference_report` runs the real `from_pretrained(dir, output_loading_info=True,
+ignore_mismatched_sizes=True)`, reading tensor data, and captures its final `LoadStateDictInfo`
+where transformers logs its LOAD REPORT, so a load that raises afterwards (conversion errors, R28)
+is still compared key for key. `differences` lists every way an oracle verdict departs from it.
+
+Not used when linting. Imports torch and transformers (lazily), like the oracle.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import unittest.mock
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sdlint.header import Header, read_header
+from sdlint.model.verdict import LoadVerdict, TensorSpec
+
+MismatchSet = frozenset[tuple[str, tuple[int, ...], tuple[int, ...]]]
+
+
+def directory_signature(directory: Path) -> dict[str, TensorSpec]:
+    """The merged header signature transformers loads from a saved model directory (R1-R4).
+
+    `model.safetensors` wins over an index; with an index, the keys come from the headers of the
+    shards its `weight_map` names, in sorted order, a later shard winning a duplicated key.
+    Raises on unreadable files: this is for checkpoints transformers itself wrote.
+    """
+    single = directory / "model.safetensors"
+    if single.exists():
+        files = [single]
+    else:
+        index = json.loads((directory / "model.safetensors.index.json").read_text())
+        files = [directory / name for name in sorted(set(index["weight_map"].values()))]
+    merged: dict[str, TensorSpec] = {}
+    for path in files:
+        header = read_header(path)
+        if not isinstance(header, Header):
+            raise ValueError(f"{path}: {header}")
+        for name, info in header.tensors.items():
+            merged[name] = TensorSpec(info.dtype, info.shape)
+    return merged
+
+
+@dataclass(frozen=True)
+class ReferenceReport:
+    """What the real `from_pretrained` decided."""
+
+    missing: frozenset[str]
+    unexpected: frozenset[str]
+    mismatched: MismatchSet
+    conversion_errors: frozenset[str]
+    raised: str | None  # what from_pretrained raised after its report, if it did
+
+
+def reference_report(cls: Any, directory: Path) -> ReferenceReport:
+    """Load `directory` with the real `cls.from_pretrained` and capture its final loading info."""
+    modeling_utils = importlib.import_module("transformers.modeling_utils")
+    captured: list[Any] = []
+    original = modeling_utils.log_state_dict_report
+
+    def capture(*args: Any, **kwargs: Any) -> Any:
+        captured.append(kwargs["loading_info"])
+        return original(*args, **kwargs)
+
+    raised: str | None = None
+    returned: dict[str, Any] | None = None
+    with unittest.mock.patch.object(modeling_utils, "log_state_dict_report", capture):
+        try:
+            _, returned = cls.from_pretrained(
+                str(directory), output_loading_info=True, ignore_mismatched_sizes=True
+            )
+        except RuntimeError as e:
+            raised = str(e)
+            if not captured:  # it failed before reporting: nothing to compare with
+                raise
+    if len(captured) != 1:
+        raise AssertionError(f"from_pretrained reported {len(captured)} times, expected once")
+    info = captured[0]
+    report = ReferenceReport(
+        missing=frozenset(info.missing_keys),
+        unexpected=frozenset(info.unexpected_keys),
+        mismatched=_mismatch_set(info.mismatched_keys),
+        conversion_errors=frozenset(info.conversion_errors),
+        raised=raised,
+    )
+    if returned is not None and (
+        frozenset(returned["missing_keys"]) != report.missing
+        or frozenset(returned["unexpected_keys"]) != report.unexpected
+        or _mismatch_set(returned["mismatched_keys"]) != report.mismatched
+    ):
+        raise AssertionError("from_pretrained returned other keys than it reported")
+    return report
+
+
+def differences(
+    verdict: LoadVerdict, report: ReferenceReport, tensors: Mapping[str, TensorSpec]
+) -> list[str]:
+    """Every way `verdict` departs from transformers' report; empty when they agree.
+
+    Besides the four key sets, checks that the file-side names the rules report with are the
+    checkpoint's own (`tensors`).
+    """
+    out: list[str] = []
+
+    def compare(what: str, ours: Any, theirs: Any) -> None:
+        if ours != theirs:
+            out.append(
+                f"{what}: oracle only {sorted(ours - theirs)}, transformers only "
+                f"{sorted(theirs - ours)}"
+            )
+
+    compare("missing", verdict.missing_keys, report.missing)
+    compare("unexpected", verdict.unexpected_keys, report.unexpected)
+    compare("mismatched", verdict.mismatched_keys, report.mismatched)
+    compare(
+        "conversion errors",
+        frozenset(c.model_key for c in verdict.conversion_errors),
+        report.conversion_errors,
+    )
+    if (report.raised is not None) != bool(verdict.conversion_errors):
+        out.append(f"from_pretrained raised {report.raised!r}; oracle conversion errors differ")
+    for u in verdict.unexpected:
+        if u.file_key not in tensors:
+            out.append(f"unexpected {u.model_key!r} names no checkpoint key ({u.file_key!r})")
+    for m in verdict.mismatched:
+        if not m.file_keys or not set(m.file_keys) <= set(tensors):
+            out.append(
+                f"mismatch {m.model_key!r} names file keys {m.file_keys} not all in the file"
+            )
+        if m.file_key is not None and m.file_key not in m.file_keys:
+            out.append(f"mismatch {m.model_key!r}: file_key {m.file_key!r} not among its file_keys")
+    for s in verdict.shadowed:
+        if s.file_key not in tensors or s.winner not in tensors:
+            out.append(f"shadowed {s.file_key!r} or its winner {s.winner!r} is not in the file")
+    return out
+
+
+def _mismatch_set(items: Any) -> MismatchSet:
+    return frozenset(
+        (str(k), tuple(int(d) for d in a), tuple(int(d) for d in b)) for k, a, b in items
+    )

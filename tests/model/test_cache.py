@@ -1,0 +1,494 @@
+"""The verdict cache: what it keys on, what it survives, and that a warm run stays light."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import sdlint.model
+from sdlint.header import Header, read_header
+from sdlint.model import (
+    ConfigProblem,
+    LoadVerdict,
+    Mismatch,
+    Missing,
+    TensorSpec,
+    Unexpected,
+    WrapperPrefix,
+    load_verdict,
+)
+from sdlint.model import verdict as v
+from sdlint.model.cache import (
+    CACHE_DIR_ENV,
+    VerdictCache,
+    cache_key,
+    default_cache_dir,
+    installed_version,
+)
+
+CONFIG = {
+    "model_type": "roberta",
+    "architectures": ["RobertaForSequenceClassification"],
+    "hidden_size": 32,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 4,
+    "intermediate_size": 64,
+    "vocab_size": 128,
+    "max_position_embeddings": 64,
+}
+SIGNATURE = {
+    "roberta.embeddings.word_embeddings.weight": TensorSpec("F32", (128, 32)),
+    "classifier.out_proj.weight": TensorSpec("F32", (3, 32)),
+}
+
+
+def sample_verdict(note: str = "") -> LoadVerdict:
+    inner = LoadVerdict(
+        architecture="RobertaForSequenceClassification",
+        architecture_source="config",
+        model_type="roberta",
+        base_model_prefix="roberta",
+        has_base_model=True,
+        transformers_version="5.24.0",
+        dtype="float32",
+        config_dtype=None,
+        missing=(Missing("classifier.dense.weight", False),),
+    )
+    return LoadVerdict(
+        architecture="RobertaForSequenceClassification",
+        architecture_source="config",
+        model_type="roberta",
+        base_model_prefix="roberta",
+        has_base_model=True,
+        transformers_version="5.24.0",
+        dtype="float32",
+        config_dtype="float32",
+        missing=(Missing("roberta.pooler.dense.weight", True),),
+        unexpected=(
+            Unexpected("module.classifier.out_proj.weight", "module.classifier.out_proj.weight"),
+        ),
+        mismatched=(
+            Mismatch(
+                "classifier.out_proj.weight",
+                "classifier.out_proj.weight",
+                (3, 32),
+                (5, 32),
+                False,
+                ("classifier.out_proj.weight",),
+            ),
+        ),
+        wrapper_prefix=WrapperPrefix("module.", 2, inner),
+        notes=(note,) if note else (),
+    )
+
+
+class FakeOracle:
+    """Stands in for the oracle: counts calls and returns a fixed answer."""
+
+    def __init__(self, answer: LoadVerdict | ConfigProblem) -> None:
+        self.answer = answer
+        self.calls = 0
+
+    def __call__(
+        self, config_path: Path, tensors: Mapping[str, TensorSpec], architecture: str | None
+    ) -> LoadVerdict | ConfigProblem:
+        self.calls += 1
+        return self.answer
+
+
+@pytest.fixture
+def oracle(monkeypatch: pytest.MonkeyPatch) -> FakeOracle:
+    fake = FakeOracle(sample_verdict())
+    monkeypatch.setattr(sdlint.model, "_predict", fake)
+    return fake
+
+
+@pytest.fixture
+def config_path(tmp_path: Path) -> Path:
+    path = tmp_path / "model" / "config.json"
+    path.parent.mkdir()
+    path.write_text(json.dumps(CONFIG, indent=2))
+    return path
+
+
+def entries(cache_dir: Path) -> list[Path]:
+    return sorted(cache_dir.rglob("*.json"))
+
+
+# ---------------------------------------------------------------------------------------------
+# Keying
+
+
+def test_same_signature_hits(oracle: FakeOracle, config_path: Path, tmp_path: Path) -> None:
+    cache_dir = tmp_path / "cache"
+    first = load_verdict(config_path, SIGNATURE, cache_dir=cache_dir)
+    second = load_verdict(config_path, dict(reversed(SIGNATURE.items())), cache_dir=cache_dir)
+    assert first == second == oracle.answer
+    assert oracle.calls == 1
+    assert len(entries(cache_dir)) == 1
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        "config-bytes",
+        "config-value",
+        "architecture",
+        "shape",
+        "dtype",
+        "key",
+        "transformers",
+        "torch",
+    ],
+)
+def test_any_input_change_misses(
+    oracle: FakeOracle,
+    config_path: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    change: str,
+) -> None:
+    cache_dir = tmp_path / "cache"
+    load_verdict(config_path, SIGNATURE, cache_dir=cache_dir)
+    signature = dict(SIGNATURE)
+    architecture = None
+    if change == "config-bytes":  # the same settings, formatted differently
+        config_path.write_text(json.dumps(CONFIG))
+    elif change == "config-value":
+        config_path.write_text(json.dumps({**CONFIG, "num_labels": 5}, indent=2))
+    elif change == "architecture":
+        architecture = "RobertaModel"
+    elif change == "shape":
+        signature["classifier.out_proj.weight"] = TensorSpec("F32", (5, 32))
+    elif change == "dtype":
+        signature["classifier.out_proj.weight"] = TensorSpec("BF16", (3, 32))
+    elif change == "key":
+        signature["extra"] = TensorSpec("F32", (1,))
+    else:
+        real = installed_version
+        monkeypatch.setattr(
+            sdlint.model,
+            "installed_version",
+            lambda name: "0.0.1" if name == change else real(name),
+        )
+    load_verdict(config_path, signature, architecture, cache_dir=cache_dir)
+    assert oracle.calls == 2
+    assert len(entries(cache_dir)) == 2
+
+
+def test_transformers_not_installed_is_part_of_the_key() -> None:
+    keys = {
+        cache_key(b"{}", SIGNATURE, None, transformers_version=version, torch_version="2.13.0")
+        for version in (None, "5.24.0")
+    }
+    assert len(keys) == 2
+
+
+def write_raw_safetensors(
+    path: Path, tensors: dict[str, tuple[str, tuple[int, ...]]], fill: bytes
+) -> None:
+    header = {}
+    offset = 0
+    for name, (dtype, shape) in tensors.items():
+        size = 4
+        for d in shape:
+            size *= d
+        header[name] = {
+            "dtype": dtype,
+            "shape": list(shape),
+            "data_offsets": [offset, offset + size],
+        }
+        offset += size
+    raw = json.dumps(header).encode()
+    raw += b" " * (-len(raw) % 8)
+    data = (fill * (offset // len(fill) + 1))[:offset]
+    path.write_bytes(len(raw).to_bytes(8, "little") + raw + data)
+
+
+def header_signature(path: Path) -> dict[str, TensorSpec]:
+    header = read_header(path)
+    assert isinstance(header, Header)
+    return {name: TensorSpec(t.dtype, t.shape) for name, t in header.tensors.items()}
+
+
+def test_retrained_weights_of_the_same_shapes_hit(
+    oracle: FakeOracle, config_path: Path, tmp_path: Path
+) -> None:
+    layout = {name: (spec.dtype, spec.shape) for name, spec in SIGNATURE.items()}
+    before, after = tmp_path / "before.safetensors", tmp_path / "after.safetensors"
+    write_raw_safetensors(before, layout, b"\x00\x01\x02\x03")
+    write_raw_safetensors(after, layout, b"\x7f\x3e\x11\x42")  # other values, same header
+    assert before.read_bytes() != after.read_bytes()
+    cache_dir = tmp_path / "cache"
+    load_verdict(config_path, header_signature(before), cache_dir=cache_dir)
+    load_verdict(config_path, header_signature(after), cache_dir=cache_dir)
+    assert oracle.calls == 1
+
+
+def test_use_cache_false_neither_reads_nor_writes(
+    oracle: FakeOracle, config_path: Path, tmp_path: Path
+) -> None:
+    cache_dir = tmp_path / "cache"
+    load_verdict(config_path, SIGNATURE, cache_dir=cache_dir)
+    load_verdict(config_path, SIGNATURE, cache_dir=cache_dir, use_cache=False)
+    assert oracle.calls == 2
+    load_verdict(
+        config_path,
+        {**SIGNATURE, "x": TensorSpec("F32", (1,))},
+        cache_dir=cache_dir,
+        use_cache=False,
+    )
+    assert len(entries(cache_dir)) == 1
+
+
+def test_default_cache_dir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv(CACHE_DIR_ENV, str(tmp_path / "here"))
+    assert default_cache_dir() == tmp_path / "here"
+    monkeypatch.delenv(CACHE_DIR_ENV)
+    import platformdirs
+
+    assert default_cache_dir() == Path(platformdirs.user_cache_dir("sdlint"))
+
+
+def test_env_var_is_the_default_location(
+    oracle: FakeOracle, config_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(CACHE_DIR_ENV, str(tmp_path / "env-cache"))
+    load_verdict(config_path, SIGNATURE)
+    assert len(entries(tmp_path / "env-cache")) == 1
+
+
+# ---------------------------------------------------------------------------------------------
+# Which answers are stored
+
+
+def test_config_problems_are_cached(
+    config_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake = FakeOracle(ConfigProblem(v.INVALID_CONFIG, "config.json is not valid: x. Fix it."))
+    monkeypatch.setattr(sdlint.model, "_predict", fake)
+    for _ in range(2):
+        assert load_verdict(config_path, SIGNATURE, cache_dir=tmp_path / "cache") == fake.answer
+    assert fake.calls == 1
+
+
+@pytest.mark.parametrize("kind", [v.NOT_INSTALLED, v.MISSING_DEPENDENCY])
+def test_environment_problems_are_not_cached(
+    config_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kind: str
+) -> None:
+    fake = FakeOracle(ConfigProblem(kind, "x: y. Install z."))
+    monkeypatch.setattr(sdlint.model, "_predict", fake)
+    for _ in range(2):
+        load_verdict(config_path, SIGNATURE, cache_dir=tmp_path / "cache")
+    assert fake.calls == 2
+    assert entries(tmp_path / "cache") == []
+
+
+def test_config_changing_during_prediction_is_not_stored(
+    config_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def racing(
+        path: Path, tensors: Mapping[str, TensorSpec], architecture: str | None
+    ) -> LoadVerdict:
+        path.write_text(json.dumps({**CONFIG, "num_labels": 7}))
+        return sample_verdict()
+
+    monkeypatch.setattr(sdlint.model, "_predict", racing)
+    load_verdict(config_path, SIGNATURE, cache_dir=tmp_path / "cache")
+    assert entries(tmp_path / "cache") == []
+
+
+# ---------------------------------------------------------------------------------------------
+# Robustness
+
+
+def cached_path(config_path: Path, cache_dir: Path) -> Path:
+    [path] = entries(cache_dir)
+    return path
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        b"",
+        b"{",
+        b"\xff\xfe\x00garbage",
+        b"[]",
+        b'{"key": "someone-else", "value": {}}',
+        "truncated",
+        "other-format",
+        "missing-field",
+        "wrong-key",
+    ],
+    ids=[
+        "empty",
+        "open-brace",
+        "binary",
+        "array",
+        "foreign",
+        "truncated",
+        "other-format",
+        "missing-field",
+        "wrong-key",
+    ],
+)
+def test_corrupt_entry_is_ignored_and_rebuilt(
+    oracle: FakeOracle, config_path: Path, tmp_path: Path, content: bytes | str
+) -> None:
+    cache_dir = tmp_path / "cache"
+    load_verdict(config_path, SIGNATURE, cache_dir=cache_dir)
+    path = cached_path(config_path, cache_dir)
+    good = path.read_bytes()
+    document = json.loads(good)
+    if content == "truncated":
+        data = good[: len(good) // 2]
+    elif content == "other-format":
+        document["value"]["format"] = v.FORMAT_VERSION + 1
+        data = json.dumps(document).encode()
+    elif content == "missing-field":
+        del document["value"]["value"]["dtype"]
+        data = json.dumps(document).encode()
+    elif content == "wrong-key":
+        document["key"] = "0" * 64
+        data = json.dumps(document).encode()
+    else:
+        assert isinstance(content, bytes)
+        data = content
+    path.write_bytes(data)
+
+    assert load_verdict(config_path, SIGNATURE, cache_dir=cache_dir) == oracle.answer
+    assert oracle.calls == 2
+    assert path.read_bytes() == good  # rebuilt
+    assert load_verdict(config_path, SIGNATURE, cache_dir=cache_dir) == oracle.answer
+    assert oracle.calls == 2
+
+
+def test_unwritable_cache_never_fails_the_lint(
+    oracle: FakeOracle, config_path: Path, tmp_path: Path
+) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    for _ in range(2):
+        assert load_verdict(config_path, SIGNATURE, cache_dir=blocker / "cache") == oracle.answer
+    assert oracle.calls == 2
+    assert VerdictCache(blocker).put("k" * 64, sample_verdict()) is False
+    assert VerdictCache(blocker).get("k" * 64) is None
+
+
+WRITER = """
+import sys
+from pathlib import Path
+sys.path.insert(0, {tests!r})
+from test_cache import sample_verdict
+from sdlint.model.cache import VerdictCache
+cache = VerdictCache(Path({cache!r}))
+mine = sample_verdict("writer {n}")
+for _ in range(40):
+    assert cache.put({key!r}, mine)
+    seen = cache.get({key!r})
+    # a reader sees a complete entry from some writer, never a torn one
+    assert seen is not None and seen.notes[0].startswith("writer "), seen
+"""
+
+
+@pytest.mark.slow
+def test_concurrent_writers_leave_a_valid_entry(tmp_path: Path) -> None:
+    key = "c" * 64
+    writers = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                WRITER.format(tests=str(Path(__file__).parent), cache=str(tmp_path), key=key, n=n),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        for n in range(6)
+    ]
+    for writer in writers:
+        _, stderr = writer.communicate(timeout=120)
+        assert writer.returncode == 0, stderr.decode()
+    cache = VerdictCache(tmp_path)
+    final = cache.get(key)
+    assert final in {sample_verdict(f"writer {n}") for n in range(6)}
+    assert [p.name for p in cache.directory.iterdir()] == [f"{key}.json"]  # no temp file left
+
+
+# ---------------------------------------------------------------------------------------------
+# A warm run imports neither torch nor transformers.
+
+WARM_RUN = """
+import json, sys, time
+from pathlib import Path
+start = time.perf_counter()
+from sdlint.model import load_verdict, TensorSpec
+signature = {{k: TensorSpec(d, tuple(s)) for k, (d, s) in json.loads(Path({signature!r}).read_text()).items()}}
+result = load_verdict(Path({config!r}), signature, cache_dir=Path({cache!r}))
+elapsed = time.perf_counter() - start
+heavy = sorted(m for m in ("torch", "transformers", "safetensors", "numpy") if m in sys.modules)
+print(json.dumps({{"result": result.to_json(), "heavy": heavy, "seconds": elapsed}}))
+"""
+
+
+def run_warm(
+    config_path: Path, signature: Mapping[str, TensorSpec], cache_dir: Path
+) -> dict[str, Any]:
+    signature_path = cache_dir.parent / "signature.json"
+    signature_path.write_text(
+        json.dumps({k: [s.dtype, list(s.shape)] for k, s in signature.items()})
+    )
+    code = WARM_RUN.format(
+        signature=str(signature_path), config=str(config_path), cache=str(cache_dir)
+    )
+    env = {k: val for k, val in os.environ.items() if k != CACHE_DIR_ENV}
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=300, env=env
+    )
+    assert result.returncode == 0, result.stderr
+    document = json.loads(result.stdout.splitlines()[-1])
+    assert isinstance(document, dict)
+    return document
+
+
+@pytest.mark.slow
+def test_warm_run_imports_neither_torch_nor_transformers(config_path: Path, tmp_path: Path) -> None:
+    """The cache is filled here (no torch needed); a fresh interpreter then answers from it."""
+    cache_dir = tmp_path / "cache"
+    key = cache_key(
+        config_path.read_bytes(),
+        SIGNATURE,
+        None,
+        transformers_version=installed_version("transformers"),
+        torch_version=installed_version("torch"),
+    )
+    assert VerdictCache(cache_dir).put(key, sample_verdict())
+    document = run_warm(config_path, SIGNATURE, cache_dir)
+    assert document["heavy"] == []
+    assert LoadVerdict.from_json(str(document["result"])) == sample_verdict()
+
+
+@pytest.mark.model
+@pytest.mark.slow
+def test_cold_then_warm_with_the_real_oracle(config_path: Path, tmp_path: Path) -> None:
+    torch = pytest.importorskip("torch")
+    transformers = pytest.importorskip("transformers")
+    model = transformers.RobertaForSequenceClassification(transformers.RobertaConfig(**CONFIG))
+    signature = {k: TensorSpec("F32", tuple(t.shape)) for k, t in model.state_dict().items()}
+    signature["classifier.out_proj.weight"] = TensorSpec("F32", (3, 32))
+    del torch
+    cache_dir = tmp_path / "cache"
+    cold = run_warm(config_path, signature, cache_dir)  # a miss: runs the oracle
+    assert "torch" in cold["heavy"] and "transformers" in cold["heavy"]
+    warm = run_warm(config_path, signature, cache_dir)
+    assert warm["heavy"] == []
+    assert warm["result"] == cold["result"]
+    verdict = LoadVerdict.from_json(str(warm["result"]))
+    assert [m.model_key for m in verdict.mismatched] == ["classifier.out_proj.weight"]

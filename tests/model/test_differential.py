@@ -1,0 +1,993 @@
+"""The oracle against the real thing: for tiny models of many architectures, saved and then
+mutated the ways checkpoints go wrong, the oracle's verdict must equal what transformers'
+`from_pretrained(dir, output_loading_info=True, ignore_mismatched_sizes=True)` reports, key for
+key and shape for shape.
+
+Models are built from configs in code (nothing is downloaded), saved once per module, and every
+mutation edits the saved safetensors files or config.json, which is all a linter sees.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sdlint.model import ConfigProblem, LoadVerdict, TensorSpec
+from sdlint.model.oracle import predict_load
+from sdlint.model.reference import ReferenceReport, differences, reference_report
+from sdlint.model.reference import directory_signature as signature
+
+torch = pytest.importorskip("torch")
+transformers = pytest.importorskip("transformers")
+safetensors_torch = pytest.importorskip("safetensors.torch")
+
+pytestmark = pytest.mark.model
+
+
+def assert_same_verdict(
+    verdict: LoadVerdict, real: ReferenceReport, tensors: dict[str, TensorSpec]
+) -> None:
+    """The oracle's verdict equals transformers' key for key and shape for shape."""
+    assert differences(verdict, real, tensors) == []
+
+
+VOCAB = 128  # no other dimension of the tiny models is 128, so a vocab resize is unambiguous
+TEXT = {
+    "hidden_size": 32,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 4,
+    "intermediate_size": 64,
+    "vocab_size": VOCAB,
+    "max_position_embeddings": 64,
+}
+DECODER = {**TEXT, "num_key_value_heads": 2}
+VISION = {
+    "hidden_size": 32,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 4,
+    "intermediate_size": 64,
+    "image_size": 32,
+    "patch_size": 8,
+}
+SEQ2SEQ = {
+    "d_model": 32,
+    "encoder_layers": 2,
+    "decoder_layers": 2,
+    "encoder_attention_heads": 4,
+    "decoder_attention_heads": 4,
+    "encoder_ffn_dim": 64,
+    "decoder_ffn_dim": 64,
+    "vocab_size": VOCAB,
+    "max_position_embeddings": 64,
+}
+LABELS = {"num_labels": 3}
+
+
+@dataclass(frozen=True)
+class Arch:
+    """A tiny model: its class, config class and config values."""
+
+    id: str
+    cls: str
+    config_cls: str
+    values: dict[str, Any] = field(default_factory=dict)
+    vocab: bool = True  # has a vocabulary dimension of size VOCAB
+    labels: bool = False  # a classification head sized by num_labels
+
+
+ARCHS = [
+    # RoBERTa and its heads
+    Arch("roberta", "RobertaModel", "RobertaConfig", TEXT),
+    Arch(
+        "roberta-seqcls",
+        "RobertaForSequenceClassification",
+        "RobertaConfig",
+        {**TEXT, **LABELS},
+        labels=True,
+    ),
+    Arch("roberta-mlm", "RobertaForMaskedLM", "RobertaConfig", TEXT),
+    Arch(
+        "roberta-tokcls",
+        "RobertaForTokenClassification",
+        "RobertaConfig",
+        {**TEXT, **LABELS},
+        labels=True,
+    ),
+    Arch("roberta-qa", "RobertaForQuestionAnswering", "RobertaConfig", TEXT),
+    Arch("roberta-causal", "RobertaForCausalLM", "RobertaConfig", {**TEXT, "is_decoder": True}),
+    Arch("roberta-mc", "RobertaForMultipleChoice", "RobertaConfig", TEXT),
+    # other encoders
+    Arch("bert", "BertModel", "BertConfig", TEXT),
+    Arch(
+        "bert-seqcls",
+        "BertForSequenceClassification",
+        "BertConfig",
+        {**TEXT, **LABELS},
+        labels=True,
+    ),
+    Arch("bert-pretraining", "BertForPreTraining", "BertConfig", TEXT),
+    Arch(
+        "distilbert-seqcls",
+        "DistilBertForSequenceClassification",
+        "DistilBertConfig",
+        {
+            "dim": 32,
+            "n_layers": 2,
+            "n_heads": 4,
+            "hidden_dim": 64,
+            "vocab_size": VOCAB,
+            "max_position_embeddings": 64,
+            **LABELS,
+        },
+        labels=True,
+    ),
+    Arch("xlmr-mlm", "XLMRobertaForMaskedLM", "XLMRobertaConfig", TEXT),
+    Arch(
+        "xlmr-seqcls",
+        "XLMRobertaForSequenceClassification",
+        "XLMRobertaConfig",
+        {**TEXT, **LABELS},
+        labels=True,
+    ),
+    Arch(
+        "electra-seqcls",
+        "ElectraForSequenceClassification",
+        "ElectraConfig",
+        {**TEXT, "embedding_size": 16, **LABELS},
+        labels=True,
+    ),
+    Arch(
+        "electra-pretraining",
+        "ElectraForPreTraining",
+        "ElectraConfig",
+        {**TEXT, "embedding_size": 16},
+    ),
+    Arch(
+        "deberta-v2-seqcls",
+        "DebertaV2ForSequenceClassification",
+        "DebertaV2Config",
+        {**TEXT, **LABELS},
+        labels=True,
+    ),
+    Arch("deberta-v2-mlm", "DebertaV2ForMaskedLM", "DebertaV2Config", TEXT),
+    Arch("albert-mlm", "AlbertForMaskedLM", "AlbertConfig", {**TEXT, "embedding_size": 16}),
+    # decoders
+    Arch(
+        "gpt2",
+        "GPT2Model",
+        "GPT2Config",
+        {"n_embd": 32, "n_layer": 2, "n_head": 4, "vocab_size": VOCAB, "n_positions": 64},
+    ),
+    Arch(
+        "gpt2-lm",
+        "GPT2LMHeadModel",
+        "GPT2Config",
+        {"n_embd": 32, "n_layer": 2, "n_head": 4, "vocab_size": VOCAB, "n_positions": 64},
+    ),
+    Arch(
+        "gpt2-seqcls",
+        "GPT2ForSequenceClassification",
+        "GPT2Config",
+        {
+            "n_embd": 32,
+            "n_layer": 2,
+            "n_head": 4,
+            "vocab_size": VOCAB,
+            "n_positions": 64,
+            "pad_token_id": 0,
+            **LABELS,
+        },
+        labels=True,
+    ),
+    Arch("llama", "LlamaModel", "LlamaConfig", DECODER),
+    Arch("llama-lm", "LlamaForCausalLM", "LlamaConfig", DECODER),  # untied: Llama's default
+    Arch(
+        "llama-lm-tied", "LlamaForCausalLM", "LlamaConfig", {**DECODER, "tie_word_embeddings": True}
+    ),
+    Arch(
+        "llama-seqcls",
+        "LlamaForSequenceClassification",
+        "LlamaConfig",
+        {**DECODER, "pad_token_id": 0, **LABELS},
+        labels=True,
+    ),
+    Arch("mistral-lm", "MistralForCausalLM", "MistralConfig", DECODER),
+    Arch("qwen2-lm", "Qwen2ForCausalLM", "Qwen2Config", DECODER),
+    Arch("gemma-lm", "GemmaForCausalLM", "GemmaConfig", {**DECODER, "head_dim": 8}),
+    Arch("gpt-neox-lm", "GPTNeoXForCausalLM", "GPTNeoXConfig", TEXT),
+    Arch(
+        "opt-lm",
+        "OPTForCausalLM",
+        "OPTConfig",
+        {
+            "hidden_size": 32,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 4,
+            "ffn_dim": 64,
+            "vocab_size": VOCAB,
+            "max_position_embeddings": 64,
+            "word_embed_proj_dim": 32,
+        },
+    ),
+    Arch("phi-lm", "PhiForCausalLM", "PhiConfig", TEXT),
+    # mixture of experts: the file layout differs from the fused in-memory one (R16)
+    Arch(
+        "mixtral-lm",
+        "MixtralForCausalLM",
+        "MixtralConfig",
+        {**DECODER, "num_local_experts": 4, "num_experts_per_tok": 2},
+    ),
+    Arch(
+        "qwen3-moe-lm",
+        "Qwen3MoeForCausalLM",
+        "Qwen3MoeConfig",
+        {
+            **DECODER,
+            "num_experts": 4,
+            "num_experts_per_tok": 2,
+            "moe_intermediate_size": 16,
+            "head_dim": 8,
+        },
+    ),
+    # vision
+    Arch("vit", "ViTModel", "ViTConfig", VISION, vocab=False),
+    Arch(
+        "vit-imgcls",
+        "ViTForImageClassification",
+        "ViTConfig",
+        {**VISION, **LABELS},
+        vocab=False,
+        labels=True,
+    ),
+    Arch(
+        "swin-imgcls",
+        "SwinForImageClassification",
+        "SwinConfig",
+        {
+            "image_size": 32,
+            "patch_size": 4,
+            "embed_dim": 16,
+            "depths": [1, 1],
+            "num_heads": [2, 2],
+            "window_size": 4,
+            **LABELS,
+        },
+        vocab=False,
+        labels=True,
+    ),
+    Arch(
+        "resnet-imgcls",  # BatchNorm: persistent buffers are expected keys (R24)
+        "ResNetForImageClassification",
+        "ResNetConfig",
+        {"embedding_size": 16, "hidden_sizes": [16, 32], "depths": [1, 1], **LABELS},
+        vocab=False,
+        labels=True,
+    ),
+    Arch(
+        "convnext-imgcls",
+        "ConvNextForImageClassification",
+        "ConvNextConfig",
+        {"hidden_sizes": [16, 32], "depths": [1, 1], "num_stages": 2, **LABELS},
+        vocab=False,
+        labels=True,
+    ),
+    # multimodal
+    Arch(
+        "clip",
+        "CLIPModel",
+        "CLIPConfig",
+        {"text_config": TEXT, "vision_config": VISION, "projection_dim": 16},
+    ),
+    Arch(
+        "llava",
+        "LlavaForConditionalGeneration",
+        "LlavaConfig",
+        {
+            "text_config": {**DECODER, "model_type": "llama"},
+            "vision_config": {**VISION, "model_type": "clip_vision_model"},
+            "image_token_id": VOCAB - 1,
+        },
+    ),
+    # encoder-decoders
+    Arch(
+        "marian",
+        "MarianMTModel",
+        "MarianConfig",
+        {**SEQ2SEQ, "pad_token_id": 0, "decoder_start_token_id": 0},
+    ),
+    Arch(
+        "t5",
+        "T5ForConditionalGeneration",
+        "T5Config",
+        {
+            "d_model": 32,
+            "d_kv": 8,
+            "d_ff": 64,
+            "num_layers": 2,
+            "num_heads": 4,
+            "vocab_size": VOCAB,
+        },
+    ),
+    Arch(
+        "t5-encoder",
+        "T5EncoderModel",
+        "T5Config",
+        {
+            "d_model": 32,
+            "d_kv": 8,
+            "d_ff": 64,
+            "num_layers": 2,
+            "num_heads": 4,
+            "vocab_size": VOCAB,
+        },
+    ),
+    Arch("bart", "BartForConditionalGeneration", "BartConfig", SEQ2SEQ),
+    Arch(
+        "bart-seqcls",
+        "BartForSequenceClassification",
+        "BartConfig",
+        {**SEQ2SEQ, **LABELS},
+        labels=True,
+    ),
+    Arch(
+        "whisper",
+        "WhisperForConditionalGeneration",
+        "WhisperConfig",
+        {
+            **SEQ2SEQ,
+            "num_mel_bins": 16,
+            "max_source_positions": 32,
+            "max_target_positions": 64,
+            "pad_token_id": 0,
+            "bos_token_id": 1,
+            "eos_token_id": 2,
+            "decoder_start_token_id": 1,
+            "suppress_tokens": [],
+            "begin_suppress_tokens": [],
+        },
+    ),
+    Arch(
+        "wav2vec2-ctc",  # weight-norm conv: `weight_g`/`weight_v` parametrizations (R12)
+        "Wav2Vec2ForCTC",
+        "Wav2Vec2Config",
+        {
+            "hidden_size": 32,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 4,
+            "intermediate_size": 64,
+            "vocab_size": VOCAB,
+            "conv_dim": [16, 16],
+            "conv_stride": [5, 2],
+            "conv_kernel": [10, 3],
+            "num_conv_pos_embeddings": 16,
+            "num_conv_pos_embedding_groups": 4,
+        },
+    ),
+]
+ARCH = {a.id: a for a in ARCHS}
+assert len(ARCHS) >= 40 and len(ARCH) == len(ARCHS)
+
+
+class Zoo:
+    """Each architecture built and saved once per module, on first use."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.models: dict[str, Any] = {}
+
+    def model(self, arch_id: str) -> Any:
+        if arch_id not in self.models:
+            arch = ARCH[arch_id]
+            torch.manual_seed(0)
+            config = getattr(transformers, arch.config_cls)(**arch.values)
+            model = getattr(transformers, arch.cls)(config)
+            model.save_pretrained(self.root / arch_id)
+            self.models[arch_id] = model
+        return self.models[arch_id]
+
+    def saved(self, arch_id: str) -> Path:
+        self.model(arch_id)
+        return self.root / arch_id
+
+
+@pytest.fixture(scope="module")
+def zoo(tmp_path_factory: pytest.TempPathFactory) -> Zoo:
+    return Zoo(tmp_path_factory.mktemp("zoo"))
+
+
+# ---------------------------------------------------------------------------------------------
+# Checkpoint surgery, on the files a linter reads.
+
+
+def load_weights(directory: Path) -> dict[str, Any]:
+    weights: dict[str, Any] = {}
+    files = sorted(directory.glob("*.safetensors"))
+    for path in files:
+        weights.update(safetensors_torch.load_file(str(path)))
+    return weights
+
+
+def write_checkpoint(directory: Path, weights: dict[str, Any], config_from: Path) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    safetensors_torch.save_file(
+        {k: v.contiguous() for k, v in weights.items()},
+        str(directory / "model.safetensors"),
+        metadata={"format": "pt"},
+    )
+    shutil.copy(config_from / "config.json", directory / "config.json")
+    return directory
+
+
+def edit_config(directory: Path, **changes: Any) -> None:
+    path = directory / "config.json"
+    document = json.loads(path.read_text())
+    document.update(changes)
+    path.write_text(json.dumps(document))
+
+
+def middle_key(weights: dict[str, Any]) -> str:
+    return sorted(weights)[len(weights) // 2]
+
+
+def resize_vocab(weights: dict[str, Any], extra: int = 8) -> dict[str, Any]:
+    """A checkpoint whose vocabulary grew by `extra` tokens: every VOCAB-sized dim is padded."""
+    out = {}
+    for key, value in weights.items():
+        for dim, size in enumerate(value.shape):
+            if size == VOCAB:
+                pad_shape = list(value.shape)
+                pad_shape[dim] = extra
+                value = torch.cat([value, torch.zeros(pad_shape, dtype=value.dtype)], dim=dim)
+        out[key] = value
+    return out
+
+
+Mutation = Callable[[Zoo, str, Path], Path]
+
+
+def roundtrip(zoo: Zoo, arch_id: str, out: Path) -> Path:
+    return zoo.saved(arch_id)
+
+
+def drop_key(zoo: Zoo, arch_id: str, out: Path) -> Path:
+    weights = load_weights(zoo.saved(arch_id))
+    del weights[middle_key(weights)]
+    return write_checkpoint(out, weights, zoo.saved(arch_id))
+
+
+def add_key(zoo: Zoo, arch_id: str, out: Path) -> Path:
+    weights = load_weights(zoo.saved(arch_id))
+    weights["extra_head.weight"] = torch.zeros(3, 4)
+    weights[middle_key(weights) + "_stale"] = torch.zeros(2)
+    return write_checkpoint(out, weights, zoo.saved(arch_id))
+
+
+def wrapper_prefix(prefix: str) -> Mutation:
+    def mutate(zoo: Zoo, arch_id: str, out: Path) -> Path:
+        weights = load_weights(zoo.saved(arch_id))
+        return write_checkpoint(
+            out, {prefix + k: v for k, v in weights.items()}, zoo.saved(arch_id)
+        )
+
+    return mutate
+
+
+def vocab_grew(zoo: Zoo, arch_id: str, out: Path) -> Path:
+    weights = resize_vocab(load_weights(zoo.saved(arch_id)))
+    return write_checkpoint(out, weights, zoo.saved(arch_id))
+
+
+def other_num_labels(zoo: Zoo, arch_id: str, out: Path) -> Path:
+    """A 3-label checkpoint checked against a 5-label config (the classic head-size mismatch)."""
+    directory = write_checkpoint(out, load_weights(zoo.saved(arch_id)), zoo.saved(arch_id))
+    config = getattr(transformers, ARCH[arch_id].config_cls).from_pretrained(str(directory))
+    config.num_labels = 5
+    config.save_pretrained(str(directory))
+    return directory
+
+
+def sharded(zoo: Zoo, arch_id: str, out: Path) -> Path:
+    zoo.model(arch_id).save_pretrained(str(out), max_shard_size="20KB")
+    assert (out / "model.safetensors.index.json").exists()
+    assert not (out / "model.safetensors").exists()
+    return out
+
+
+def bf16_weights(zoo: Zoo, arch_id: str, out: Path) -> Path:
+    """dtype never changes the verdict (R30): a bfloat16 file against a float32 config."""
+    weights = {
+        k: v.to(torch.bfloat16) if v.is_floating_point() else v
+        for k, v in load_weights(zoo.saved(arch_id)).items()
+    }
+    return write_checkpoint(out, weights, zoo.saved(arch_id))
+
+
+MUTATIONS: dict[str, Mutation] = {
+    "roundtrip": roundtrip,
+    "drop-key": drop_key,
+    "add-key": add_key,
+    "module-prefix": wrapper_prefix("module."),
+}
+VOCAB_MUTATIONS: dict[str, Mutation] = {"vocab-grew": vocab_grew}
+LABEL_MUTATIONS: dict[str, Mutation] = {"num-labels": other_num_labels}
+SHARDED = ("roberta-seqcls", "llama-lm", "mixtral-lm", "t5", "llava", "vit-imgcls")
+
+
+def cases() -> Iterator[Any]:
+    for arch in ARCHS:
+        mutations = dict(MUTATIONS)
+        if arch.vocab:
+            mutations.update(VOCAB_MUTATIONS)
+        if arch.labels:
+            mutations.update(LABEL_MUTATIONS)
+        if arch.id in SHARDED:
+            mutations["sharded"] = sharded
+        if arch.id in ("roberta-seqcls", "llama-lm", "mixtral-lm"):
+            mutations["bf16"] = bf16_weights
+        for name in mutations:
+            yield pytest.param(arch.id, name, id=f"{arch.id}-{name}")
+
+
+def all_mutations() -> dict[str, Mutation]:
+    return {
+        **MUTATIONS,
+        **VOCAB_MUTATIONS,
+        **LABEL_MUTATIONS,
+        "sharded": sharded,
+        "bf16": bf16_weights,
+    }
+
+
+def oracle(directory: Path, architecture: str | None = None) -> LoadVerdict:
+    verdict = predict_load(directory / "config.json", signature(directory), architecture)
+    assert isinstance(verdict, LoadVerdict), verdict
+    return verdict
+
+
+def compare(directory: Path, cls_name: str, architecture: str | None = None) -> LoadVerdict:
+    verdict = oracle(directory, architecture)
+    real = reference_report(getattr(transformers, cls_name), directory)
+    assert_same_verdict(verdict, real, signature(directory))
+    return verdict
+
+
+@pytest.mark.parametrize(("arch_id", "mutation"), list(cases()))
+def test_mutation_matches_from_pretrained(
+    zoo: Zoo, tmp_path: Path, arch_id: str, mutation: str
+) -> None:
+    arch = ARCH[arch_id]
+    directory = all_mutations()[mutation](zoo, arch_id, tmp_path / "ckpt")
+    verdict = compare(directory, arch.cls)
+    assert verdict.architecture == arch.cls and verdict.architecture_source == "config"
+
+    if mutation in ("roundtrip", "sharded", "bf16"):
+        assert verdict.is_clean, verdict
+    if mutation == "bf16":
+        assert verdict.dtype == "float32" and verdict.config_dtype == "float32"
+    if mutation == "drop-key":
+        assert verdict.missing or verdict.mismatched  # a fused expert key shrinks instead
+    if mutation == "add-key":
+        assert {"extra_head.weight"} <= {u.file_key for u in verdict.unexpected}
+    if mutation == "vocab-grew":
+        assert verdict.mismatched
+    if mutation == "num-labels":
+        assert verdict.mismatched
+        assert all(not m.in_base_model for m in verdict.mismatched) == verdict.has_base_model
+    if mutation == "module-prefix":
+        wrapper = verdict.wrapper_prefix
+        assert wrapper is not None and wrapper.prefix == "module."
+        assert wrapper.keys == len(signature(directory))
+        assert wrapper.verdict.is_clean, wrapper.verdict
+    else:
+        assert verdict.wrapper_prefix is None, verdict.wrapper_prefix
+
+
+# ---------------------------------------------------------------------------------------------
+# Checkpoints of one class loaded into another (base <-> head, R13, R22).
+
+CROSS = [
+    ("roberta", "roberta-seqcls"),
+    ("roberta-seqcls", "roberta"),
+    ("roberta", "roberta-mlm"),  # missing lm_head biases; decoder weight tied to the embeddings
+    ("roberta-mlm", "roberta-seqcls"),
+    ("roberta-seqcls", "roberta-tokcls"),
+    ("bert-pretraining", "bert-seqcls"),
+    ("bert", "bert-pretraining"),
+    ("gpt2", "gpt2-lm"),
+    ("gpt2-lm", "gpt2-seqcls"),
+    ("llama", "llama-lm"),  # untied: lm_head.weight missing
+    ("llama", "llama-lm-tied"),  # tied: clean
+    ("llama-lm", "llama-lm-tied"),  # both present with tie_word_embeddings: clean (R22)
+    ("llama-lm", "llama"),
+    ("llama-lm", "llama-seqcls"),
+    ("vit", "vit-imgcls"),
+    ("vit-imgcls", "vit"),
+    ("bart", "bart-seqcls"),
+    ("t5", "t5-encoder"),  # the decoder is ignored (R25)
+    ("t5-encoder", "t5"),
+    ("xlmr-mlm", "xlmr-seqcls"),
+    ("electra-pretraining", "electra-seqcls"),
+    ("deberta-v2-mlm", "deberta-v2-seqcls"),
+]
+
+
+@pytest.mark.parametrize(("source", "target"), CROSS, ids=[f"{s}-into-{t}" for s, t in CROSS])
+def test_cross_class_matches_from_pretrained(
+    zoo: Zoo, tmp_path: Path, source: str, target: str
+) -> None:
+    directory = write_checkpoint(
+        tmp_path / "ckpt", load_weights(zoo.saved(source)), zoo.saved(target)
+    )
+    verdict = compare(directory, ARCH[target].cls)
+    # A base-model prefix difference is resolved by transformers itself: never a wrapper (SD106).
+    assert verdict.wrapper_prefix is None
+
+
+def test_base_checkpoint_into_head_marks_head_keys(zoo: Zoo, tmp_path: Path) -> None:
+    directory = write_checkpoint(
+        tmp_path / "ckpt", load_weights(zoo.saved("roberta")), zoo.saved("roberta-seqcls")
+    )
+    verdict = compare(directory, "RobertaForSequenceClassification")
+    assert verdict.has_base_model and verdict.base_model_prefix == "roberta"
+    assert {m.model_key for m in verdict.missing} == {
+        "classifier.dense.weight",
+        "classifier.dense.bias",
+        "classifier.out_proj.weight",
+        "classifier.out_proj.bias",
+    }
+    assert not any(m.in_base_model for m in verdict.missing)
+    # An unexpected key keeps the file's prefix: the base checkpoint's own name (R13).
+    assert {(u.file_key, u.model_key) for u in verdict.unexpected} == {
+        ("pooler.dense.weight", "pooler.dense.weight"),
+        ("pooler.dense.bias", "pooler.dense.bias"),
+    }
+
+
+def test_num_labels_mismatch_is_outside_the_base_model(zoo: Zoo, tmp_path: Path) -> None:
+    directory = other_num_labels(zoo, "roberta-seqcls", tmp_path / "ckpt")
+    verdict = compare(directory, "RobertaForSequenceClassification")
+    assert {
+        (m.model_key, m.checkpoint_shape, m.model_shape, m.in_base_model)
+        for m in verdict.mismatched
+    } == {
+        ("classifier.out_proj.weight", (3, 32), (5, 32), False),
+        ("classifier.out_proj.bias", (3,), (5,), False),
+    }
+    assert {m.file_key for m in verdict.mismatched} == {
+        "classifier.out_proj.weight",
+        "classifier.out_proj.bias",
+    }
+
+
+def test_vocab_mismatch_is_inside_the_base_model(zoo: Zoo, tmp_path: Path) -> None:
+    directory = vocab_grew(zoo, "roberta-seqcls", tmp_path / "ckpt")
+    verdict = compare(directory, "RobertaForSequenceClassification")
+    assert [(m.model_key, m.checkpoint_shape, m.in_base_model) for m in verdict.mismatched] == [
+        ("roberta.embeddings.word_embeddings.weight", (VOCAB + 8, 32), True)
+    ]
+
+
+# ---------------------------------------------------------------------------------------------
+# Renaming, prefixes, ties and ignore lists (R12-R14, R22-R25).
+
+
+def surgery(
+    zoo: Zoo, tmp_path: Path, arch_id: str, edit: Callable[[dict[str, Any]], dict[str, Any]]
+) -> Path:
+    return write_checkpoint(
+        tmp_path / "ckpt", edit(load_weights(zoo.saved(arch_id))), zoo.saved(arch_id)
+    )
+
+
+@pytest.mark.parametrize("prefix", ["_orig_mod.", "module._orig_mod."])
+def test_compile_and_ddp_prefixes(zoo: Zoo, tmp_path: Path, prefix: str) -> None:
+    directory = wrapper_prefix(prefix)(zoo, "llama-lm", tmp_path / "ckpt")
+    verdict = compare(directory, "LlamaForCausalLM")
+    assert verdict.unexpected and verdict.missing
+    assert verdict.wrapper_prefix is not None and verdict.wrapper_prefix.prefix == prefix
+    assert verdict.wrapper_prefix.verdict.is_clean
+
+
+def test_wrapper_prefix_verdict_reports_what_remains(zoo: Zoo, tmp_path: Path) -> None:
+    """`module.` on a base checkpoint loaded into a head: after stripping, the head is missing."""
+    weights = load_weights(zoo.saved("roberta"))
+    directory = write_checkpoint(
+        tmp_path / "ckpt",
+        {"module." + k: v for k, v in weights.items()},
+        zoo.saved("roberta-seqcls"),
+    )
+    verdict = compare(directory, "RobertaForSequenceClassification")
+    assert verdict.wrapper_prefix is not None and verdict.wrapper_prefix.prefix == "module."
+    after = verdict.wrapper_prefix.verdict
+    stripped = write_checkpoint(tmp_path / "stripped", weights, zoo.saved("roberta-seqcls"))
+    assert_same_verdict(
+        after,
+        reference_report(transformers.RobertaForSequenceClassification, stripped),
+        signature(stripped),
+    )
+    assert after.missing and after.wrapper_prefix is None
+
+
+def test_doubled_base_prefix_into_base_model_is_a_wrapper(zoo: Zoo, tmp_path: Path) -> None:
+    """`roberta.roberta.X` into RobertaModel does not load (R13); stripping one level fixes it."""
+    directory = surgery(
+        zoo, tmp_path, "roberta", lambda w: {"roberta.roberta." + k: v for k, v in w.items()}
+    )
+    verdict = compare(directory, "RobertaModel")
+    assert verdict.wrapper_prefix is not None and verdict.wrapper_prefix.prefix == "roberta."
+    assert verdict.wrapper_prefix.verdict.is_clean
+
+
+def test_double_model_prefix_into_causal_lm_is_accepted(zoo: Zoo, tmp_path: Path) -> None:
+    """`model.model.X` into LlamaForCausalLM: transformers strips one level and loads clean."""
+    directory = surgery(
+        zoo,
+        tmp_path,
+        "llama-lm",
+        lambda w: {("model." + k if k.startswith("model.") else k): v for k, v in w.items()},
+    )
+    verdict = compare(directory, "LlamaForCausalLM")
+    assert verdict.is_clean and verdict.wrapper_prefix is None
+
+
+def test_mixed_prefixes_load_clean(zoo: Zoo, tmp_path: Path) -> None:
+    directory = surgery(
+        zoo,
+        tmp_path,
+        "roberta-seqcls",
+        lambda w: {(k.removeprefix("roberta.") if "layer.0" in k else k): v for k, v in w.items()},
+    )
+    verdict = compare(directory, "RobertaForSequenceClassification")
+    assert verdict.is_clean and verdict.wrapper_prefix is None
+
+
+def test_duplicate_after_prefix_strip_is_shadowed(zoo: Zoo, tmp_path: Path) -> None:
+    """R14: `norm.weight` and `model.norm.weight` both map to `model.norm.weight`; one is dropped."""
+
+    def edit(w: dict[str, Any]) -> dict[str, Any]:
+        return {**w, "norm.weight": torch.ones_like(w["model.norm.weight"])}
+
+    verdict = compare(surgery(zoo, tmp_path, "llama-lm", edit), "LlamaForCausalLM")
+    assert verdict.is_clean
+    assert [(s.file_key, s.model_key, s.winner) for s in verdict.shadowed] == [
+        ("norm.weight", "model.norm.weight", "model.norm.weight")
+    ]
+
+
+def test_duplicate_winner_with_wrong_shape_is_mismatched(zoo: Zoo, tmp_path: Path) -> None:
+    def edit(w: dict[str, Any]) -> dict[str, Any]:
+        good = w.pop("model.norm.weight")
+        return {**w, "model.norm.weight": torch.zeros(good.shape[0] + 1), "norm.weight": good}
+
+    verdict = compare(surgery(zoo, tmp_path, "llama-lm", edit), "LlamaForCausalLM")
+    assert [m.file_key for m in verdict.mismatched] == ["model.norm.weight"]
+
+
+def test_legacy_layernorm_names(zoo: Zoo, tmp_path: Path) -> None:
+    def edit(w: dict[str, Any]) -> dict[str, Any]:
+        return {
+            k.replace("LayerNorm.weight", "LayerNorm.gamma").replace(
+                "LayerNorm.bias", "LayerNorm.beta"
+            ): v
+            for k, v in w.items()
+        }
+
+    verdict = compare(surgery(zoo, tmp_path, "bert-seqcls", edit), "BertForSequenceClassification")
+    assert verdict.is_clean
+
+
+def test_persisted_buffers(zoo: Zoo, tmp_path: Path) -> None:
+    """position_ids is ignored, token_type_ids is UNEXPECTED in v5 (R24, R25)."""
+
+    def edit(w: dict[str, Any]) -> dict[str, Any]:
+        return {
+            **w,
+            "roberta.embeddings.position_ids": torch.arange(64)[None],
+            "roberta.embeddings.token_type_ids": torch.zeros(1, 64, dtype=torch.long),
+        }
+
+    verdict = compare(
+        surgery(zoo, tmp_path, "roberta-seqcls", edit), "RobertaForSequenceClassification"
+    )
+    assert sorted(verdict.unexpected_keys) == ["roberta.embeddings.token_type_ids"]
+
+
+def test_gpt2_ignore_list_and_masked_bias(zoo: Zoo, tmp_path: Path) -> None:
+    def edit(w: dict[str, Any]) -> dict[str, Any]:
+        return {
+            **w,
+            "h.0.attn.bias": torch.zeros(1, 1, 64, 64),
+            "h.0.attn.masked_bias": torch.zeros(()),
+            "h.0.attn.c_attn.bias_extra": torch.zeros(3),
+        }
+
+    verdict = compare(surgery(zoo, tmp_path, "gpt2-lm", edit), "GPT2LMHeadModel")
+    assert sorted(verdict.unexpected_keys) == ["h.0.attn.masked_bias"]
+
+
+def test_only_lm_head_present_ties_the_other_way(zoo: Zoo, tmp_path: Path) -> None:
+    """R22: the tied target present and the source absent: swapped, clean."""
+
+    def edit(w: dict[str, Any]) -> dict[str, Any]:
+        embeddings = w.pop("transformer.wte.weight")
+        return {**w, "lm_head.weight": embeddings}
+
+    assert compare(surgery(zoo, tmp_path, "gpt2-lm", edit), "GPT2LMHeadModel").is_clean
+
+
+def test_untied_config_needs_lm_head(zoo: Zoo, tmp_path: Path) -> None:
+    directory = write_checkpoint(
+        tmp_path / "ckpt", load_weights(zoo.saved("gpt2-lm")), zoo.saved("gpt2-lm")
+    )
+    edit_config(directory, tie_word_embeddings=False)
+    verdict = compare(directory, "GPT2LMHeadModel")
+    assert [(m.model_key, m.in_base_model) for m in verdict.missing] == [("lm_head.weight", False)]
+
+
+def test_bart_ignored_and_mismatched_final_logits_bias(zoo: Zoo, tmp_path: Path) -> None:
+    def edit(w: dict[str, Any]) -> dict[str, Any]:
+        return {
+            **{k: v for k, v in w.items() if k != "final_logits_bias"},
+            "encoder.version": torch.zeros(1),
+        }
+
+    assert compare(surgery(zoo, tmp_path, "bart", edit), "BartForConditionalGeneration").is_clean
+
+    def wrong(w: dict[str, Any]) -> dict[str, Any]:
+        return {**w, "final_logits_bias": torch.zeros(1, VOCAB + 1)}
+
+    verdict = compare(surgery(zoo, tmp_path / "2", "bart", wrong), "BartForConditionalGeneration")
+    assert [m.model_key for m in verdict.mismatched] == ["final_logits_bias"]
+
+
+# ---------------------------------------------------------------------------------------------
+# Mixture of experts: converter ops on meta tensors (R15-R20).
+
+
+def test_moe_fewer_layers_reports_fused_names(zoo: Zoo, tmp_path: Path) -> None:
+    directory = write_checkpoint(
+        tmp_path / "ckpt", load_weights(zoo.saved("mixtral-lm")), zoo.saved("mixtral-lm")
+    )
+    edit_config(directory, num_hidden_layers=1)
+    verdict = compare(directory, "MixtralForCausalLM")
+    assert "model.layers.1.mlp.experts.gate_up_proj" in verdict.unexpected_keys
+    # ... each reported under the legacy file names that produced it
+    files = {
+        u.file_key
+        for u in verdict.unexpected
+        if u.model_key == "model.layers.1.mlp.experts.gate_up_proj"
+    }
+    assert files == {
+        f"model.layers.1.block_sparse_moe.experts.{e}.{w}.weight"
+        for e in range(4)
+        for w in ("w1", "w3")
+    }
+
+
+def test_moe_missing_expert_is_a_fused_mismatch(zoo: Zoo, tmp_path: Path) -> None:
+    def edit(w: dict[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in w.items() if "layers.0.block_sparse_moe.experts.3." not in k}
+
+    verdict = compare(surgery(zoo, tmp_path, "mixtral-lm", edit), "MixtralForCausalLM")
+    shapes = {
+        m.model_key: (m.checkpoint_shape[0], m.model_shape[0], m.file_key)
+        for m in verdict.mismatched
+    }
+    assert shapes == {
+        "model.layers.0.mlp.experts.gate_up_proj": (3, 4, None),
+        "model.layers.0.mlp.experts.down_proj": (3, 4, None),
+    }
+
+
+@pytest.mark.parametrize(
+    ("arch_id", "cls_name", "dropped"),
+    [
+        ("mixtral-lm", "MixtralForCausalLM", "model.layers.0.block_sparse_moe.experts.1.w1.weight"),
+        ("qwen3-moe-lm", "Qwen3MoeForCausalLM", "model.layers.1.mlp.experts.2.gate_proj.weight"),
+    ],
+)
+def test_moe_partial_expert_is_a_conversion_error(
+    zoo: Zoo, tmp_path: Path, arch_id: str, cls_name: str, dropped: str
+) -> None:
+    def edit(w: dict[str, Any]) -> dict[str, Any]:
+        assert dropped in w
+        return {k: v for k, v in w.items() if k != dropped}
+
+    verdict = compare(surgery(zoo, tmp_path, arch_id, edit), cls_name)
+    assert len(verdict.conversion_errors) == 1
+    error = verdict.conversion_errors[0]
+    assert "Traceback" not in error.message and error.model_key in error.message
+
+
+def test_moe_expert_with_wrong_shape_is_a_conversion_error(zoo: Zoo, tmp_path: Path) -> None:
+    key = "model.layers.0.block_sparse_moe.experts.2.w2.weight"
+
+    def edit(w: dict[str, Any]) -> dict[str, Any]:
+        return {**w, key: torch.zeros(w[key].shape[0], w[key].shape[1] + 1)}
+
+    verdict = compare(surgery(zoo, tmp_path, "mixtral-lm", edit), "MixtralForCausalLM")
+    assert [c.model_key for c in verdict.conversion_errors] == [
+        "model.layers.0.mlp.experts.down_proj"
+    ]
+
+
+# ---------------------------------------------------------------------------------------------
+# Class resolution (R9, R31, R33).
+
+
+def test_architecture_argument_overrides_config(zoo: Zoo, tmp_path: Path) -> None:
+    directory = write_checkpoint(
+        tmp_path / "ckpt", load_weights(zoo.saved("roberta")), zoo.saved("roberta")
+    )
+    verdict = compare(
+        directory, "RobertaForTokenClassification", architecture="RobertaForTokenClassification"
+    )
+    assert verdict.architecture_source == "argument" and verdict.missing
+
+
+def test_no_architectures_uses_the_base_model_class(zoo: Zoo, tmp_path: Path) -> None:
+    directory = write_checkpoint(
+        tmp_path / "ckpt", load_weights(zoo.saved("roberta-seqcls")), zoo.saved("roberta-seqcls")
+    )
+    document = json.loads((directory / "config.json").read_text())
+    del document["architectures"]
+    (directory / "config.json").write_text(json.dumps(document))
+    verdict = compare(directory, "RobertaModel")
+    assert verdict.architecture == "RobertaModel" and verdict.architecture_source == "model_type"
+    assert verdict.notes
+
+
+def test_unknown_architecture_name_falls_back_to_the_same_task(zoo: Zoo, tmp_path: Path) -> None:
+    directory = write_checkpoint(
+        tmp_path / "ckpt", load_weights(zoo.saved("llama-lm")), zoo.saved("llama-lm")
+    )
+    edit_config(directory, architectures=["MyOwnLlamaForCausalLM"])
+    verdict = compare(directory, "LlamaForCausalLM")
+    assert (
+        verdict.architecture == "LlamaForCausalLM" and verdict.architecture_source == "config-task"
+    )
+
+
+def test_class_and_model_type_may_disagree(zoo: Zoo, tmp_path: Path) -> None:
+    """R9: LlamaForCausalLM on a `mistral` config loads clean (with a warning)."""
+    directory = write_checkpoint(
+        tmp_path / "ckpt", load_weights(zoo.saved("mistral-lm")), zoo.saved("mistral-lm")
+    )
+    verdict = compare(directory, "LlamaForCausalLM", architecture="LlamaForCausalLM")
+    assert verdict.is_clean
+
+
+def test_text_sub_config_class_extracts_text_config(zoo: Zoo, tmp_path: Path) -> None:
+    """R33: a class whose config_class is the text sub-config reads `text_config` of a VLM config."""
+    # v5 saves the legacy layout (R16): the language model is under `language_model.model.`
+    prefix = "language_model.model."
+    weights = {
+        k.removeprefix(prefix): v
+        for k, v in load_weights(zoo.saved("llava")).items()
+        if k.startswith(prefix)
+    }
+    assert len(weights) > 10
+    directory = write_checkpoint(tmp_path / "ckpt", weights, zoo.saved("llava"))
+    verdict = compare(directory, "LlamaModel", architecture="LlamaModel")
+    assert verdict.is_clean
+
+
+def test_problem_is_not_a_verdict(tmp_path: Path) -> None:
+    (tmp_path / "config.json").write_text(
+        json.dumps(
+            {
+                "model_type": "roberta",
+                "architectures": ["RobertaModel"],
+                "hidden_size": 30,
+                "num_attention_heads": 4,
+            }
+        )
+    )
+    result = predict_load(tmp_path / "config.json", {"x": TensorSpec("F32", (1,))})
+    assert isinstance(result, ConfigProblem)

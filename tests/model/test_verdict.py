@@ -1,0 +1,171 @@
+"""Verdicts round-trip through JSON exactly, and anything else is rejected."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from sdlint.model.verdict import (
+    CONFIG_PROBLEM_KINDS,
+    FORMAT_VERSION,
+    ConfigProblem,
+    ConversionError,
+    LoadVerdict,
+    Mismatch,
+    Missing,
+    Shadowed,
+    Unexpected,
+    WrapperPrefix,
+    decode,
+)
+
+names = st.text(min_size=1, max_size=30)
+shapes = st.lists(st.integers(min_value=0, max_value=2**63), max_size=4).map(tuple)
+small = st.lists
+
+
+def verdicts(depth: int = 1) -> st.SearchStrategy[LoadVerdict]:
+    wrapper = (
+        st.none()
+        if depth == 0
+        else st.none() | st.builds(WrapperPrefix, names, st.integers(0, 10**6), verdicts(depth - 1))
+    )
+    return st.builds(
+        LoadVerdict,
+        architecture=names,
+        architecture_source=st.sampled_from(["argument", "config", "config-task", "model_type"]),
+        model_type=st.none() | names,
+        base_model_prefix=st.text(max_size=10),
+        has_base_model=st.booleans(),
+        transformers_version=names,
+        dtype=names,
+        config_dtype=st.none() | names,
+        missing=small(st.builds(Missing, names, st.booleans()), max_size=3).map(tuple),
+        unexpected=small(st.builds(Unexpected, names, names), max_size=3).map(tuple),
+        mismatched=small(
+            st.builds(
+                Mismatch,
+                names,
+                st.none() | names,
+                shapes,
+                shapes,
+                st.booleans(),
+                small(names, max_size=3).map(tuple),
+            ),
+            max_size=3,
+        ).map(tuple),
+        conversion_errors=small(
+            st.builds(ConversionError, names, st.text(), small(names, max_size=3).map(tuple)),
+            max_size=2,
+        ).map(tuple),
+        shadowed=small(st.builds(Shadowed, names, names, names), max_size=2).map(tuple),
+        wrapper_prefix=wrapper,
+        notes=small(st.text(), max_size=2).map(tuple),
+    )
+
+
+@given(verdicts())
+def test_verdict_round_trip(verdict: LoadVerdict) -> None:
+    assert LoadVerdict.from_json(verdict.to_json()) == verdict
+    assert decode(verdict.to_json().encode()) == verdict
+
+
+@given(st.sampled_from(CONFIG_PROBLEM_KINDS), st.text())
+def test_problem_round_trip(kind: str, message: str) -> None:
+    problem = ConfigProblem(kind, message)
+    assert ConfigProblem.from_json(problem.to_json()) == problem
+
+
+def test_type_confusion_is_rejected() -> None:
+    problem = ConfigProblem("invalid-config", "x: y. z.")
+    with pytest.raises(ValueError):
+        LoadVerdict.from_json(problem.to_json())
+    verdict = LoadVerdict("A", "config", None, "", False, "5.24.0", "float32", None)
+    with pytest.raises(ValueError):
+        ConfigProblem.from_json(verdict.to_json())
+
+
+@pytest.mark.parametrize(
+    "document",
+    [
+        "not json",
+        "[]",
+        json.dumps(
+            {
+                "format": FORMAT_VERSION + 1,
+                "type": "config_problem",
+                "value": {"kind": "x", "message": "y"},
+            }
+        ),
+        json.dumps({"format": FORMAT_VERSION, "type": "other", "value": {}}),
+        json.dumps({"format": FORMAT_VERSION, "type": "config_problem", "value": {"kind": "x"}}),
+        json.dumps(
+            {
+                "format": FORMAT_VERSION,
+                "type": "config_problem",
+                "value": {"kind": 1, "message": "y"},
+            }
+        ),
+        json.dumps(
+            {
+                "format": FORMAT_VERSION,
+                "type": "config_problem",
+                "value": {"kind": "x", "message": "y", "z": 1},
+            }
+        ),
+    ],
+)
+def test_foreign_documents_are_rejected(document: str) -> None:
+    with pytest.raises(ValueError):
+        decode(document)
+
+
+def test_malformed_verdict_fields_are_rejected() -> None:
+    good = json.loads(
+        LoadVerdict(
+            "A",
+            "config",
+            None,
+            "",
+            False,
+            "5.24.0",
+            "float32",
+            None,
+            mismatched=(Mismatch("k", "k", (1,), (2,), True, ("k",)),),
+        ).to_json()
+    )
+    for field, bad in [
+        ("has_base_model", "yes"),
+        ("missing", [["k"]]),
+        ("mismatched", [["k", "k", [-1], [2], True, ["k"]]]),
+        ("mismatched", [["k", "k", [True], [2], True, ["k"]]]),
+        ("wrapper_prefix", {"prefix": "m.", "keys": 1}),
+    ]:
+        document = json.loads(json.dumps(good))
+        document["value"][field] = bad
+        with pytest.raises(ValueError):
+            decode(json.dumps(document))
+
+
+def test_key_views_match_transformers_report_shapes() -> None:
+    verdict = LoadVerdict(
+        "A",
+        "config",
+        None,
+        "m",
+        True,
+        "5.24.0",
+        "float32",
+        None,
+        missing=(Missing("a", True),),
+        unexpected=(Unexpected("x.w1", "y.fused"), Unexpected("x.w3", "y.fused")),
+        mismatched=(Mismatch("b", None, (3, 4), (4, 4), False, ("b1", "b2")),),
+    )
+    assert verdict.missing_keys == {"a"}
+    assert verdict.unexpected_keys == {"y.fused"}
+    assert verdict.mismatched_keys == {("b", (3, 4), (4, 4))}
+    assert not verdict.is_clean
+    assert LoadVerdict("A", "config", None, "", False, "5", "float32", None).is_clean
