@@ -11,40 +11,34 @@ Not used when linting. Imports torch and transformers (lazily), like the oracle.
 from __future__ import annotations
 
 import importlib
-import json
 import unittest.mock
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sdlint.header import Header, read_header
+from sdlint.checkpoint import load_file_checkpoint, load_index_checkpoint
 from sdlint.model.verdict import LoadVerdict, TensorSpec
 
 MismatchSet = frozenset[tuple[str, tuple[int, ...], tuple[int, ...]]]
 
 
 def directory_signature(directory: Path) -> dict[str, TensorSpec]:
-    """The merged header signature transformers loads from a saved model directory (R1-R4).
+    """The merged header signature `from_pretrained` loads from a saved model directory.
 
-    `model.safetensors` wins over an index; with an index, the keys come from the headers of the
-    shards its `weight_map` names, in sorted order, a later shard winning a duplicated key.
-    Raises on unreadable files: this is for checkpoints transformers itself wrote.
+    transformers' file choice (R1: `model.safetensors` wins over an index), then the CLI's own
+    checkpoint reader for the rest (R2-R4: the index's shards in sorted order, a later shard
+    winning a duplicated key), so the differential tests hold that reader to transformers too.
+    Raises on anything unreadable: this is for checkpoints transformers itself wrote.
     """
     single = directory / "model.safetensors"
     if single.exists():
-        files = [single]
+        checkpoint = load_file_checkpoint(single)
     else:
-        index = json.loads((directory / "model.safetensors.index.json").read_text())
-        files = [directory / name for name in sorted(set(index["weight_map"].values()))]
-    merged: dict[str, TensorSpec] = {}
-    for path in files:
-        header = read_header(path)
-        if not isinstance(header, Header):
-            raise ValueError(f"{path}: {header}")
-        for name, info in header.tensors.items():
-            merged[name] = TensorSpec(info.dtype, info.shape)
-    return merged
+        checkpoint = load_index_checkpoint(directory / "model.safetensors.index.json")
+    if not checkpoint.loadable:
+        raise ValueError(f"{checkpoint.display_path} is not fully readable: {checkpoint.files}")
+    return {name: TensorSpec(t.dtype, t.shape) for name, t in checkpoint.tensors.items()}
 
 
 @dataclass(frozen=True)
