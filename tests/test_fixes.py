@@ -47,7 +47,11 @@ def loading_info(folder: Path, config: Path | None = None) -> dict[str, Any]:
     return {k: sorted(map(str, v)) for k, v in info.items() if k != "error_msgs"}
 
 
-CLEAN_LOAD: dict[str, list[str]] = {"missing_keys": [], "mismatched_keys": [], "unexpected_keys": []}
+CLEAN_LOAD: dict[str, list[str]] = {
+    "missing_keys": [],
+    "mismatched_keys": [],
+    "unexpected_keys": [],
+}
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
@@ -105,6 +109,34 @@ def test_strip_wrapper_prefix_in_a_sharded_checkpoint(
     assert tensor_digests(folder) == before
     assert json.loads(index.read_text())["weight_map"].keys() == before.keys()
     assert loading_info(folder) == CLEAN_LOAD
+
+
+def test_base_checkpoint_into_a_head_class(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """SD103 adds the missing head, freshly initialized; SD104 drops the unused pooler."""
+    monkeypatch.chdir(tmp_path)
+    base = save_roberta(Path("m"), "RobertaModel")
+    before = tensor_digests(base)
+    capsys.readouterr()
+    args = ["check", "m", "--architecture", "RobertaForSequenceClassification"]
+    code, out, err = run(capsys, *args, "--fix", "--unsafe-fixes")
+    assert code == 0, out + err
+    after = tensor_digests(base)
+    pooler = {k for k in before if k.startswith("pooler.")}
+    assert {k: before[k] for k in before.keys() - pooler} == {
+        k: after[k] for k in before.keys() - pooler
+    }
+    assert sorted(after.keys() - before.keys()) == [
+        "classifier.dense.bias",
+        "classifier.dense.weight",
+        "classifier.out_proj.bias",
+        "classifier.out_proj.weight",
+    ]
+    with safe_open(str(base / "model.safetensors"), framework="pt") as f:
+        assert bool((f.get_tensor("classifier.dense.bias") == 0).all())
+        assert 0.01 < float(f.get_tensor("classifier.dense.weight").std()) < 0.03
+    assert loading_info(base) == CLEAN_LOAD
 
 
 def test_dropping_unexpected_keys_needs_unsafe_fixes(

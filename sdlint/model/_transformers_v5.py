@@ -312,7 +312,12 @@ def predict(
         transformers_version=str(transformers.__version__),
         dtype=_dtype_name(dtype) or str(dtype),
         config_dtype=config_dtype,
-        missing=tuple(Missing(k, in_base(k)) for k in sorted(info.missing_keys)),
+        missing=tuple(
+            Missing(
+                k, in_base(k), tuple(int(d) for d in getattr(meta_state_dict.get(k), "shape", ()))
+            )
+            for k in sorted(info.missing_keys)
+        ),
         unexpected=tuple(sorted(unexpected, key=lambda u: (u.model_key, u.file_key))),
         mismatched=tuple(sorted(mismatched, key=lambda m: m.model_key)),
         conversion_errors=tuple(sorted(conversion_errors, key=lambda c: (c.model_key, c.message))),

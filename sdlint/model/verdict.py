@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 # Bump when a field is added, removed or changes meaning: older cache entries then stop decoding.
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 
 _T = TypeVar("_T")
 
@@ -40,6 +40,7 @@ class Missing:
     # only for a head's own keys (`classifier.*`, `lm_head.*`, `score.*`): missing head keys are the
     # expected outcome of fine-tuning from a base checkpoint, missing base keys are not.
     in_base_model: bool
+    shape: tuple[int, ...] = ()  # the model's shape for it, so a fix can initialise it
 
 
 @dataclass(frozen=True)
@@ -291,7 +292,7 @@ def _verdict_to_obj(v: LoadVerdict) -> dict[str, Any]:
         "transformers_version": v.transformers_version,
         "dtype": v.dtype,
         "config_dtype": v.config_dtype,
-        "missing": [[m.model_key, m.in_base_model] for m in v.missing],
+        "missing": [[m.model_key, m.in_base_model, list(m.shape)] for m in v.missing],
         "unexpected": [[u.file_key, u.model_key] for u in v.unexpected],
         "mismatched": [
             [
@@ -356,7 +357,7 @@ def _verdict_from_obj(obj: dict[str, Any]) -> LoadVerdict:
         transformers_version=_str(obj["transformers_version"]),
         dtype=_str(obj["dtype"]),
         config_dtype=_opt_str(obj["config_dtype"]),
-        missing=_rows(obj["missing"], 2, lambda r: Missing(_str(r[0]), _bool(r[1]))),
+        missing=_rows(obj["missing"], 3, lambda r: Missing(_str(r[0]), _bool(r[1]), _shape(r[2]))),
         unexpected=_rows(obj["unexpected"], 2, lambda r: Unexpected(_str(r[0]), _str(r[1]))),
         mismatched=_rows(
             obj["mismatched"],

@@ -329,6 +329,7 @@ def _size_summary(ctx: CheckContext, view: ModelView, base: list[Mismatch], tota
     "SD103",
     "missing-key",
     summary="The model expects a tensor the checkpoint does not have.",
+    fix=FixAvailability.SOMETIMES,
     needs_model=True,
 )
 def missing_key(ctx: CheckContext) -> Iterator[Finding]:
@@ -353,12 +354,16 @@ def missing_key(ctx: CheckContext) -> Iterator[Finding]:
     output always has one object per key.
 
     ## Fix safety
-    No automatic fix yet.
+    For a missing task-head tensor, an **unsafe** fix adds it to the checkpoint freshly initialized
+    as transformers would (normal(0, initializer_range) weights, zero biases), so the checkpoint
+    loads without a warning: it makes a random head explicit, which still needs training. No fix
+    for a missing base-model tensor: inventing pretrained weights would hide a broken checkpoint;
+    re-export it instead.
     """
     found = _verdict(ctx)
     if found is None:
         return
-    _, verdict, _ = found
+    view, verdict, _ = found
     for m in verdict.missing:
         why = (
             "the model will not work as trained"
@@ -371,8 +376,33 @@ def missing_key(ctx: CheckContext) -> Iterator[Finding]:
             f"({why})",
             ctx.checkpoint.display_path,
             tensor=m.model_key,
+            expected=m.shape or None,
             group=_group(m.model_key, verdict),
+            fix=None
+            if m.in_base_model
+            else _add_head_fix(ctx, view, verdict, m.model_key, m.shape),
         )
+
+
+_SAFETENSORS_DTYPES = {"float32": "F32", "float16": "F16", "bfloat16": "BF16", "float64": "F64"}
+
+
+def _add_head_fix(
+    ctx: CheckContext, view: ModelView, verdict: LoadVerdict, key: str, shape: tuple[int, ...]
+) -> Fix | None:
+    """Add a freshly initialised head tensor, in the model's dtype, to the (last) weights file."""
+    dtype = _SAFETENSORS_DTYPES.get(verdict.dtype)
+    headers = ctx.checkpoint.headers
+    if not shape or dtype is None or not headers:
+        return None
+    leaf = key.rsplit(".", 1)[-1]
+    init = "zeros" if leaf == "bias" else "ones" if "norm" in key.lower() else "normal"
+    file = headers[-1].path
+    return Fix(
+        Applicability.UNSAFE,
+        f"Add `{key}` to {file.name}, freshly initialized to {_shape(shape)} ({init})",
+        (InitTensor(file, key, dtype, shape, init, _initializer_range(view.config)),),
+    )
 
 
 @rule(

@@ -160,7 +160,7 @@ def test_key_views_match_transformers_report_shapes() -> None:
         "5.24.0",
         "float32",
         None,
-        missing=(Missing("a", True),),
+        missing=(Missing("a", True, (2, 3)),),
         unexpected=(Unexpected("x.w1", "y.fused"), Unexpected("x.w3", "y.fused")),
         mismatched=(Mismatch("b", None, (3, 4), (4, 4), False, ("b1", "b2")),),
     )

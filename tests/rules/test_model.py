@@ -109,7 +109,7 @@ CASES: list[
         "m/model.safetensors:1:1: SD104 `pooler.dense.bias` is in the checkpoint but RobertaForSequenceClassification has no such weight: transformers ignores it\n"
         "m/model.safetensors:1:1: SD104 `pooler.dense.weight` is in the checkpoint but RobertaForSequenceClassification has no such weight: transformers ignores it\n"
         "Found 6 problems (6 errors) in 1 file.\n"
-        "No fixes available (2 hidden fixes can be enabled with `--unsafe-fixes`).\n",
+        "No fixes available (6 hidden fixes can be enabled with `--unsafe-fixes`).\n",
     ),
     (
         "SD105",
