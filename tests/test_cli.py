@@ -11,13 +11,9 @@ from pathlib import Path
 import pytest
 
 from sdlint import __version__
-from sdlint.cli import main
+from tests.cli_helpers import TENSORS, run, truncated
 from tests.safetensors_files import TensorSpecs, header_for, write_raw, write_sharded, write_tensors
 
-TENSORS: dict[str, tuple[str, tuple[int, ...]]] = {
-    "classifier.weight": ("F32", (2, 4)),
-    "classifier.bias": ("F32", (2,)),
-}
 SHARDS: dict[str, TensorSpecs] = {
     "model-00001-of-00002.safetensors": {"a.weight": ("F32", (2, 2))},
     "model-00002-of-00002.safetensors": {"b.weight": ("F32", (3,))},
@@ -28,21 +24,7 @@ LFS = (
 )
 
 
-@pytest.fixture(autouse=True)
-def in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.delenv("NO_COLOR", raising=False)
-
-
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def truncated(path: Path) -> None:
-    header, size = header_for(TENSORS)
-    write_raw(path, header, b"\0" * (size - 6))
+pytestmark = pytest.mark.usefixtures("in_tmp")
 
 
 def bad_size(path: Path) -> None:

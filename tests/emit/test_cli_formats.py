@@ -9,16 +9,12 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from sdlint.cli import main
 from sdlint.engine import Report
+from tests.cli_helpers import TENSORS, run, truncated
 from tests.emit.cases import DIAGNOSTICS
 from tests.emit.test_emitters import SCHEMA_PATH
 from tests.safetensors_files import header_for, write_raw, write_tensors
 
-TENSORS: dict[str, tuple[str, tuple[int, ...]]] = {
-    "classifier.weight": ("F32", (2, 4)),
-    "classifier.bias": ("F32", (2,)),
-}
 SD003 = (
     "data section ends at byte 40 but the file holds only 34 bytes of data: 6 bytes are missing "
     "(truncated download?); 1 tensor affected: `classifier.bias`"
@@ -29,21 +25,7 @@ SD001 = (
 )
 
 
-@pytest.fixture(autouse=True)
-def in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.delenv("NO_COLOR", raising=False)
-
-
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def truncated(path: Path) -> None:
-    header, size = header_for(TENSORS)
-    write_raw(path, header, b"\0" * (size - 6))
+pytestmark = pytest.mark.usefixtures("in_tmp")
 
 
 def leading_whitespace(path: Path) -> None:
