@@ -1,0 +1,57 @@
+"""Heavy imports stay off the paths that do not need them: a fresh `sdlint check` on integrity
+rules, and a warm model check, import neither torch nor transformers (nor numpy, pygls)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).parent.parent
+EXAMPLE = ROOT / "examples" / "roberta-2-labels"
+FIVE_LABELS = ROOT / "examples" / "roberta-5-labels" / "config.json"
+HEAVY = ("torch", "transformers", "numpy", "safetensors", "pygls")
+
+SCRIPT = f"""
+import json, sys
+from sdlint.cli import main
+code = main(sys.argv[1:])
+heavy = [m for m in {HEAVY!r} if m in sys.modules]
+print(json.dumps({{"code": code, "heavy": heavy}}), file=sys.stderr)
+"""
+
+
+def sdlint_in_fresh_process(cache: Path, *argv: str) -> dict[str, object]:
+    env = {**os.environ, "SDLINT_CACHE_DIR": str(cache)}
+    result = subprocess.run(
+        [sys.executable, "-c", SCRIPT, "check", "-q", *argv],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+        cwd=ROOT,
+    )
+    report: dict[str, object] = json.loads(result.stderr.strip().splitlines()[-1])
+    return report
+
+
+@pytest.mark.slow
+def test_integrity_checks_import_nothing_heavy(tmp_path: Path) -> None:
+    report = sdlint_in_fresh_process(
+        tmp_path, str(EXAMPLE / "model.safetensors"), "--select", "SD0"
+    )
+    assert report == {"code": 0, "heavy": []}
+
+
+@pytest.mark.slow
+@pytest.mark.model
+def test_warm_model_check_imports_neither_torch_nor_transformers(tmp_path: Path) -> None:
+    argv = (str(EXAMPLE), "--model-config", str(FIVE_LABELS))
+    cold = sdlint_in_fresh_process(tmp_path, *argv)
+    assert cold["code"] == 1 and "torch" in str(cold["heavy"])  # the first run builds the model
+    warm = sdlint_in_fresh_process(tmp_path, *argv)
+    assert warm == {"code": 1, "heavy": []}
