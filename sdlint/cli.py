@@ -10,17 +10,19 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from sdlint import __version__
 from sdlint.checkpoint import display
 from sdlint.config import HEAD_FIXES, ConfigResolver
 from sdlint.diagnostic import Diagnostic
-from sdlint.emit import EmitContext, emitters, report_emitter
+from sdlint.emit import FORMATS, EmitContext, report_emitter
 from sdlint.engine import Settings, check_paths
 from sdlint.errors import SdlintError
-from sdlint.fixes import FixOutcome, fix_paths, plan_pass, render_diff
 from sdlint.registry import all_rules, get_rule
+
+if TYPE_CHECKING:
+    from sdlint.fixes import FixOutcome
 
 ISSUES_URL = "https://github.com/sdlint/sdlint/issues"
 EXIT_CLEAN, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
@@ -69,7 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     check.add_argument(
         "--output-format",
-        choices=sorted(emitters()),
+        choices=sorted(FORMATS),
         default="text",
         help="how to print the diagnostics (default: text)",
     )
@@ -199,6 +201,8 @@ def _run_check(args: argparse.Namespace) -> int:
         return _run_diff(args, settings, unsafe)
     fixed: list[Diagnostic] = []
     if fix:
+        from sdlint.fixes import fix_paths  # the rewriting machinery, only when fixing
+
         outcome = fix_paths(
             args.paths, settings, unsafe=unsafe, backup=_choose(args.backup, project.backup)
         )
@@ -231,6 +235,8 @@ def _choose(flag: bool | None, configured: bool | None) -> bool:
 
 def _run_diff(args: argparse.Namespace, settings: Settings, unsafe: bool) -> int:
     """`--diff`: what `--fix` would change, on stdout; nothing is written."""
+    from sdlint.fixes import plan_pass, render_diff
+
     report = check_paths(args.paths, settings)
     fix_pass = plan_pass(report.diagnostics, unsafe)
     sys.stdout.write(render_diff(fix_pass))

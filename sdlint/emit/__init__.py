@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TextIO
@@ -23,17 +24,26 @@ class EmitContext:
 Emitter = Callable[[Sequence[Diagnostic], EmitContext, TextIO], None]
 
 
-def emitters() -> dict[str, Emitter]:
-    from sdlint.emit import github, gitlab, json_format, junit, sarif, text
+# Format name -> module: each is imported only when chosen (a CLI start pays for one).
+_MODULES = {
+    "text": "text",
+    "json": "json_format",
+    "sarif": "sarif",
+    "github": "github",
+    "gitlab": "gitlab",
+    "junit": "junit",
+}
+FORMATS = tuple(_MODULES)
 
-    return {
-        "text": text.emit,
-        "json": json_format.emit,
-        "sarif": sarif.emit,
-        "github": github.emit,
-        "gitlab": gitlab.emit,
-        "junit": junit.emit,
-    }
+
+def emitter(name: str) -> Emitter:
+    module = importlib.import_module(f"sdlint.emit.{_MODULES[name]}")
+    found: Emitter = module.emit
+    return found
+
+
+def emitters() -> dict[str, Emitter]:
+    return {name: emitter(name) for name in FORMATS}
 
 
 def report_emitter(
@@ -55,7 +65,7 @@ def report_emitter(
             )
         main: Emitter = statistics_format.emit
     else:
-        main = emitters()[output_format]
+        main = emitter(output_format)
     if not show_fixes or output_format != "text":
         return main
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
-from sdlint.model.cache import VerdictCache, cache_key, default_cache_dir, installed_version
 from sdlint.model.verdict import (
     ConfigProblem,
     ConversionError,
@@ -57,6 +56,9 @@ def load_verdict(
     on the environment rather than the inputs (transformers or an optional package missing) are
     not cached, so installing the package takes effect on the next run.
     """
+    # Imported here: the rules import this package for its value types on every run.
+    from sdlint.model.cache import VerdictCache, cache_key, default_cache_dir, installed_version
+
     if not use_cache:
         return _predict(config_path, tensors, architecture)
     try:

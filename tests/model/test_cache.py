@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-import sdlint.model
+import sdlint.model.cache
 from sdlint.header import Header, read_header
 from sdlint.model import (
     ConfigProblem,
@@ -174,7 +174,7 @@ def test_any_input_change_misses(
     else:
         real = installed_version
         monkeypatch.setattr(
-            sdlint.model,
+            sdlint.model.cache,
             "installed_version",
             lambda name: "0.0.1" if name == change else real(name),
         )
