@@ -20,4 +20,4 @@ def test_check_paths_returns_diagnostics(tmp_path: Path) -> None:
 
 def test_unknown_attribute() -> None:
     with pytest.raises(AttributeError):
-        _ = sdlint.nothing_here  # type: ignore[attr-defined]
+        _ = sdlint.nothing_here
