@@ -19,7 +19,7 @@ from sdlint.diagnostic import Diagnostic
 from sdlint.emit import FORMATS, EmitContext, report_emitter
 from sdlint.engine import Settings, check_paths
 from sdlint.errors import SdlintError
-from sdlint.registry import all_rules, get_rule
+from sdlint.registry import all_rules, get_rule, rules_markdown
 
 if TYPE_CHECKING:
     from sdlint.fixes import FixOutcome
@@ -162,6 +162,9 @@ def build_parser() -> argparse.ArgumentParser:
     which = rule.add_mutually_exclusive_group(required=True)
     which.add_argument("code", nargs="?", metavar="CODE")
     which.add_argument("--all", action="store_true", help="list every rule")
+    rule.add_argument(
+        "--docs", action="store_true", help="with --all: every rule's full documentation"
+    )
 
     commands.add_parser(
         "server",
@@ -257,6 +260,9 @@ def _report_fixes(outcome: FixOutcome) -> None:
 
 
 def _run_rule(args: argparse.Namespace) -> int:
+    if args.all and args.docs:
+        sys.stdout.write(rules_markdown())
+        return EXIT_CLEAN
     if args.all:
         for r in all_rules():
             default = "" if r.enabled_by_default else "  (off by default)"

@@ -116,6 +116,26 @@ def all_rules() -> list[Rule]:
     return [RULES[code] for code in sorted(RULES)]
 
 
+def rules_markdown() -> str:
+    """Every rule's documentation, as docs/rules.md holds it (a test keeps the two equal)."""
+    intro = (
+        "# sdlint rules\n\n"
+        "Generated from the rules' own documentation (`sdlint rule CODE` prints one); regenerate "
+        "with `sdlint rule --all --docs > docs/rules.md`.\n"
+    )
+    return intro + "".join("\n" + _demote_headings(r.render_doc()) for r in all_rules())
+
+
+def _demote_headings(markdown: str) -> str:
+    """One level deeper, outside code fences: each rule becomes a section of one page."""
+    out, fenced = [], False
+    for line in markdown.splitlines(keepends=True):
+        if line.startswith("```"):
+            fenced = not fenced
+        out.append("#" + line if line.startswith("#") and not fenced else line)
+    return "".join(out)
+
+
 def get_rule(code: str) -> Rule | None:
     return {r.code: r for r in all_rules()}.get(code.upper())
 

@@ -61,3 +61,14 @@ def test_selection(layers: list[Selection], expected: list[str]) -> None:
 def test_unknown_selector() -> None:
     with pytest.raises(UsageError, match="unknown rule selector 'SD9'"):
         chosen(Selection(ignore=("SD9",)))
+
+
+def test_docs_rules_md_is_up_to_date() -> None:
+    from pathlib import Path
+
+    from sdlint.registry import rules_markdown
+
+    path = Path(__file__).parent.parent / "docs" / "rules.md"
+    assert path.read_text() == rules_markdown(), (
+        "regenerate: sdlint rule --all --docs > docs/rules.md"
+    )
