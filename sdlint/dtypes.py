@@ -36,6 +36,11 @@ DTYPE_BITS: dict[str, int] = {
 USIZE_LIMIT = 2**64
 
 
+def shape_text(shape: Sequence[int]) -> str:
+    """A shape as messages print it: `[2, 768]`."""
+    return "[" + ", ".join(str(d) for d in shape) + "]"
+
+
 def tensor_bits(dtype: str, shape: Sequence[int]) -> int | None:
     """Size in bits, or None when the reference reader's checked arithmetic would overflow.
 

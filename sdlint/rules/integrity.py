@@ -12,17 +12,13 @@ from collections.abc import Iterator
 from sdlint.checkpoint import Checkpoint, display, tensor_bytes
 from sdlint.context import CheckContext
 from sdlint.diagnostic import Severity
-from sdlint.dtypes import DTYPE_BITS, tensor_bits
+from sdlint.dtypes import DTYPE_BITS, shape_text, tensor_bits
 from sdlint.header import LENGTH_PREFIX, Header, LfsPointer, Unreadable
 from sdlint.registry import Finding, rule
 
 
 def _headers(checkpoint: Checkpoint) -> Iterator[Header]:
     yield from checkpoint.headers
-
-
-def _shape(shape: tuple[int, ...]) -> str:
-    return "[" + ", ".join(str(d) for d in shape) + "]"
 
 
 @rule("SD001", "unreadable-header", summary="The safetensors header cannot be read.")
@@ -95,26 +91,24 @@ def invalid_tensor_entry(ctx: CheckContext) -> Iterator[Finding]:
                 continue
             begin, end = entry.offsets
             bits = tensor_bits(entry.dtype, entry.shape)
+            what = f"tensor `{entry.name}`: shape {shape_text(entry.shape)} of {entry.dtype}"
             if bits is None:
                 yield Finding(
-                    f"tensor `{entry.name}`: shape {_shape(entry.shape)} of {entry.dtype} is too "
-                    "large: its size overflows 64 bits",
+                    f"{what} is too large: its size overflows 64 bits",
                     path,
                     tensor=entry.name,
                 )
             elif bits % 8:
                 yield Finding(
-                    f"tensor `{entry.name}`: shape {_shape(entry.shape)} of {entry.dtype} "
-                    f"({DTYPE_BITS[entry.dtype]} bits each) is {bits} bits, not a whole number of "
-                    "bytes",
+                    f"{what} ({DTYPE_BITS[entry.dtype]} bits each) is {bits} bits, not a whole "
+                    "number of bytes",
                     path,
                     tensor=entry.name,
                 )
             elif end >= begin and end - begin != bits // 8:
                 yield Finding(
-                    f"tensor `{entry.name}`: shape {_shape(entry.shape)} of {entry.dtype} needs "
-                    f"{bits // 8:,} bytes, but its data_offsets [{begin}, {end}] span "
-                    f"{end - begin:,}",
+                    f"{what} needs {bits // 8:,} bytes, but its data_offsets [{begin}, {end}] "
+                    f"span {end - begin:,}",
                     path,
                     tensor=entry.name,
                 )

@@ -17,6 +17,7 @@ from sdlint.checkpoint import CONFIG_NAME, display
 from sdlint.config_fields import differing_dims, explaining_field, parse_config, read_text
 from sdlint.context import CheckContext, ModelView
 from sdlint.diagnostic import Applicability, Fix, Severity
+from sdlint.dtypes import shape_text
 from sdlint.edits import DropTensors, InitTensor, RenameTensors, SetConfigValues, can_init
 from sdlint.model.verdict import (
     QUANTIZED,
@@ -73,10 +74,6 @@ def _group(key: str, verdict: LoadVerdict) -> str:
     return ".".join(parts[:depth]) + "." if len(parts) > depth else key
 
 
-def _shape(shape: tuple[int, ...]) -> str:
-    return "[" + ", ".join(str(d) for d in shape) + "]"
-
-
 def _explain(view: ModelView, m: Mismatch) -> tuple[str, str | None, int | None]:
     """What the shapes mean, the config field behind the difference, and the checkpoint's value."""
     dims = set(differing_dims(m.model_shape, m.checkpoint_shape))
@@ -130,8 +127,8 @@ def _mismatch_finding(
         else None
     )
     return Finding(
-        f"`{m.model_key}`: {story} (checkpoint {_shape(m.checkpoint_shape)}, model "
-        f"{_shape(m.model_shape)}); from_pretrained refuses to load it: {advice}",
+        f"`{m.model_key}`: {story} (checkpoint {shape_text(m.checkpoint_shape)}, model "
+        f"{shape_text(m.model_shape)}); from_pretrained refuses to load it: {advice}",
         _path_of(ctx, file_key or (prefix + m.file_keys[0] if m.file_keys else None)),
         tensor=m.model_key,
         expected=m.model_shape,
@@ -235,13 +232,19 @@ def _reinit_fix(
     if file_key is None or source is None or not can_init(source.dtype):
         return None
     std = _initializer_range(view.config)
-    leaf = model_key.rsplit(".", 1)[-1]
-    init = "zeros" if leaf == "bias" else "ones" if "norm" in model_key.lower() else "normal"
+    init = _init_kind(model_key)
     return Fix(
         Applicability.UNSAFE,
-        f"Re-initialize `{file_key}` to {_shape(shape)} (discards the trained values)",
+        f"Re-initialize `{file_key}` to {shape_text(shape)} (discards the trained values)",
         (InitTensor(ctx.checkpoint.file_of[file_key], file_key, source.dtype, shape, init, std),),
     )
+
+
+def _init_kind(key: str) -> str:
+    """How transformers' `_init_weights` starts a tensor: zero biases, unit norms, normal rest."""
+    if key.rsplit(".", 1)[-1] == "bias":
+        return "zeros"
+    return "ones" if "norm" in key.lower() else "normal"
 
 
 def _initializer_range(config: dict[str, Any]) -> float:
@@ -384,7 +387,7 @@ def missing_key(ctx: CheckContext) -> Iterator[Finding]:
         )
 
 
-_SAFETENSORS_DTYPES = {"float32": "F32", "float16": "F16", "bfloat16": "BF16", "float64": "F64"}
+_SAFETENSORS_DTYPES = {torch: st for st, torch in _TORCH_DTYPES.items()}
 
 
 def _add_head_fix(
@@ -395,12 +398,11 @@ def _add_head_fix(
     headers = ctx.checkpoint.headers
     if not shape or dtype is None or not headers:
         return None
-    leaf = key.rsplit(".", 1)[-1]
-    init = "zeros" if leaf == "bias" else "ones" if "norm" in key.lower() else "normal"
+    init = _init_kind(key)
     file = headers[-1].path
     return Fix(
         Applicability.UNSAFE,
-        f"Add `{key}` to {file.name}, freshly initialized to {_shape(shape)} ({init})",
+        f"Add `{key}` to {file.name}, freshly initialized to {shape_text(shape)} ({init})",
         (InitTensor(file, key, dtype, shape, init, _initializer_range(view.config)),),
     )
 
