@@ -109,6 +109,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="always build the expected model (default: reuse cached verdicts; "
         "SDLINT_CACHE_DIR sets the cache folder)",
     )
+    check.add_argument(
+        "--model-checks",
+        choices=("auto", "cached", "off"),
+        default="auto",
+        help="auto: build the expected model with transformers when no verdict is cached; "
+        "cached: only use verdicts a run with transformers recorded (never imports it); "
+        "off: integrity checks only",
+    )
     check.add_argument("-q", "--quiet", action="store_true", help="print diagnostics only")
     check.add_argument(
         "--config",
@@ -192,6 +200,7 @@ def _run_check(args: argparse.Namespace) -> int:
         config_file=args.config,
         isolated=args.isolated,
         head_fix=args.head_fix,
+        model_checks=args.model_checks,
     )
     # Fixing is decided once per run, by the command line or else the configuration in force for
     # the first PATH.

@@ -26,6 +26,9 @@ class ModelTarget:
     cache_dir: Path | None = None  # None: $SDLINT_CACHE_DIR or the user cache dir
     use_cache: bool = True
     head_fix: str = "config"  # SD101's fix: edit the config ("config") or the weights ("reinit")
+    # "auto": build the expected model when the cache has no verdict; "cached": only use a verdict
+    # some run with transformers recorded (never import it); "off": no model checks.
+    model_checks: str = "auto"
 
 
 @dataclass(frozen=True)
@@ -69,14 +72,21 @@ class CheckContext:
         config_path = self.target.config_path or self.checkpoint.folder / CONFIG_NAME
         if self.target.config_path is None and not config_path.is_file():
             return None
-        if not self.checkpoint.loadable:
+        if not self.checkpoint.loadable or self.target.model_checks == "off":
             return None
-        from sdlint.model import TensorSpec, load_verdict
+        from sdlint.model import TensorSpec, cached_verdict, load_verdict
 
         tensors = {
             name: TensorSpec(info.dtype, info.shape)
             for name, info in self.checkpoint.tensors.items()
         }
+        if self.target.model_checks == "cached":
+            recorded = cached_verdict(
+                config_path, tensors, self.target.architecture, cache_dir=self.target.cache_dir
+            )
+            if recorded is None:
+                return None
+            return ModelView(config_path, read_text(config_path), recorded)
         outcome = load_verdict(
             config_path,
             tensors,

@@ -34,6 +34,7 @@ class Settings:
     config_file: Path | None = None
     isolated: bool = False
     head_fix: str | None = None  # SD101's fix; None: the configuration's, else "config"
+    model_checks: str = "auto"  # see ModelTarget.model_checks
 
     @property
     def selection(self) -> Selection:
@@ -67,6 +68,7 @@ def resolve(settings: Settings, project: ProjectConfig, checkpoint_path: Path) -
         cache_dir=project.cache_dir,
         use_cache=settings.use_cache,
         head_fix=settings.head_fix or project.head_fix or "config",
+        model_checks=settings.model_checks,
     )
     return Resolved(tuple(select_rules(layers)), target, project)
 

@@ -55,3 +55,5 @@ def test_warm_model_check_imports_neither_torch_nor_transformers(tmp_path: Path)
     assert cold["code"] == 1 and "torch" in str(cold["heavy"])  # the first run builds the model
     warm = sdlint_in_fresh_process(tmp_path, *argv)
     assert warm == {"code": 1, "heavy": []}
+    light = sdlint_in_fresh_process(tmp_path, *argv, "--model-checks=cached")
+    assert light == {"code": 1, "heavy": []}  # the recorded verdict, as the light hook sees it

@@ -161,3 +161,58 @@ def test_fix_hook_modifies_and_blocks_then_passes(
         assert b"module." not in f.read(4096)  # the header no longer carries the prefix
     second = commit(repo, env, ".")
     assert second.returncode == 0, second.stdout + second.stderr
+
+
+def test_light_hook_reports_recorded_model_verdicts(
+    tmp_path: Path, hooks_repo: tuple[Path, str], env: dict[str, str]
+) -> None:
+    """The light hook's environment has no torch: it reports SD101 once a run with transformers
+    has recorded the verdict for these exact inputs, and skips the model checks before that."""
+    repo = tmp_path / "light"
+    repo.mkdir()
+    source, rev = hooks_repo
+    git(repo, "init", "-q")
+    (repo / ".pre-commit-config.yaml").write_text(
+        f"repos:\n- repo: {source}\n  rev: {rev}\n  hooks:\n  - id: sdlint\n"
+    )
+    subprocess.run(
+        [sys.executable, "-m", "pre_commit", "install"],
+        cwd=repo,
+        env=env,
+        check=True,
+        capture_output=True,
+    )
+    save_roberta(repo / "model")
+    five = {str(i): f"L{i}" for i in range(5)}
+    edit_config(
+        repo / "model" / "config.json", id2label=five, label2id={v: int(k) for k, v in five.items()}
+    )
+    isolated = {**env, "SDLINT_CACHE_DIR": str(tmp_path / "cache")}
+    git(repo, "add", "model")
+    unrecorded = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pre_commit",
+            "run",
+            "--files",
+            *(str(p.relative_to(repo)) for p in (repo / "model").iterdir()),
+        ],
+        cwd=repo,
+        env=isolated,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert unrecorded.returncode == 0, unrecorded.stdout + unrecorded.stderr  # nothing recorded yet
+    recorder = subprocess.run(
+        [str(VENV_BIN / "sdlint"), "check", "-q", str(repo / "model")],
+        env=isolated,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert recorder.returncode == 1 and "SD101" in recorder.stdout
+    blocked = commit(repo, isolated, "model")
+    assert blocked.returncode != 0
+    assert "SD101" in blocked.stdout + blocked.stderr

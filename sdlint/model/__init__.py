@@ -38,6 +38,7 @@ __all__ = [
     "TensorSpec",
     "Unexpected",
     "WrapperPrefix",
+    "cached_verdict",
     "load_verdict",
 ]
 
@@ -86,7 +87,43 @@ def load_verdict(
     # the bytes the verdict came from.
     if storable and _read_or_none(config_path) == config_bytes:
         cache.put(key, result)
+        cache.put(recorded_key(config_bytes, tensors, architecture), result)
     return result
+
+
+def cached_verdict(
+    config_path: Path,
+    tensors: Mapping[str, TensorSpec],
+    architecture: str | None = None,
+    *,
+    cache_dir: Path | None = None,
+) -> LoadVerdict | ConfigProblem | None:
+    """The verdict a run with transformers recorded for exactly this config and signature, from
+    any transformers version, or None. Never imports torch or transformers: this is what an
+    environment without them (pre-commit's light hook) can check against."""
+    from sdlint.model.cache import VerdictCache, default_cache_dir
+
+    config_bytes = _read_or_none(config_path)
+    if config_bytes is None:
+        return None
+    cache = VerdictCache(cache_dir if cache_dir is not None else default_cache_dir())
+    return cache.get(recorded_key(config_bytes, tensors, architecture))
+
+
+def recorded_key(
+    config_bytes: bytes, tensors: Mapping[str, TensorSpec], architecture: str | None
+) -> str:
+    """The key of the last verdict built for these inputs, whatever the versions that built it."""
+    from sdlint.model.cache import cache_key
+
+    any_version = "recorded:any"
+    return cache_key(
+        config_bytes,
+        tensors,
+        architecture,
+        transformers_version=any_version,
+        torch_version=any_version,
+    )
 
 
 def _predict(

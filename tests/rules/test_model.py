@@ -273,3 +273,37 @@ def test_sharded_checkpoint_is_checked_as_one(
         and out.count(" SD101 ") == 2
         and "checkpoint head has 2 labels, config has num_labels=3" in out
     )
+
+
+def test_cached_model_checks_use_recorded_verdicts_only(
+    saved: dict[str, Path],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`--model-checks=cached` (the light pre-commit hook) never builds a model: it reports what a
+    run with transformers recorded, from any transformers version, and nothing otherwise."""
+    import sdlint.model
+    import sdlint.model.cache
+
+    monkeypatch.chdir(tmp_path)
+    shutil.copytree(saved["cls"], "m")
+    five = {str(i): f"L{i}" for i in range(5)}
+    edit_config(Path("m/config.json"), id2label=five, label2id={v: int(k) for k, v in five.items()})
+
+    def no_build(*args: object) -> None:
+        raise AssertionError("--model-checks=cached must not build a model")
+
+    with monkeypatch.context() as light:
+        light.setattr(sdlint.model, "_predict", no_build)
+        assert run(capsys, "check", "m", "--model-checks=cached") == (
+            0,
+            "All checks passed (1 file checked).\n",
+        )
+    code, out = run(capsys, "check", "m")  # a run with transformers records the verdict
+    assert code == 1 and out.count(" SD101 ") == 2
+    with monkeypatch.context() as light:
+        light.setattr(sdlint.model, "_predict", no_build)
+        light.setattr(sdlint.model.cache, "installed_version", lambda name: None)  # no transformers
+        assert run(capsys, "check", "m", "--model-checks=cached") == (code, out)
+        assert run(capsys, "check", "m", "--model-checks=off")[0] == 0
