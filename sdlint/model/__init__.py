@@ -43,6 +43,11 @@ __all__ = [
 ]
 
 
+# The last verdict built for each (config, architecture, signature), whatever the versions: a
+# separate folder, so the exact cache's entries stay one per key.
+RECORDED = "recorded"
+
+
 def load_verdict(
     config_path: Path,
     tensors: Mapping[str, TensorSpec],
@@ -77,7 +82,8 @@ def load_verdict(
         )
 
     key = key_for(config_bytes)
-    cache = VerdictCache(cache_dir if cache_dir is not None else default_cache_dir())
+    root = cache_dir if cache_dir is not None else default_cache_dir()
+    cache = VerdictCache(root)
     hit = cache.get(key)
     if hit is not None:
         return hit
@@ -87,7 +93,7 @@ def load_verdict(
     # the bytes the verdict came from.
     if storable and _read_or_none(config_path) == config_bytes:
         cache.put(key, result)
-        cache.put(recorded_key(config_bytes, tensors, architecture), result)
+        VerdictCache(root / RECORDED).put(recorded_key(config_bytes, tensors, architecture), result)
     return result
 
 
@@ -106,8 +112,8 @@ def cached_verdict(
     config_bytes = _read_or_none(config_path)
     if config_bytes is None:
         return None
-    cache = VerdictCache(cache_dir if cache_dir is not None else default_cache_dir())
-    return cache.get(recorded_key(config_bytes, tensors, architecture))
+    root = cache_dir if cache_dir is not None else default_cache_dir()
+    return VerdictCache(root / RECORDED).get(recorded_key(config_bytes, tensors, architecture))
 
 
 def recorded_key(

@@ -22,6 +22,7 @@ from sdlint.model import (
     TensorSpec,
     Unexpected,
     WrapperPrefix,
+    cached_verdict,
     load_verdict,
 )
 from sdlint.model import verdict as v
@@ -119,7 +120,8 @@ def config_path(tmp_path: Path) -> Path:
 
 
 def entries(cache_dir: Path) -> list[Path]:
-    return sorted(cache_dir.rglob("*.json"))
+    """The exact cache's entries (the recorded verdicts live in their own folder)."""
+    return sorted(p for p in cache_dir.rglob("*.json") if "recorded" not in p.parts)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -133,6 +135,21 @@ def test_same_signature_hits(oracle: FakeOracle, config_path: Path, tmp_path: Pa
     assert first == second == oracle.answer
     assert oracle.calls == 1
     assert len(entries(cache_dir)) == 1
+
+
+def test_recorded_verdict_serves_any_transformers_version(
+    oracle: FakeOracle, config_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cache_dir = tmp_path / "cache"
+    assert cached_verdict(config_path, SIGNATURE, cache_dir=cache_dir) is None  # nothing yet
+    load_verdict(config_path, SIGNATURE, cache_dir=cache_dir)
+    monkeypatch.setattr(sdlint.model.cache, "installed_version", lambda name: None)
+    assert cached_verdict(config_path, SIGNATURE, cache_dir=cache_dir) == oracle.answer
+    other = {**SIGNATURE, "extra": TensorSpec("F32", (1,))}
+    assert cached_verdict(config_path, other, cache_dir=cache_dir) is None  # exact inputs only
+    config_path.write_text(config_path.read_text() + " ")
+    assert cached_verdict(config_path, SIGNATURE, cache_dir=cache_dir) is None
+    assert oracle.calls == 1
 
 
 @pytest.mark.parametrize(
