@@ -7,7 +7,6 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -62,17 +61,15 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     }
 
 
-@pytest.fixture
-def user_repo(tmp_path: Path, hooks_repo: tuple[Path, str], env: dict[str, str]) -> Iterator[Path]:
-    repo = tmp_path / "project"
-    repo.mkdir()
+def make_repo(repo: Path, hooks_repo: tuple[Path, str], env: dict[str, str], hooks: str) -> Path:
+    """A git repository whose .pre-commit-config.yaml uses this repository's `hooks` (YAML list
+    items), with the pre-commit git hook installed."""
     source, rev = hooks_repo
+    repo.mkdir()
     git(repo, "init", "-q")
     (repo / ".pre-commit-config.yaml").write_text(
-        f"repos:\n- repo: {source}\n  rev: {rev}\n  hooks:\n  - id: sdlint\n  - id: sdlint-model\n"
+        f"repos:\n- repo: {source}\n  rev: {rev}\n  hooks:\n{hooks}"
     )
-    git(repo, "add", ".pre-commit-config.yaml")
-    git(repo, "commit", "-qm", "config", "--no-verify", env=env)
     subprocess.run(
         [sys.executable, "-m", "pre_commit", "install"],
         cwd=repo,
@@ -80,7 +77,17 @@ def user_repo(tmp_path: Path, hooks_repo: tuple[Path, str], env: dict[str, str])
         check=True,
         capture_output=True,
     )
-    yield repo
+    return repo
+
+
+@pytest.fixture
+def user_repo(tmp_path: Path, hooks_repo: tuple[Path, str], env: dict[str, str]) -> Path:
+    repo = make_repo(
+        tmp_path / "project", hooks_repo, env, "  - id: sdlint\n  - id: sdlint-model\n"
+    )
+    git(repo, "add", ".pre-commit-config.yaml")
+    git(repo, "commit", "-qm", "config", "--no-verify", env=env)
+    return repo
 
 
 def commit(repo: Path, env: dict[str, str], *paths: str) -> subprocess.CompletedProcess[str]:
@@ -135,19 +142,8 @@ def test_fix_hook_modifies_and_blocks_then_passes(
 ) -> None:
     from tests.tiny_models import edit_weights
 
-    repo = tmp_path / "fixing"
-    repo.mkdir()
-    source, rev = hooks_repo
-    git(repo, "init", "-q")
-    (repo / ".pre-commit-config.yaml").write_text(
-        f"repos:\n- repo: {source}\n  rev: {rev}\n  hooks:\n  - id: sdlint-model\n    args: [--fix]\n"
-    )
-    subprocess.run(
-        [sys.executable, "-m", "pre_commit", "install"],
-        cwd=repo,
-        env=env,
-        check=True,
-        capture_output=True,
+    repo = make_repo(
+        tmp_path / "fixing", hooks_repo, env, "  - id: sdlint-model\n    args: [--fix]\n"
     )
     save_roberta(repo / "model")
     edit_weights(
@@ -168,20 +164,7 @@ def test_light_hook_reports_recorded_model_verdicts(
 ) -> None:
     """The light hook's environment has no torch: it reports SD101 once a run with transformers
     has recorded the verdict for these exact inputs, and skips the model checks before that."""
-    repo = tmp_path / "light"
-    repo.mkdir()
-    source, rev = hooks_repo
-    git(repo, "init", "-q")
-    (repo / ".pre-commit-config.yaml").write_text(
-        f"repos:\n- repo: {source}\n  rev: {rev}\n  hooks:\n  - id: sdlint\n"
-    )
-    subprocess.run(
-        [sys.executable, "-m", "pre_commit", "install"],
-        cwd=repo,
-        env=env,
-        check=True,
-        capture_output=True,
-    )
+    repo = make_repo(tmp_path / "light", hooks_repo, env, "  - id: sdlint\n")
     save_roberta(repo / "model")
     five = {str(i): f"L{i}" for i in range(5)}
     edit_config(
