@@ -139,8 +139,7 @@ def load_index_checkpoint(index_path: Path) -> Checkpoint:
     missing = tuple(name for name in index.shard_names if name not in present)
     files = tuple(read_header(folder / name) for name in present)
     listed = {(folder / name).resolve() for name in index.shard_names}
-    stem = index_path.name[: -len(INDEX_SUFFIX)]
-    shard_pattern = re.compile(rf"{re.escape(stem)}-\d+-of-\d+{re.escape(WEIGHTS_SUFFIX)}")
+    shard_pattern = _shard_pattern(index_path)
     unreferenced = tuple(
         p
         for p in sorted(folder.glob(f"*{WEIGHTS_SUFFIX}"))
@@ -160,27 +159,37 @@ def _indexes_in(folder: Path) -> list[Path]:
 def _owning_index(weights: Path) -> Path | None:
     """The index beside `weights` that lists it as a shard (or names it by the shard pattern)."""
     for index_path in _indexes_in(weights.parent):
-        checkpoint_files = {*read_index(index_path).shard_names}
-        stem = index_path.name[: -len(INDEX_SUFFIX)]
-        if weights.name in checkpoint_files or re.fullmatch(
-            rf"{re.escape(stem)}-\d+-of-\d+{re.escape(WEIGHTS_SUFFIX)}", weights.name
-        ):
+        listed = read_index(index_path).shard_names
+        if weights.name in listed or _shard_pattern(index_path).fullmatch(weights.name):
             return index_path
     return None
 
 
-def _checkpoints_in_folder(folder: Path) -> Iterator[Checkpoint]:
+# A checkpoint is found by its root, the file that names it: an index (True) or a lone weights
+# file (False). Finding roots reads only index JSON; each checkpoint's headers are read once, after
+# duplicates are dropped (pre-commit passes every changed shard of one index).
+Root = tuple[Path, bool]
+
+
+def _shard_pattern(index_path: Path) -> re.Pattern[str]:
+    stem = index_path.name[: -len(INDEX_SUFFIX)]
+    return re.compile(rf"{re.escape(stem)}-\d+-of-\d+{re.escape(WEIGHTS_SUFFIX)}")
+
+
+def _roots_in_folder(folder: Path) -> Iterator[Root]:
     """Every checkpoint in one folder (not recursive): each index, then every weights file that no
     index claims."""
-    claimed: set[Path] = set()
+    claimed: set[str] = set()
     for index_path in _indexes_in(folder):
-        checkpoint = load_index_checkpoint(index_path)
-        claimed.update(r.path.resolve() for r in checkpoint.files)
-        claimed.update(p.resolve() for p in checkpoint.unreferenced_shards)
-        yield checkpoint
+        pattern = _shard_pattern(index_path)
+        claimed.update(read_index(index_path).shard_names)
+        claimed.update(
+            p.name for p in folder.glob(f"*{WEIGHTS_SUFFIX}") if pattern.fullmatch(p.name)
+        )
+        yield index_path, True
     for weights in sorted(folder.glob(f"*{WEIGHTS_SUFFIX}")):
-        if weights.resolve() not in claimed and weights.is_file():
-            yield load_file_checkpoint(weights)
+        if weights.name not in claimed and weights.is_file():
+            yield weights, False
 
 
 def _walk_folders(root: Path) -> Iterator[Path]:
@@ -195,10 +204,10 @@ def _walk_folders(root: Path) -> Iterator[Path]:
         yield from _walk_folders(child)
 
 
-def checkpoints_for_path(path: Path) -> list[Checkpoint]:
+def _roots_for_path(path: Path) -> list[Root]:
     """The checkpoints one command-line PATH stands for. Raises UsageError if there are none."""
     if path.is_dir():
-        found = [c for folder in _walk_folders(path) for c in _checkpoints_in_folder(folder)]
+        found = [r for folder in _walk_folders(path) for r in _roots_in_folder(folder)]
         if not found:
             raise UsageError(f"no safetensors checkpoint found in {display(path)}")
         return found
@@ -206,30 +215,29 @@ def checkpoints_for_path(path: Path) -> list[Checkpoint]:
         raise UsageError(f"{display(path)}: no such file or directory")
     name = path.name
     if name.endswith(INDEX_SUFFIX):
-        return [load_index_checkpoint(path)]
+        return [(path, True)]
     if name.endswith(WEIGHTS_SUFFIX):
         owner = _owning_index(path)
-        return [load_index_checkpoint(owner) if owner else load_file_checkpoint(path)]
+        return [(owner, True) if owner else (path, False)]
     if name == CONFIG_NAME:
         # A changed config.json is checked through the weights beside it.
-        return list(_checkpoints_in_folder(path.parent))
+        return list(_roots_in_folder(path.parent))
     if name.endswith(".json") and read_index(path).problem is None:
-        return [load_index_checkpoint(path)]
+        return [(path, True)]
     # Any other file is read as safetensors: its header decides, not its name.
-    return [load_file_checkpoint(path)]
+    return [(path, False)]
 
 
 def find_checkpoints(paths: Sequence[Path]) -> list[Checkpoint]:
-    """Resolve PATHs to checkpoints, each once, in command-line order."""
-    seen: set[Path] = set()
-    out: list[Checkpoint] = []
+    """Resolve PATHs to checkpoints, each once and read once, in command-line order."""
+    roots: dict[Path, Root] = {}
     for path in paths:
-        for checkpoint in checkpoints_for_path(path):
-            key = checkpoint.path.resolve()
-            if key not in seen:
-                seen.add(key)
-                out.append(checkpoint)
-    return out
+        for root in _roots_for_path(path):
+            roots.setdefault(root[0].resolve(), root)
+    return [
+        load_index_checkpoint(p) if is_index else load_file_checkpoint(p)
+        for p, is_index in roots.values()
+    ]
 
 
 def tensor_bytes(tensors: Iterable[TensorInfo]) -> int:

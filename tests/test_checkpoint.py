@@ -74,3 +74,24 @@ def test_paths_that_name_no_checkpoint(tmp_path: Path, what: str) -> None:
         path.mkdir()
     with pytest.raises(UsageError):
         find_checkpoints([path])
+
+
+def test_every_changed_shard_reads_each_header_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """pre-commit passes each changed shard: the checkpoint is loaded once, not once per shard."""
+    import sdlint.checkpoint
+    import sdlint.header
+
+    write_sharded(tmp_path, SHARDS)
+    reads: list[Path] = []
+    real = sdlint.header.read_header
+
+    def counting(path: Path) -> object:
+        reads.append(path)
+        return real(path)
+
+    monkeypatch.setattr(sdlint.checkpoint, "read_header", counting)
+    found = find_checkpoints([tmp_path / name for name in SHARDS])
+    assert len(found) == 1
+    assert sorted(p.name for p in reads) == sorted(SHARDS)
