@@ -18,7 +18,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from benchmarks._util import time_process, write_sparse_checkpoint
+from benchmarks._util import in_process, time_process, write_sparse_checkpoint
 
 FROM_PRETRAINED = """
 import sys, transformers
@@ -60,6 +60,18 @@ def build(folder: Path) -> tuple[Path, Path]:
     return folder, folder / "five" / "config.json"
 
 
+def oracle_seconds(folder: Path, config: Path, repeat: int) -> float:
+    """What a cold run costs beyond importing torch and transformers: one `predict_load`."""
+    from sdlint.checkpoint import find_checkpoints
+    from sdlint.model import TensorSpec
+    from sdlint.model.oracle import predict_load
+
+    (checkpoint,) = find_checkpoints([folder / "model.safetensors"])
+    tensors = {k: TensorSpec(t.dtype, t.shape) for k, t in checkpoint.tensors.items()}
+    predict_load(config, tensors)  # the first call pays for importing the model's module
+    return in_process(lambda: predict_load(config, tensors), repeat)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=5)
@@ -91,6 +103,8 @@ def main() -> None:
                 f" | {ref_rss / 1024:.0f} / {cold_rss / 1024:.0f} / {warm_rss / 1024:.0f}"
             )
         print("ratio = from_pretrained time / sdlint time (above 1: sdlint is faster)")
+        oracle = oracle_seconds(folder, five, args.repeat)
+        print(f"the oracle alone, in process after the imports: {oracle * 1e3:.0f} ms (median)")
 
 
 if __name__ == "__main__":

@@ -18,8 +18,8 @@ transformers = pytest.importorskip("transformers")
 
 from safetensors import safe_open  # noqa: E402
 
-from sdlint.cli import main  # noqa: E402
 from sdlint.fixes import edited_json  # noqa: E402
+from tests.cli_helpers import run  # noqa: E402
 from tests.tiny_models import edit_config, edit_weights, save_roberta  # noqa: E402
 
 pytestmark = pytest.mark.model
@@ -52,12 +52,6 @@ CLEAN_LOAD: dict[str, list[str]] = {
     "mismatched_keys": [],
     "unexpected_keys": [],
 }
-
-
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.fixture(scope="module")
