@@ -43,11 +43,6 @@ __all__ = [
 ]
 
 
-# The last verdict built for each (config, architecture, signature), whatever the versions: a
-# separate folder, so the exact cache's entries stay one per key.
-RECORDED = "recorded"
-
-
 def load_verdict(
     config_path: Path,
     tensors: Mapping[str, TensorSpec],
@@ -93,7 +88,7 @@ def load_verdict(
     # the bytes the verdict came from.
     if storable and _read_or_none(config_path) == config_bytes:
         cache.put(key, result)
-        VerdictCache(root / RECORDED).put(recorded_key(config_bytes, tensors, architecture), result)
+        VerdictCache.recorded(root).put(recorded_key(config_bytes, tensors, architecture), result)
     return result
 
 
@@ -113,7 +108,7 @@ def cached_verdict(
     if config_bytes is None:
         return None
     root = cache_dir if cache_dir is not None else default_cache_dir()
-    return VerdictCache(root / RECORDED).get(recorded_key(config_bytes, tensors, architecture))
+    return VerdictCache.recorded(root).get(recorded_key(config_bytes, tensors, architecture))
 
 
 def recorded_key(

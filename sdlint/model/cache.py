@@ -23,11 +23,15 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import sdlint
-from sdlint.model.verdict import Outcome, TensorSpec, from_dict
+from sdlint.model.verdict import FORMAT_VERSION, Outcome, TensorSpec, from_dict
 
-CACHE_FORMAT = 1
 CACHE_DIR_ENV = "SDLINT_CACHE_DIR"
-_ENTRY_DIR = f"verdicts-v{CACHE_FORMAT}"
+# Entries are verdict documents (sdlint/model/verdict.py) under their key, so the verdicts' format
+# version is the cache's: one constant names the folder, enters the key and is checked on read.
+_ENTRY_DIR = f"verdicts-v{FORMAT_VERSION}"
+# The last verdict built for each (config, architecture, signature), whatever the versions: a
+# separate folder, so the exact cache's entries stay one per key.
+_RECORDED_DIR = "recorded"
 # A verdict for a 1,000-key MoE is ~100 kB; anything far larger was not written by us.
 _MAX_ENTRY_BYTES = 64 * 1024 * 1024
 
@@ -66,7 +70,7 @@ def cache_key(
     """
     signature = [[k, tensors[k].dtype, list(tensors[k].shape)] for k in sorted(tensors)]
     document = {
-        "cache_format": CACHE_FORMAT,
+        "format": FORMAT_VERSION,
         "sdlint": sdlint.__version__,
         "transformers": transformers_version,
         "torch": torch_version,
@@ -79,10 +83,15 @@ def cache_key(
 
 
 class VerdictCache:
-    """Verdicts stored as `<directory>/verdicts-v1/<key>.json`."""
+    """Verdicts stored as `<directory>/verdicts-v<FORMAT_VERSION>/<key>.json`."""
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory / _ENTRY_DIR
+
+    @classmethod
+    def recorded(cls, root: Path) -> VerdictCache:
+        """The recorded verdicts under the cache root `root` (see `recorded_key`)."""
+        return cls(root / _RECORDED_DIR)
 
     def path(self, key: str) -> Path:
         return self.directory / f"{key}.json"

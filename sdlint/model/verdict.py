@@ -12,15 +12,20 @@ renaming; the file's own names are kept beside them where the rules need them.
 
 from __future__ import annotations
 
+import dataclasses
+import functools
+import hashlib
 import json
+import types
+import typing
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
-# Bump when a field is added, removed or changes meaning: older cache entries then stop decoding.
-FORMAT_VERSION = 2
-
-_T = TypeVar("_T")
+# The one on-disk format version of verdicts and their cache (sdlint/model/cache.py). Bump it when
+# a field keeps its name and type but changes meaning: older entries then stop decoding. Adding,
+# removing, renaming, reordering or retyping a field needs no bump (`schema()` covers it).
+FORMAT_VERSION = 3
 
 
 @dataclass(frozen=True)
@@ -162,7 +167,7 @@ class LoadVerdict:
         return not (self.missing or self.unexpected or self.mismatched or self.conversion_errors)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"format": FORMAT_VERSION, "type": "load_verdict", "value": _verdict_to_obj(self)}
+        return _document("load_verdict", self)
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
@@ -233,11 +238,7 @@ class ConfigProblem:
         return self.kind not in _ENVIRONMENT_KINDS
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "format": FORMAT_VERSION,
-            "type": "config_problem",
-            "value": {"kind": self.kind, "message": self.message},
-        }
+        return _document("config_problem", self)
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
@@ -267,119 +268,158 @@ def from_dict(document: Any) -> Outcome:
     obj = _as_dict(document, "document")
     if obj.get("format") != FORMAT_VERSION:
         raise ValueError(f"format {obj.get('format')!r}, expected {FORMAT_VERSION}")
+    if obj.get("schema") != schema():
+        raise ValueError(f"schema {obj.get('schema')!r}, expected {schema()}")
     kind = obj.get("type")
-    value = _as_dict(obj.get("value"), "value")
-    if kind == "load_verdict":
-        return _verdict_from_obj(value)
-    if kind == "config_problem":
-        _exact_fields(value, ("kind", "message"), "config_problem")
-        return ConfigProblem(_str(value["kind"]), _str(value["message"]))
-    raise ValueError(f"unknown type {kind!r}")
+    cls = _TYPES.get(kind) if isinstance(kind, str) else None
+    if cls is None:
+        raise ValueError(f"unknown type {kind!r}")
+    result: Outcome = _decoder(cls, positional=False)(obj.get("value"))
+    return result
+
+
+_TYPES: dict[str, type] = {
+    "load_verdict": LoadVerdict,
+    "config_problem": ConfigProblem,
+}
 
 
 # ---------------------------------------------------------------------------------------------
-# Encoding. Written out field by field (not `dataclasses.asdict`) so the decoder can check every
-# field and a renamed field breaks the round-trip test instead of silently dropping data.
+# Encoding, derived from the dataclasses' own fields and type hints: adding a field is one edit
+# (the dataclass), and the decoder still checks every field's presence and type. A record at a
+# field of its own (the verdict, a wrapper prefix) is an object keyed by field name; the records
+# of a tuple (missing keys, mismatches, ...) are positional rows, which keeps a 1,000-key verdict
+# small. `schema()` describes the layout; it is written into every document, so a changed field
+# set or order makes older entries stop decoding without anyone bumping FORMAT_VERSION.
+
+_Codec = Callable[[Any], Any]
 
 
-def _verdict_to_obj(v: LoadVerdict) -> dict[str, Any]:
+def schema() -> str:
+    """A short fingerprint of the field layout of everything a document can hold."""
+    return _schema()
+
+
+@functools.cache
+def _schema() -> str:
+    seen: dict[type, str] = {}
+
+    def describe(tp: Any) -> str:
+        if dataclasses.is_dataclass(tp) and isinstance(tp, type):
+            if tp not in seen:
+                seen[tp] = ""  # recursion guard (a wrapper prefix holds a verdict)
+                hints = _hints(tp)
+                fields = ",".join(f"{f.name}:{describe(hints[f.name])}" for f in _fields(tp))
+                seen[tp] = f"{tp.__name__}({fields})"
+            return tp.__name__
+        args = typing.get_args(tp)
+        if not args:
+            return getattr(tp, "__name__", repr(tp))
+        origin = typing.get_origin(tp)
+        name = "union" if origin in (types.UnionType, typing.Union) else origin.__name__
+        return f"{name}[{','.join(describe(a) for a in args)}]"
+
+    describe(LoadVerdict)
+    describe(ConfigProblem)
+    text = ";".join(seen[tp] for tp in sorted(seen, key=lambda t: t.__name__))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _document(kind: str, value: LoadVerdict | ConfigProblem) -> dict[str, Any]:
     return {
-        "architecture": v.architecture,
-        "architecture_source": v.architecture_source,
-        "model_type": v.model_type,
-        "base_model_prefix": v.base_model_prefix,
-        "has_base_model": v.has_base_model,
-        "transformers_version": v.transformers_version,
-        "dtype": v.dtype,
-        "config_dtype": v.config_dtype,
-        "missing": [[m.model_key, m.in_base_model, list(m.shape)] for m in v.missing],
-        "unexpected": [[u.file_key, u.model_key] for u in v.unexpected],
-        "mismatched": [
-            [
-                m.model_key,
-                m.file_key,
-                list(m.checkpoint_shape),
-                list(m.model_shape),
-                m.in_base_model,
-                list(m.file_keys),
-            ]
-            for m in v.mismatched
-        ],
-        "conversion_errors": [
-            [c.model_key, c.message, list(c.file_keys)] for c in v.conversion_errors
-        ],
-        "shadowed": [[s.file_key, s.model_key, s.winner] for s in v.shadowed],
-        "wrapper_prefix": None
-        if v.wrapper_prefix is None
-        else {
-            "prefix": v.wrapper_prefix.prefix,
-            "keys": v.wrapper_prefix.keys,
-            "verdict": _verdict_to_obj(v.wrapper_prefix.verdict),
-        },
-        "notes": list(v.notes),
+        "format": FORMAT_VERSION,
+        "schema": schema(),
+        "type": kind,
+        "value": _encoder(_TYPES[kind], positional=False)(value),
     }
 
 
-_VERDICT_FIELDS = (
-    "architecture",
-    "architecture_source",
-    "model_type",
-    "base_model_prefix",
-    "has_base_model",
-    "transformers_version",
-    "dtype",
-    "config_dtype",
-    "missing",
-    "unexpected",
-    "mismatched",
-    "conversion_errors",
-    "shadowed",
-    "wrapper_prefix",
-    "notes",
-)
+def _fields(cls: type) -> tuple[dataclasses.Field[Any], ...]:
+    return dataclasses.fields(cls)
 
 
-def _verdict_from_obj(obj: dict[str, Any]) -> LoadVerdict:
-    _exact_fields(obj, _VERDICT_FIELDS, "load_verdict")
-    wrapper = None
-    if obj["wrapper_prefix"] is not None:
-        w = _as_dict(obj["wrapper_prefix"], "wrapper_prefix")
-        _exact_fields(w, ("prefix", "keys", "verdict"), "wrapper_prefix")
-        wrapper = WrapperPrefix(
-            _str(w["prefix"]), _int(w["keys"]), _verdict_from_obj(_as_dict(w["verdict"], "verdict"))
-        )
-    return LoadVerdict(
-        architecture=_str(obj["architecture"]),
-        architecture_source=_str(obj["architecture_source"]),
-        model_type=_opt_str(obj["model_type"]),
-        base_model_prefix=_str(obj["base_model_prefix"]),
-        has_base_model=_bool(obj["has_base_model"]),
-        transformers_version=_str(obj["transformers_version"]),
-        dtype=_str(obj["dtype"]),
-        config_dtype=_opt_str(obj["config_dtype"]),
-        missing=_rows(obj["missing"], 3, lambda r: Missing(_str(r[0]), _bool(r[1]), _shape(r[2]))),
-        unexpected=_rows(obj["unexpected"], 2, lambda r: Unexpected(_str(r[0]), _str(r[1]))),
-        mismatched=_rows(
-            obj["mismatched"],
-            6,
-            lambda r: Mismatch(
-                _str(r[0]),
-                _opt_str(r[1]),
-                _shape(r[2]),
-                _shape(r[3]),
-                _bool(r[4]),
-                _strs(r[5]),
-            ),
-        ),
-        conversion_errors=_rows(
-            obj["conversion_errors"],
-            3,
-            lambda r: ConversionError(_str(r[0]), _str(r[1]), _strs(r[2])),
-        ),
-        shadowed=_rows(obj["shadowed"], 3, lambda r: Shadowed(_str(r[0]), _str(r[1]), _str(r[2]))),
-        wrapper_prefix=wrapper,
-        notes=_strs(obj["notes"]),
-    )
+@functools.cache
+def _hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+@functools.cache
+def _encoder(tp: Any, *, positional: bool = True) -> _Codec:
+    if dataclasses.is_dataclass(tp) and isinstance(tp, type):
+        hints = _hints(tp)
+        names = tuple(f.name for f in _fields(tp))
+        encoders: list[_Codec] = []  # resolved on first use, as in `_record_decoder`
+
+        def parts() -> zip[tuple[str, _Codec]]:
+            if not encoders:
+                encoders[:] = [_encoder(hints[name], positional=False) for name in names]
+            return zip(names, encoders, strict=True)
+
+        if positional:
+            return lambda value: [encode(getattr(value, name)) for name, encode in parts()]
+        return lambda value: {name: encode(getattr(value, name)) for name, encode in parts()}
+    args = typing.get_args(tp)
+    if typing.get_origin(tp) is tuple:
+        item = _encoder(args[0])
+        return lambda value: [item(x) for x in value]
+    if type(None) in args:
+        (inner,) = (a for a in args if a is not type(None))
+        encode = _encoder(inner, positional=False)
+        return lambda value: None if value is None else encode(value)
+    return lambda value: value  # str, int, bool
+
+
+@functools.cache
+def _decoder(tp: Any, *, positional: bool = True) -> _Codec:
+    if dataclasses.is_dataclass(tp) and isinstance(tp, type):
+        return _record_decoder(tp, positional)
+    args = typing.get_args(tp)
+    if typing.get_origin(tp) is tuple:
+        if len(args) != 2 or args[1] is not Ellipsis:
+            raise TypeError(f"cannot decode {tp!r}: only tuple[X, ...] is supported")
+        return _tuple_decoder(_decoder(args[0]))
+    if type(None) in args:
+        (inner,) = (a for a in args if a is not type(None))
+        decode_inner = _decoder(inner, positional=False)
+        return lambda value: None if value is None else decode_inner(value)
+    if tp in _SCALARS:
+        return _SCALARS[tp]
+    raise TypeError(f"cannot decode {tp!r}")  # a bug: a field of a type the codec does not know
+
+
+def _record_decoder(cls: type, positional: bool) -> _Codec:
+    hints = _hints(cls)
+    names = tuple(f.name for f in _fields(cls))
+    # Resolved on first use: a record may hold itself (a wrapper prefix holds a verdict).
+    decoders: list[_Codec] = []
+
+    def field_decoders() -> list[_Codec]:
+        if not decoders:
+            decoders[:] = [_decoder(hints[name], positional=False) for name in names]
+        return decoders
+
+    def decode_row(value: Any) -> Any:
+        if not isinstance(value, list) or len(value) != len(names):
+            raise ValueError(f"expected a list of {len(names)} items")
+        fields = decoders or field_decoders()
+        return cls(*(decode(v) for decode, v in zip(fields, value, strict=True)))
+
+    def decode_object(value: Any) -> Any:
+        obj = _as_dict(value, cls.__name__)
+        _exact_fields(obj, names, cls.__name__)
+        fields = decoders or field_decoders()
+        return cls(*(decode(obj[name]) for decode, name in zip(fields, names, strict=True)))
+
+    return decode_row if positional else decode_object
+
+
+def _tuple_decoder(item: _Codec) -> _Codec:
+    def decode(value: Any) -> tuple[Any, ...]:
+        if not isinstance(value, list):
+            raise ValueError("expected a list")
+        return tuple(item(x) for x in value)
+
+    return decode
 
 
 def _as_dict(value: Any, what: str) -> dict[str, Any]:
@@ -389,29 +429,14 @@ def _as_dict(value: Any, what: str) -> dict[str, Any]:
 
 
 def _exact_fields(obj: Mapping[str, Any], fields: tuple[str, ...], what: str) -> None:
-    if set(obj) != set(fields):
+    if len(obj) != len(fields) or not all(name in obj for name in fields):
         raise ValueError(f"{what} has fields {sorted(obj)}, expected {sorted(fields)}")
-
-
-def _rows(value: Any, width: int, make: Callable[[list[Any]], _T]) -> tuple[_T, ...]:
-    if not isinstance(value, list):
-        raise ValueError("expected a list")
-    out = []
-    for row in value:
-        if not isinstance(row, list) or len(row) != width:
-            raise ValueError(f"expected a list of {width} items")
-        out.append(make(row))
-    return tuple(out)
 
 
 def _str(value: Any) -> str:
     if not isinstance(value, str):
         raise ValueError(f"expected a string, got {type(value).__name__}")
     return value
-
-
-def _opt_str(value: Any) -> str | None:
-    return None if value is None else _str(value)
 
 
 def _bool(value: Any) -> bool:
@@ -421,18 +446,10 @@ def _bool(value: Any) -> bool:
 
 
 def _int(value: Any) -> int:
+    # Every integer in a verdict is a size or a count.
     if not isinstance(value, int) or isinstance(value, bool) or value < 0:
         raise ValueError("expected a non-negative integer")
     return value
 
 
-def _shape(value: Any) -> tuple[int, ...]:
-    if not isinstance(value, list):
-        raise ValueError("expected a shape")
-    return tuple(_int(d) for d in value)
-
-
-def _strs(value: Any) -> tuple[str, ...]:
-    if not isinstance(value, list):
-        raise ValueError("expected a list of strings")
-    return tuple(_str(s) for s in value)
+_SCALARS: dict[Any, _Codec] = {str: _str, bool: _bool, int: _int}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -20,6 +21,7 @@ from sdlint.model.verdict import (
     Unexpected,
     WrapperPrefix,
     decode,
+    schema,
 )
 
 names = st.text(min_size=1, max_size=30)
@@ -100,11 +102,19 @@ def test_type_confusion_is_rejected() -> None:
                 "value": {"kind": "x", "message": "y"},
             }
         ),
-        json.dumps({"format": FORMAT_VERSION, "type": "other", "value": {}}),
-        json.dumps({"format": FORMAT_VERSION, "type": "config_problem", "value": {"kind": "x"}}),
+        json.dumps({"format": FORMAT_VERSION, "schema": schema(), "type": "other", "value": {}}),
         json.dumps(
             {
                 "format": FORMAT_VERSION,
+                "schema": schema(),
+                "type": "config_problem",
+                "value": {"kind": "x"},
+            }
+        ),
+        json.dumps(
+            {
+                "format": FORMAT_VERSION,
+                "schema": schema(),
                 "type": "config_problem",
                 "value": {"kind": 1, "message": "y"},
             }
@@ -112,6 +122,7 @@ def test_type_confusion_is_rejected() -> None:
         json.dumps(
             {
                 "format": FORMAT_VERSION,
+                "schema": schema(),
                 "type": "config_problem",
                 "value": {"kind": "x", "message": "y", "z": 1},
             }
@@ -121,6 +132,39 @@ def test_type_confusion_is_rejected() -> None:
 def test_foreign_documents_are_rejected(document: str) -> None:
     with pytest.raises(ValueError):
         decode(document)
+
+
+def test_another_field_layout_is_rejected() -> None:
+    """An entry written before a field was added, removed or reordered no longer decodes, without
+    anyone bumping FORMAT_VERSION: the documents carry the layout's fingerprint."""
+    document = ConfigProblem("invalid-config", "x").to_dict()
+    assert decode(json.dumps(document)) == ConfigProblem("invalid-config", "x")
+    for other in ("0" * 16, None):
+        with pytest.raises(ValueError, match="schema"):
+            decode(json.dumps({**document, "schema": other}))
+
+
+def test_the_encoding_follows_the_dataclass_fields() -> None:
+    """Every field is written under its own name (records in tuples as rows in field order), so a
+    new field in a dataclass is encoded and checked with no second edit."""
+    verdict = LoadVerdict(
+        "A",
+        "config",
+        "roberta",
+        "roberta",
+        True,
+        "5.24.0",
+        "float32",
+        None,
+        missing=(Missing("k", True, (2, 3)),),
+        wrapper_prefix=WrapperPrefix(
+            "module.", 1, LoadVerdict("A", "config", None, "", False, "5", "float32", None)
+        ),
+    )
+    value = verdict.to_dict()["value"]
+    assert list(value) == [f.name for f in dataclasses.fields(LoadVerdict)]
+    assert value["missing"] == [["k", True, [2, 3]]]
+    assert list(value["wrapper_prefix"]) == [f.name for f in dataclasses.fields(WrapperPrefix)]
 
 
 def test_malformed_verdict_fields_are_rejected() -> None:
