@@ -54,3 +54,67 @@ def tensor_bits(dtype: str, shape: Sequence[int]) -> int | None:
             return None
     bits = numel * DTYPE_BITS[dtype]
     return None if bits >= USIZE_LIMIT else bits
+
+
+# torch dtype name -> (safetensors dtype name, or None where safetensors has none; bytes per
+# element). The names are torch's own (`str(torch.float32)` without `torch.`), as torch.save writes
+# them in pickles; the pairs are those of safetensors' torch integration (safetensors/torch.py).
+TORCH_DTYPES: dict[str, tuple[str | None, int]] = {
+    "float64": ("F64", 8),
+    "float32": ("F32", 4),
+    "float16": ("F16", 2),
+    "bfloat16": ("BF16", 2),
+    "int64": ("I64", 8),
+    "int32": ("I32", 4),
+    "int16": ("I16", 2),
+    "int8": ("I8", 1),
+    "uint8": ("U8", 1),
+    "uint16": ("U16", 2),
+    "uint32": ("U32", 4),
+    "uint64": ("U64", 8),
+    "bool": ("BOOL", 1),
+    "complex64": ("C64", 8),
+    "float8_e4m3fn": ("F8_E4M3", 1),
+    "float8_e5m2": ("F8_E5M2", 1),
+    "float8_e8m0fnu": ("F8_E8M0", 1),
+    "float8_e4m3fnuz": ("F8_E4M3FNUZ", 1),
+    "float8_e5m2fnuz": ("F8_E5M2FNUZ", 1),
+    "complex128": (None, 16),
+    "complex32": (None, 4),
+    "float4_e2m1fn_x2": (None, 1),  # two 4-bit values per element: not safetensors' F4
+    "qint8": (None, 1),
+    "quint8": (None, 1),
+    "qint32": (None, 4),
+    "quint4x2": (None, 1),
+    "quint2x4": (None, 1),
+    "bits8": (None, 1),
+    "bits16": (None, 2),
+    "bits1x8": (None, 1),
+    "bits2x4": (None, 1),
+    "bits4x2": (None, 1),
+    **{f"uint{n}": (None, 1) for n in range(1, 8)},
+    **{f"int{n}": (None, 1) for n in range(1, 8)},
+}
+
+# torch's storage classes, as pickles name them (`torch.FloatStorage`), -> torch dtype name.
+# `UntypedStorage` holds bytes; the tensor's own dtype travels beside it (_rebuild_tensor_v3).
+TORCH_STORAGE_DTYPES: dict[str, str] = {
+    "DoubleStorage": "float64",
+    "FloatStorage": "float32",
+    "HalfStorage": "float16",
+    "BFloat16Storage": "bfloat16",
+    "LongStorage": "int64",
+    "IntStorage": "int32",
+    "ShortStorage": "int16",
+    "CharStorage": "int8",
+    "ByteStorage": "uint8",
+    "BoolStorage": "bool",
+    "ComplexFloatStorage": "complex64",
+    "ComplexDoubleStorage": "complex128",
+    "QInt8Storage": "qint8",
+    "QInt32Storage": "qint32",
+    "QUInt8Storage": "quint8",
+    "QUInt4x2Storage": "quint4x2",
+    "QUInt2x4Storage": "quint2x4",
+    "UntypedStorage": "uint8",
+}

@@ -1,0 +1,1 @@
+"""Readers of the weight file formats sdlint checks."""
