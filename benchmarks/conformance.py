@@ -63,13 +63,15 @@ def build(folder: Path) -> tuple[Path, Path]:
 def oracle_seconds(folder: Path, config: Path, repeat: int) -> float:
     """What a cold run costs beyond importing torch and transformers: one `predict_load`."""
     from sdlint.checkpoint import find_checkpoints
+    from sdlint.config_fields import read_config
     from sdlint.model import TensorSpec
     from sdlint.model.oracle import predict_load
 
     (checkpoint,) = find_checkpoints([folder / "model.safetensors"])
     tensors = {k: TensorSpec(t.dtype, t.shape) for k, t in checkpoint.tensors.items()}
-    predict_load(config, tensors)  # the first call pays for importing the model's module
-    return in_process(lambda: predict_load(config, tensors), repeat)
+    parsed = read_config(config)
+    predict_load(parsed, tensors)  # the first call pays for importing the model's module
+    return in_process(lambda: predict_load(parsed, tensors), repeat)
 
 
 def main() -> None:

@@ -214,6 +214,7 @@ def check_class(name: str, model_type: str, workdir: Path) -> dict[str, Any]:
     torch = importlib.import_module("torch")
     transformers = importlib.import_module("transformers")
     safetensors_torch = importlib.import_module("safetensors.torch")
+    from sdlint.config_fields import read_config
     from sdlint.model import ConfigProblem, LoadVerdict
     from sdlint.model.oracle import predict_load
     from sdlint.model.reference import differences, directory_signature, reference_report
@@ -229,7 +230,7 @@ def check_class(name: str, model_type: str, workdir: Path) -> dict[str, Any]:
         with contextlib.suppress(Exception):
             document = {**cls.config_class().to_dict(), "architectures": [name]}
         (directory / "config.json").write_text(json.dumps(document, default=str))
-        result = predict_load(directory / "config.json", {}, name)
+        result = predict_load(read_config(directory / "config.json"), {}, name)
         return result.kind if isinstance(result, ConfigProblem) else "verdict"
 
     try:
@@ -276,7 +277,7 @@ def check_class(name: str, model_type: str, workdir: Path) -> dict[str, Any]:
     for tag, directory in cases.items():
         tensors = directory_signature(directory)
         start = time.perf_counter()
-        verdict = predict_load(directory / "config.json", tensors)
+        verdict = predict_load(read_config(directory / "config.json"), tensors)
         timings[tag] = round(time.perf_counter() - start, 3)
         if not isinstance(verdict, LoadVerdict):
             problems[tag] = [f"oracle: {verdict.kind}: {verdict.message}"]

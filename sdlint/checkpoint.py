@@ -15,13 +15,14 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
+from sdlint.config_fields import CONFIG_NAME, ConfigFile, read_config
 from sdlint.errors import UsageError
 from sdlint.header import Header as Header
 from sdlint.header import HeaderResult, TensorInfo, read_header
+from sdlint.sources.local import is_regular_file
 
 INDEX_SUFFIX = ".safetensors.index.json"
 WEIGHTS_SUFFIX = ".safetensors"
-CONFIG_NAME = "config.json"
 _MAX_INDEX_SIZE = 100_000_000
 # Folders a recursive search never enters: VCS data, environments and caches hold no user weights.
 _SKIPPED_DIRS = {"node_modules", "__pycache__", "site-packages"}
@@ -51,6 +52,7 @@ class Checkpoint:
     index: ShardIndex | None = None
     unreferenced_shards: tuple[Path, ...] = ()  # shard-named files the index does not list
     missing_shards: tuple[str, ...] = ()  # shard files the index lists that do not exist
+    config: ConfigFile | None = None  # the config.json beside the weights, read once; None: none
 
     @property
     def display_path(self) -> str:
@@ -145,11 +147,17 @@ def load_index_checkpoint(index_path: Path) -> Checkpoint:
         for p in sorted(folder.glob(f"*{WEIGHTS_SUFFIX}"))
         if shard_pattern.fullmatch(p.name) and p.resolve() not in listed
     )
-    return Checkpoint(index_path, files, index, unreferenced, missing)
+    return Checkpoint(index_path, files, index, unreferenced, missing, _config_beside(folder))
 
 
 def load_file_checkpoint(path: Path) -> Checkpoint:
-    return Checkpoint(path, (read_header(path),))
+    return Checkpoint(path, (read_header(path),), config=_config_beside(path.parent))
+
+
+def _config_beside(folder: Path) -> ConfigFile | None:
+    """The config.json in `folder` when there is one (a regular file, after symlinks)."""
+    path = folder / CONFIG_NAME
+    return read_config(path) if is_regular_file(path) else None
 
 
 def _indexes_in(folder: Path) -> list[Path]:

@@ -1,12 +1,24 @@
-"""Facts read from a transformers config.json without importing transformers: the label count and
-the config field that explains a tensor dimension (`vocab_size`, `hidden_size`, ...)."""
+"""A transformers config.json as the read stage reads it (once), and facts read from it without
+importing transformers: the label count and the config field that explains a tensor dimension
+(`vocab_size`, `hidden_size`, ...)."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
+
+from sdlint.sources import ReadError
+from sdlint.sources.local import display, read_bounded
+
+CONFIG_NAME = "config.json"
+# Why a ConfigFile has no document.
+UNREADABLE = "unreadable"  # missing, not a regular file, too large, an OS error
+NOT_JSON = "not-json"
+NOT_OBJECT = "not-object"
 
 # When several fields hold the same number, the first of these explains a dimension best.
 _PREFERRED_FIELDS = (
@@ -34,20 +46,54 @@ _PREFERRED_FIELDS = (
 )
 
 
-def read_text(path: Path) -> str:
-    """config.json's text, or "" when it cannot be read (the oracle reports why)."""
-    try:
-        return path.read_bytes().decode("utf-8", "replace")
-    except OSError:
-        return ""
+@dataclass(frozen=True)
+class ConfigFile:
+    """A config.json read once and passed on: to the rules (values, key locations, fixes) and to
+    the model layer (the cache key is its bytes, the oracle builds the model from `document`).
+
+    `problem` says why there is no `document` (UNREADABLE, NOT_JSON, NOT_OBJECT) and `reason`
+    words it in one line; the oracle turns it into a ConfigProblem.
+    """
+
+    path: Path
+    raw: bytes = b""
+    document: dict[str, Any] | None = None
+    problem: str | None = None
+    reason: str = ""
+
+    @property
+    def display(self) -> str:
+        return display(self.path)
+
+    @cached_property
+    def text(self) -> str:
+        """The text as read ("" if unreadable)."""
+        return self.raw.decode("utf-8", "replace")
+
+    @property
+    def data(self) -> dict[str, Any]:
+        """The parsed object, or {} when there is none."""
+        return self.document if self.document is not None else {}
 
 
-def parse_config(text: str) -> dict[str, Any] | None:
+def read_config(path: Path) -> ConfigFile:
+    """Read and parse a config.json through the guarded open. Never raises on bad input."""
     try:
-        document = json.loads(text)
-    except (ValueError, RecursionError):
-        return None
-    return document if isinstance(document, dict) else None
+        raw = read_bounded(path)
+    except ReadError as e:
+        return ConfigFile(path, problem=UNREADABLE, reason=e.reason)
+    return parse_config_bytes(path, raw)
+
+
+def parse_config_bytes(path: Path, raw: bytes) -> ConfigFile:
+    try:
+        document = json.loads(raw)
+    except (ValueError, RecursionError) as e:  # JSONDecodeError and UnicodeDecodeError included
+        reason = "nested too deeply" if isinstance(e, RecursionError) else str(e)
+        return ConfigFile(path, raw, problem=NOT_JSON, reason=reason)
+    if not isinstance(document, dict):
+        return ConfigFile(path, raw, problem=NOT_OBJECT, reason=type(document).__name__)
+    return ConfigFile(path, raw, document)
 
 
 def num_labels(config: Mapping[str, Any]) -> int | None:

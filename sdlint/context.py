@@ -8,8 +8,8 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sdlint.checkpoint import CONFIG_NAME, Checkpoint, display
-from sdlint.config_fields import parse_config, read_text
+from sdlint.checkpoint import Checkpoint
+from sdlint.config_fields import ConfigFile
 from sdlint.diagnostic import Location
 from sdlint.json_locations import key_locations
 
@@ -21,7 +21,9 @@ if TYPE_CHECKING:
 class ModelTarget:
     """The transformers config and class the checkpoint will be loaded into, and the cache."""
 
-    config_path: Path | None = None  # None: the config.json beside the weights
+    config: ConfigFile | None = (
+        None  # the config named by the user; None: the one beside the weights
+    )
     architecture: str | None = None  # None: the config's `architectures[0]`
     cache_dir: Path | None = None  # None: $SDLINT_CACHE_DIR or the user cache dir
     use_cache: bool = True
@@ -30,22 +32,35 @@ class ModelTarget:
     # some run with transformers recorded (never import it); "off": no model checks.
     model_checks: str = "auto"
 
+    @property
+    def config_path(self) -> Path | None:
+        return self.config.path if self.config is not None else None
+
 
 @dataclass(frozen=True)
 class ModelView:
     """The expected model's verdict on this checkpoint, with the config it came from."""
 
-    config_path: Path
-    config_text: str  # config.json as read ("" if unreadable: the outcome says why)
+    config_file: (
+        ConfigFile  # as the read stage read it (no text if unreadable: the outcome says why)
+    )
     outcome: LoadVerdict | ConfigProblem
 
     @property
-    def config_display(self) -> str:
-        return display(self.config_path)
+    def config_path(self) -> Path:
+        return self.config_file.path
 
-    @cached_property
+    @property
+    def config_text(self) -> str:
+        return self.config_file.text
+
+    @property
+    def config_display(self) -> str:
+        return self.config_file.display
+
+    @property
     def config(self) -> dict[str, Any]:
-        return parse_config(self.config_text) or {}
+        return self.config_file.data
 
     def config_key_for(self, *candidates: str) -> str | None:
         """The first candidate key the config actually has (dotted paths for sub-configs)."""
@@ -69,8 +84,8 @@ class CheckContext:
     def model(self) -> ModelView | None:
         """None when there is nothing to compare: no config.json, or weights that cannot be read
         (the integrity rules report those)."""
-        config_path = self.target.config_path or self.checkpoint.folder / CONFIG_NAME
-        if self.target.config_path is None and not config_path.is_file():
+        config = self.target.config or self.checkpoint.config
+        if config is None:
             return None
         if not self.checkpoint.loadable or self.target.model_checks == "off":
             return None
@@ -82,16 +97,16 @@ class CheckContext:
         }
         if self.target.model_checks == "cached":
             recorded = cached_verdict(
-                config_path, tensors, self.target.architecture, cache_dir=self.target.cache_dir
+                config, tensors, self.target.architecture, cache_dir=self.target.cache_dir
             )
             if recorded is None:
                 return None
-            return ModelView(config_path, read_text(config_path), recorded)
+            return ModelView(config, recorded)
         outcome = load_verdict(
-            config_path,
+            config,
             tensors,
             self.target.architecture,
             cache_dir=self.target.cache_dir,
             use_cache=self.target.use_cache,
         )
-        return ModelView(config_path, read_text(config_path), outcome)
+        return ModelView(config, outcome)

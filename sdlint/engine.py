@@ -12,6 +12,7 @@ from pathlib import Path
 
 from sdlint.checkpoint import Checkpoint, find_checkpoints
 from sdlint.config import ConfigResolver, ProjectConfig
+from sdlint.config_fields import read_config
 from sdlint.context import CheckContext, ModelTarget
 from sdlint.diagnostic import Diagnostic
 from sdlint.registry import Rule, Selection, select_rules
@@ -62,8 +63,9 @@ class Resolved:
 
 def resolve(settings: Settings, project: ProjectConfig, checkpoint_path: Path) -> Resolved:
     layers = [Selection(project.select, project.extend_select, project.ignore), settings.selection]
+    config_path = settings.model_config or project.model_config_for(checkpoint_path)
     target = ModelTarget(
-        config_path=settings.model_config or project.model_config_for(checkpoint_path),
+        config=read_config(config_path) if config_path is not None else None,
         architecture=settings.architecture or project.architecture_for(checkpoint_path),
         cache_dir=project.cache_dir,
         use_cache=settings.use_cache,

@@ -39,8 +39,9 @@ from pygls.uris import from_fs_path, to_fs_path
 from pygls.workspace import PositionCodec
 
 from sdlint import __version__
-from sdlint.checkpoint import CONFIG_NAME, INDEX_SUFFIX, WEIGHTS_SUFFIX
+from sdlint.checkpoint import INDEX_SUFFIX, WEIGHTS_SUFFIX
 from sdlint.config import CONFIG_FILES, ConfigResolver
+from sdlint.config_fields import CONFIG_NAME
 from sdlint.diagnostic import Applicability, Diagnostic, Location, Severity
 from sdlint.edits import Edit, SetConfigValues
 from sdlint.engine import Settings, check_paths, resolve

@@ -1,8 +1,9 @@
 """Model conformance: what transformers' `from_pretrained` would report for a checkpoint.
 
+    from sdlint.config_fields import read_config
     from sdlint.model import load_verdict, TensorSpec
     tensors = {"classifier.weight": TensorSpec("F32", (3, 768)), ...}  # from the headers
-    verdict = load_verdict(Path("model/config.json"), tensors)
+    verdict = load_verdict(read_config(Path("model/config.json")), tensors)
 
 `load_verdict` answers from the disk cache when it can, so a warm run imports neither torch nor
 transformers; on a miss it asks the oracle (sdlint/model/oracle.py), which builds the model on the
@@ -14,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
+from sdlint.config_fields import UNREADABLE, ConfigFile
 from sdlint.model.verdict import (
     ConfigProblem,
     ConversionError,
@@ -44,14 +46,15 @@ __all__ = [
 
 
 def load_verdict(
-    config_path: Path,
+    config: ConfigFile,
     tensors: Mapping[str, TensorSpec],
     architecture: str | None = None,
     *,
     cache_dir: Path | None = None,
     use_cache: bool = True,
 ) -> LoadVerdict | ConfigProblem:
-    """The verdict for a checkpoint with this signature against `config_path`, cached on disk.
+    """The verdict for a checkpoint with this signature against `config` (a config.json as the
+    read stage read it), cached on disk under the config's bytes.
 
     `cache_dir` defaults to `$SDLINT_CACHE_DIR` or the user cache directory. Problems that depend
     on the environment rather than the inputs (transformers or an optional package missing) are
@@ -60,40 +63,33 @@ def load_verdict(
     # Imported here: the rules import this package for its value types on every run.
     from sdlint.model.cache import VerdictCache, cache_key, default_cache_dir, installed_version
 
-    if not use_cache:
-        return _predict(config_path, tensors, architecture)
-    try:
-        config_bytes = config_path.read_bytes()
-    except OSError:
-        return _predict(config_path, tensors, architecture)  # the oracle words the problem
+    if not use_cache or config.problem == UNREADABLE:
+        return _predict(config, tensors, architecture)  # the oracle words the problem
 
-    def key_for(config: bytes) -> str:
-        return cache_key(
-            config,
-            tensors,
-            architecture,
-            transformers_version=installed_version("transformers"),
-            torch_version=installed_version("torch"),
-        )
-
-    key = key_for(config_bytes)
+    key = cache_key(
+        config.raw,
+        tensors,
+        architecture,
+        transformers_version=installed_version("transformers"),
+        torch_version=installed_version("torch"),
+    )
     root = cache_dir if cache_dir is not None else default_cache_dir()
     cache = VerdictCache(root)
     hit = cache.get(key)
     if hit is not None:
         return hit
-    result = _predict(config_path, tensors, architecture)
+    result = _predict(config, tensors, architecture)
     storable = not isinstance(result, ConfigProblem) or result.cacheable
-    # Store only if config.json did not change while the oracle read it: the key must describe
-    # the bytes the verdict came from.
-    if storable and _read_or_none(config_path) == config_bytes:
+    # Store only if config.json did not change while the oracle ran: transformers reads the file
+    # again to build the config, and the key must describe the bytes the verdict came from.
+    if storable and _read_or_none(config.path) == config.raw:
         cache.put(key, result)
-        VerdictCache.recorded(root).put(recorded_key(config_bytes, tensors, architecture), result)
+        VerdictCache.recorded(root).put(recorded_key(config.raw, tensors, architecture), result)
     return result
 
 
 def cached_verdict(
-    config_path: Path,
+    config: ConfigFile,
     tensors: Mapping[str, TensorSpec],
     architecture: str | None = None,
     *,
@@ -104,11 +100,10 @@ def cached_verdict(
     environment without them (pre-commit's light hook) can check against."""
     from sdlint.model.cache import VerdictCache, default_cache_dir
 
-    config_bytes = _read_or_none(config_path)
-    if config_bytes is None:
+    if config.problem == UNREADABLE:
         return None
     root = cache_dir if cache_dir is not None else default_cache_dir()
-    return VerdictCache.recorded(root).get(recorded_key(config_bytes, tensors, architecture))
+    return VerdictCache.recorded(root).get(recorded_key(config.raw, tensors, architecture))
 
 
 def recorded_key(
@@ -128,15 +123,18 @@ def recorded_key(
 
 
 def _predict(
-    config_path: Path, tensors: Mapping[str, TensorSpec], architecture: str | None
+    config: ConfigFile, tensors: Mapping[str, TensorSpec], architecture: str | None
 ) -> Outcome:
     from sdlint.model.oracle import predict_load  # imports torch/transformers lazily itself
 
-    return predict_load(config_path, tensors, architecture)
+    return predict_load(config, tensors, architecture)
 
 
 def _read_or_none(path: Path) -> bytes | None:
+    from sdlint.sources import ReadError
+    from sdlint.sources.local import read_bounded
+
     try:
-        return path.read_bytes()
-    except OSError:
+        return read_bounded(path)
+    except ReadError:
         return None

@@ -22,7 +22,6 @@ import dataclasses
 import difflib
 import importlib
 import io
-import json
 import re
 import sys
 import warnings
@@ -31,6 +30,7 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from sdlint.config_fields import NOT_JSON, NOT_OBJECT, ConfigFile
 from sdlint.model._text import describe_exception, missing_package
 from sdlint.model.verdict import (
     INVALID_CONFIG,
@@ -77,24 +77,25 @@ Backend = Callable[..., Outcome]
 
 
 def predict_load(
-    config_path: Path, tensors: Mapping[str, TensorSpec], architecture: str | None = None
+    config: ConfigFile, tensors: Mapping[str, TensorSpec], architecture: str | None = None
 ) -> Outcome:
     """What `from_pretrained` would report for a checkpoint with `tensors` and this config.json.
 
-    `tensors` is the checkpoint's merged signature (for shards, the later shard's copy of a
-    duplicated key, R1-R4: the caller decides). `architecture` names the model class; by default
-    it is the config's `architectures[0]`. Never raises on bad input: a config that cannot give a
-    model is a ConfigProblem.
+    `config` is the config.json as the read stage read it (sdlint/config_fields.py). `tensors` is
+    the checkpoint's merged signature (for shards, the later shard's copy of a duplicated key,
+    R1-R4: the caller decides). `architecture` names the model class; by default it is the
+    config's `architectures[0]`. Never raises on bad input: a config that cannot give a model is a
+    ConfigProblem.
     """
-    config = _read_config(config_path)
-    if isinstance(config, ConfigProblem):
-        return config
-    quantization = config.get("quantization_config")
+    document = _config_document(config)
+    if isinstance(document, ConfigProblem):
+        return document
+    quantization = document.get("quantization_config")
     if quantization is not None:
         method = quantization.get("quant_method") if isinstance(quantization, dict) else None
         return ConfigProblem(
             QUANTIZED,
-            f"{config_path.name} has a `quantization_config`"
+            f"{config.path.name} has a `quantization_config`"
             f"{f' ({method})' if isinstance(method, str) else ''}: quantization replaces modules "
             "and their keys, which sdlint does not model, so the key checks (SD101-SD104, SD106) "
             "are skipped. Check the checkpoint with the quantization library that wrote it.",
@@ -106,7 +107,7 @@ def predict_load(
         transformers, torch = imported
         restore = _silence_transformers(transformers)
         try:
-            return _predict(transformers, torch, config_path, config, tensors, architecture)
+            return _predict(transformers, torch, config.path, document, tensors, architecture)
         finally:
             restore()
 
@@ -147,30 +148,26 @@ def _predict(
     return dataclasses.replace(verdict, wrapper_prefix=wrapper)
 
 
-def _read_config(config_path: Path) -> dict[str, Any] | ConfigProblem:
-    try:
-        raw = config_path.read_bytes()
-    except OSError as e:
+def _config_document(config: ConfigFile) -> dict[str, Any] | ConfigProblem:
+    if config.document is not None:
+        return config.document
+    if config.problem == NOT_JSON:
         return ConfigProblem(
             UNREADABLE_CONFIG,
-            f"{config_path} cannot be read: {e.strerror or e}. "
-            "Put the model's config.json next to the weights, or pass --config.",
-        )
-    try:
-        document = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as e:
-        return ConfigProblem(
-            UNREADABLE_CONFIG,
-            f"{config_path.name} is not valid JSON: {e}. Fix or regenerate it "
+            f"{config.path.name} is not valid JSON: {config.reason}. Fix or regenerate it "
             "(`model.config.save_pretrained(dir)`).",
         )
-    if not isinstance(document, dict):
+    if config.problem == NOT_OBJECT:
         return ConfigProblem(
             UNREADABLE_CONFIG,
-            f"{config_path.name} is a JSON {type(document).__name__}, not an object: "
+            f"{config.path.name} is a JSON {config.reason}, not an object: "
             "a transformers config is an object of settings. Fix or regenerate it.",
         )
-    return document
+    return ConfigProblem(
+        UNREADABLE_CONFIG,
+        f"{config.display} cannot be read ({config.reason}). "
+        "Put the model's config.json next to the weights, or pass --model-config.",
+    )
 
 
 def _import_transformers() -> tuple[Any, Any] | ConfigProblem:

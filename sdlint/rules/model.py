@@ -13,8 +13,8 @@ from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
 
-from sdlint.checkpoint import CONFIG_NAME, display
-from sdlint.config_fields import differing_dims, explaining_field, parse_config, read_text
+from sdlint.checkpoint import display
+from sdlint.config_fields import differing_dims, explaining_field
 from sdlint.context import CheckContext, ModelView
 from sdlint.diagnostic import Applicability, Fix, Severity
 from sdlint.dtypes import shape_text
@@ -209,8 +209,8 @@ def _head_fix(ctx: CheckContext, view: ModelView, m: Mismatch, prefix: str) -> F
 
 def _label_names(ctx: CheckContext, labels: int) -> list[str]:
     """The checkpoint's own label names when the config beside it has that many, else LABEL_i."""
-    own = parse_config(read_text(ctx.checkpoint.folder / CONFIG_NAME)) or {}
-    id2label = own.get("id2label")
+    own = ctx.checkpoint.config
+    id2label = own.data.get("id2label") if own is not None else None
     if isinstance(id2label, dict) and len(id2label) == labels:
         try:
             return [str(id2label[k]) for k in sorted(id2label, key=int)]

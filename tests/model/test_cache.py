@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 import sdlint.model.cache
+from sdlint.config_fields import ConfigFile, read_config
 from sdlint.header import Header, read_header
 from sdlint.model import (
     ConfigProblem,
@@ -98,7 +99,7 @@ class FakeOracle:
         self.calls = 0
 
     def __call__(
-        self, config_path: Path, tensors: Mapping[str, TensorSpec], architecture: str | None
+        self, config: ConfigFile, tensors: Mapping[str, TensorSpec], architecture: str | None
     ) -> LoadVerdict | ConfigProblem:
         self.calls += 1
         return self.answer
@@ -130,8 +131,10 @@ def entries(cache_dir: Path) -> list[Path]:
 
 def test_same_signature_hits(oracle: FakeOracle, config_path: Path, tmp_path: Path) -> None:
     cache_dir = tmp_path / "cache"
-    first = load_verdict(config_path, SIGNATURE, cache_dir=cache_dir)
-    second = load_verdict(config_path, dict(reversed(SIGNATURE.items())), cache_dir=cache_dir)
+    first = load_verdict(read_config(config_path), SIGNATURE, cache_dir=cache_dir)
+    second = load_verdict(
+        read_config(config_path), dict(reversed(SIGNATURE.items())), cache_dir=cache_dir
+    )
     assert first == second == oracle.answer
     assert oracle.calls == 1
     assert len(entries(cache_dir)) == 1
@@ -141,14 +144,18 @@ def test_recorded_verdict_serves_any_transformers_version(
     oracle: FakeOracle, config_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     cache_dir = tmp_path / "cache"
-    assert cached_verdict(config_path, SIGNATURE, cache_dir=cache_dir) is None  # nothing yet
-    load_verdict(config_path, SIGNATURE, cache_dir=cache_dir)
+    assert (
+        cached_verdict(read_config(config_path), SIGNATURE, cache_dir=cache_dir) is None
+    )  # nothing yet
+    load_verdict(read_config(config_path), SIGNATURE, cache_dir=cache_dir)
     monkeypatch.setattr(sdlint.model.cache, "installed_version", lambda name: None)
-    assert cached_verdict(config_path, SIGNATURE, cache_dir=cache_dir) == oracle.answer
+    assert cached_verdict(read_config(config_path), SIGNATURE, cache_dir=cache_dir) == oracle.answer
     other = {**SIGNATURE, "extra": TensorSpec("F32", (1,))}
-    assert cached_verdict(config_path, other, cache_dir=cache_dir) is None  # exact inputs only
+    assert (
+        cached_verdict(read_config(config_path), other, cache_dir=cache_dir) is None
+    )  # exact inputs only
     config_path.write_text(config_path.read_text() + " ")
-    assert cached_verdict(config_path, SIGNATURE, cache_dir=cache_dir) is None
+    assert cached_verdict(read_config(config_path), SIGNATURE, cache_dir=cache_dir) is None
     assert oracle.calls == 1
 
 
@@ -173,7 +180,7 @@ def test_any_input_change_misses(
     change: str,
 ) -> None:
     cache_dir = tmp_path / "cache"
-    load_verdict(config_path, SIGNATURE, cache_dir=cache_dir)
+    load_verdict(read_config(config_path), SIGNATURE, cache_dir=cache_dir)
     signature = dict(SIGNATURE)
     architecture = None
     if change == "config-bytes":  # the same settings, formatted differently
@@ -195,7 +202,7 @@ def test_any_input_change_misses(
             "installed_version",
             lambda name: "0.0.1" if name == change else real(name),
         )
-    load_verdict(config_path, signature, architecture, cache_dir=cache_dir)
+    load_verdict(read_config(config_path), signature, architecture, cache_dir=cache_dir)
     assert oracle.calls == 2
     assert len(entries(cache_dir)) == 2
 
@@ -244,8 +251,8 @@ def test_retrained_weights_of_the_same_shapes_hit(
     write_raw_safetensors(after, layout, b"\x7f\x3e\x11\x42")  # other values, same header
     assert before.read_bytes() != after.read_bytes()
     cache_dir = tmp_path / "cache"
-    load_verdict(config_path, header_signature(before), cache_dir=cache_dir)
-    load_verdict(config_path, header_signature(after), cache_dir=cache_dir)
+    load_verdict(read_config(config_path), header_signature(before), cache_dir=cache_dir)
+    load_verdict(read_config(config_path), header_signature(after), cache_dir=cache_dir)
     assert oracle.calls == 1
 
 
@@ -253,11 +260,11 @@ def test_use_cache_false_neither_reads_nor_writes(
     oracle: FakeOracle, config_path: Path, tmp_path: Path
 ) -> None:
     cache_dir = tmp_path / "cache"
-    load_verdict(config_path, SIGNATURE, cache_dir=cache_dir)
-    load_verdict(config_path, SIGNATURE, cache_dir=cache_dir, use_cache=False)
+    load_verdict(read_config(config_path), SIGNATURE, cache_dir=cache_dir)
+    load_verdict(read_config(config_path), SIGNATURE, cache_dir=cache_dir, use_cache=False)
     assert oracle.calls == 2
     load_verdict(
-        config_path,
+        read_config(config_path),
         {**SIGNATURE, "x": TensorSpec("F32", (1,))},
         cache_dir=cache_dir,
         use_cache=False,
@@ -278,7 +285,7 @@ def test_env_var_is_the_default_location(
     oracle: FakeOracle, config_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv(CACHE_DIR_ENV, str(tmp_path / "env-cache"))
-    load_verdict(config_path, SIGNATURE)
+    load_verdict(read_config(config_path), SIGNATURE)
     assert len(entries(tmp_path / "env-cache")) == 1
 
 
@@ -292,7 +299,10 @@ def test_config_problems_are_cached(
     fake = FakeOracle(ConfigProblem(v.INVALID_CONFIG, "config.json is not valid: x. Fix it."))
     monkeypatch.setattr(sdlint.model, "_predict", fake)
     for _ in range(2):
-        assert load_verdict(config_path, SIGNATURE, cache_dir=tmp_path / "cache") == fake.answer
+        assert (
+            load_verdict(read_config(config_path), SIGNATURE, cache_dir=tmp_path / "cache")
+            == fake.answer
+        )
     assert fake.calls == 1
 
 
@@ -303,7 +313,7 @@ def test_environment_problems_are_not_cached(
     fake = FakeOracle(ConfigProblem(kind, "x: y. Install z."))
     monkeypatch.setattr(sdlint.model, "_predict", fake)
     for _ in range(2):
-        load_verdict(config_path, SIGNATURE, cache_dir=tmp_path / "cache")
+        load_verdict(read_config(config_path), SIGNATURE, cache_dir=tmp_path / "cache")
     assert fake.calls == 2
     assert entries(tmp_path / "cache") == []
 
@@ -312,13 +322,13 @@ def test_config_changing_during_prediction_is_not_stored(
     config_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     def racing(
-        path: Path, tensors: Mapping[str, TensorSpec], architecture: str | None
+        config: ConfigFile, tensors: Mapping[str, TensorSpec], architecture: str | None
     ) -> LoadVerdict:
-        path.write_text(json.dumps({**CONFIG, "num_labels": 7}))
+        config.path.write_text(json.dumps({**CONFIG, "num_labels": 7}))
         return sample_verdict()
 
     monkeypatch.setattr(sdlint.model, "_predict", racing)
-    load_verdict(config_path, SIGNATURE, cache_dir=tmp_path / "cache")
+    load_verdict(read_config(config_path), SIGNATURE, cache_dir=tmp_path / "cache")
     assert entries(tmp_path / "cache") == []
 
 
@@ -360,7 +370,7 @@ def test_corrupt_entry_is_ignored_and_rebuilt(
     oracle: FakeOracle, config_path: Path, tmp_path: Path, content: bytes | str
 ) -> None:
     cache_dir = tmp_path / "cache"
-    load_verdict(config_path, SIGNATURE, cache_dir=cache_dir)
+    load_verdict(read_config(config_path), SIGNATURE, cache_dir=cache_dir)
     path = cached_path(config_path, cache_dir)
     good = path.read_bytes()
     document = json.loads(good)
@@ -380,10 +390,10 @@ def test_corrupt_entry_is_ignored_and_rebuilt(
         data = content
     path.write_bytes(data)
 
-    assert load_verdict(config_path, SIGNATURE, cache_dir=cache_dir) == oracle.answer
+    assert load_verdict(read_config(config_path), SIGNATURE, cache_dir=cache_dir) == oracle.answer
     assert oracle.calls == 2
     assert path.read_bytes() == good  # rebuilt
-    assert load_verdict(config_path, SIGNATURE, cache_dir=cache_dir) == oracle.answer
+    assert load_verdict(read_config(config_path), SIGNATURE, cache_dir=cache_dir) == oracle.answer
     assert oracle.calls == 2
 
 
@@ -393,7 +403,10 @@ def test_unwritable_cache_never_fails_the_lint(
     blocker = tmp_path / "a-file"
     blocker.write_text("not a directory")
     for _ in range(2):
-        assert load_verdict(config_path, SIGNATURE, cache_dir=blocker / "cache") == oracle.answer
+        assert (
+            load_verdict(read_config(config_path), SIGNATURE, cache_dir=blocker / "cache")
+            == oracle.answer
+        )
     assert oracle.calls == 2
     assert VerdictCache(blocker).put("k" * 64, sample_verdict()) is False
     assert VerdictCache(blocker).get("k" * 64) is None
@@ -446,9 +459,10 @@ WARM_RUN = """
 import json, sys, time
 from pathlib import Path
 start = time.perf_counter()
+from sdlint.config_fields import read_config
 from sdlint.model import load_verdict, TensorSpec
 signature = {{k: TensorSpec(d, tuple(s)) for k, (d, s) in json.loads(Path({signature!r}).read_text()).items()}}
-result = load_verdict(Path({config!r}), signature, cache_dir=Path({cache!r}))
+result = load_verdict(read_config(Path({config!r})), signature, cache_dir=Path({cache!r}))
 elapsed = time.perf_counter() - start
 heavy = sorted(m for m in ("torch", "transformers", "safetensors", "numpy") if m in sys.modules)
 print(json.dumps({{"result": result.to_json(), "heavy": heavy, "seconds": elapsed}}))

@@ -9,14 +9,16 @@ import subprocess
 import sys
 import tempfile
 import textwrap
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from sdlint.model import ConfigProblem, LoadVerdict, TensorSpec, load_verdict
+from sdlint.config_fields import read_config
+from sdlint.model import ConfigProblem, LoadVerdict, Outcome, TensorSpec, load_verdict
 from sdlint.model import verdict as v
-from sdlint.model.oracle import predict_load
+from sdlint.model.oracle import predict_load as predict_from_config
 from sdlint.model.reference import directory_signature
 
 ROBERTA = {
@@ -30,6 +32,13 @@ ROBERTA = {
     "max_position_embeddings": 64,
 }
 SIGNATURE = {"embeddings.word_embeddings.weight": TensorSpec("F32", (128, 32))}
+
+
+def predict_load(
+    config: Path, tensors: Mapping[str, TensorSpec], architecture: str | None = None
+) -> Outcome:
+    """The oracle on a config.json read as the read stage reads it."""
+    return predict_from_config(read_config(config), tensors, architecture)
 
 
 def _installed(name: str) -> bool:
@@ -94,10 +103,11 @@ def run_python(code: str) -> subprocess.CompletedProcess[str]:
 PRINT_VERDICT = """
 import sys
 from pathlib import Path
+from sdlint.config_fields import read_config
 from sdlint.model.oracle import predict_load
 from sdlint.model.reference import directory_signature
 from sdlint.model import TensorSpec
-result = predict_load(Path({path!r}), {{"embeddings.word_embeddings.weight": TensorSpec("F32", (128, 32))}})
+result = predict_load(read_config(Path({path!r})), {{"embeddings.word_embeddings.weight": TensorSpec("F32", (128, 32))}})
 sys.stdout.write(result.to_json() + "\\n")
 """
 
@@ -315,8 +325,9 @@ def test_torch_not_installed_is_a_problem_and_not_cached(tmp_path: Path) -> None
         import sys
         sys.modules["torch"] = None  # what `import torch` sees when it is not installed
         from pathlib import Path
+        from sdlint.config_fields import read_config
         from sdlint.model import load_verdict, TensorSpec
-        result = load_verdict(Path({str(path)!r}), {{"w": TensorSpec("F32", (1,))}},
+        result = load_verdict(read_config(Path({str(path)!r})), {{"w": TensorSpec("F32", (1,))}},
                               cache_dir=Path({str(cache)!r}))
         sys.stdout.write(result.to_json())
         """
@@ -409,5 +420,7 @@ def test_dtype_torch_cannot_load_is_a_conversion_error(tmp_path: Path, dtype: st
 
 
 def test_load_verdict_passes_problems_through(tmp_path: Path) -> None:
-    result = load_verdict(tmp_path / "missing.json", SIGNATURE, cache_dir=tmp_path / "cache")
+    result = load_verdict(
+        read_config(tmp_path / "missing.json"), SIGNATURE, cache_dir=tmp_path / "cache"
+    )
     assert problem(result).kind == v.UNREADABLE_CONFIG

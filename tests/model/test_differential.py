@@ -11,15 +11,16 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from sdlint.model import ConfigProblem, LoadVerdict, TensorSpec
-from sdlint.model.oracle import predict_load
+from sdlint.config_fields import read_config
+from sdlint.model import ConfigProblem, LoadVerdict, Outcome, TensorSpec
+from sdlint.model.oracle import predict_load as predict_from_config
 from sdlint.model.reference import ReferenceReport, differences, reference_report
 from sdlint.model.reference import directory_signature as signature
 
@@ -28,6 +29,13 @@ transformers = pytest.importorskip("transformers")
 safetensors_torch = pytest.importorskip("safetensors.torch")
 
 pytestmark = pytest.mark.model
+
+
+def predict_load(
+    config: Path, tensors: Mapping[str, TensorSpec], architecture: str | None = None
+) -> Outcome:
+    """The oracle on a config.json read as the read stage reads it."""
+    return predict_from_config(read_config(config), tensors, architecture)
 
 
 def assert_same_verdict(

@@ -1,0 +1,62 @@
+"""Where bytes come from: the read stage's only way to a file's contents.
+
+A `Source` is one file. Everything sdlint reads (weights, index files, every config.json,
+pyproject.toml/sdlint.toml) goes through one, so the guards live in one place: only regular files
+are opened (never a FIFO, a device or a folder), whole-file reads are bounded, and every failure is
+one `ReadError` with a one-line reason that the caller turns into a finding or a usage error.
+
+`local.py` reads the local disk; a remote source (HTTP, the Hugging Face Hub) implements the same
+protocol. `local_path` is the file on disk when there is one: fixes rewrite files, so they are
+offered only where it is set.
+"""
+
+from __future__ import annotations
+
+from contextlib import AbstractContextManager
+from pathlib import Path
+from typing import Protocol
+
+# A JSON or TOML file sdlint reads whole (config.json, pyproject.toml, ...) larger than this is not
+# one it will parse: real ones are kilobytes, an index of a 100k-tensor model a few megabytes.
+MAX_TEXT_FILE_SIZE = 16_000_000
+
+
+class ReadError(Exception):
+    """A file cannot be read; `reason` is one line without the file's name ("not a regular file",
+    "cannot read the file: Permission denied"). Raised by sources, turned into values by their
+    callers in the read stage: it never leaves it."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class Reader(Protocol):
+    """An open file: its size when opened, and reads at an offset (short at the end)."""
+
+    @property
+    def size(self) -> int: ...
+
+    def read(self, offset: int, length: int) -> bytes: ...
+
+
+class Source(Protocol):
+    """One file, wherever its bytes are."""
+
+    @property
+    def display(self) -> str:
+        """The name the user sees in diagnostics."""
+        ...
+
+    @property
+    def local_path(self) -> Path | None:
+        """The file on the local disk, or None (fixes need it)."""
+        ...
+
+    def open(self) -> AbstractContextManager[Reader]:
+        """Open for reading byte ranges. Raises ReadError."""
+        ...
+
+    def read_bounded(self, limit: int = MAX_TEXT_FILE_SIZE) -> bytes:
+        """The whole file, refused when larger than `limit`. Raises ReadError."""
+        ...

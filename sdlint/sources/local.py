@@ -1,0 +1,145 @@
+"""Files on the local disk, through one guarded open.
+
+`guarded_open` is the only way sdlint opens a file it reads: it looks before opening (a FIFO would
+block the open forever, /dev/zero never ends, a folder is not a file), opens without blocking and
+without acquiring a terminal, then checks again on the open descriptor (the name may have changed
+in between). Every OS error becomes a `ReadError` with one line.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from sdlint.sources import MAX_TEXT_FILE_SIZE, ReadError
+
+_OPEN_FLAGS = (
+    os.O_RDONLY
+    | getattr(os, "O_NONBLOCK", 0)
+    | getattr(os, "O_NOCTTY", 0)
+    | getattr(os, "O_CLOEXEC", 0)
+    | getattr(os, "O_BINARY", 0)
+)
+
+
+def display(path: Path) -> str:
+    """A path as the user typed it when relative, so editors and CI annotations can resolve it."""
+    return path.as_posix()
+
+
+def os_reason(e: OSError | ValueError) -> str:
+    """One line for an OS error, without the file name (the caller names the file)."""
+    if isinstance(e, ValueError):  # a NUL byte in the name
+        return "the name contains a NUL byte"
+    if e.errno == errno.ELOOP:
+        return "too many levels of symbolic links (a symlink loop?)"
+    return e.strerror or str(e)
+
+
+def file_kind(mode: int) -> str:
+    if stat.S_ISDIR(mode):
+        return "a folder"
+    if stat.S_ISFIFO(mode):
+        return "a FIFO"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return "not a regular file"
+
+
+class _FdReader:
+    def __init__(self, fd: int, size: int) -> None:
+        self._fd = fd
+        self.size = size
+
+    def read(self, offset: int, length: int) -> bytes:
+        chunks: list[bytes] = []
+        while length > 0:
+            try:
+                chunk = os.pread(self._fd, min(length, 1 << 24), offset)
+            except OSError as e:
+                raise ReadError(f"cannot read the file: {os_reason(e)}") from e
+            if not chunk:
+                break
+            chunks.append(chunk)
+            offset += len(chunk)
+            length -= len(chunk)
+        return b"".join(chunks)
+
+
+@contextmanager
+def guarded_open(path: Path) -> Iterator[_FdReader]:
+    """Open a regular file for reading. Raises ReadError ("not a regular file", "cannot read the
+    file: ...") without ever blocking on a special file."""
+    try:
+        before = path.stat()
+    except (OSError, ValueError) as e:
+        raise ReadError(f"cannot read the file: {os_reason(e)}") from e
+    if not stat.S_ISREG(before.st_mode):
+        raise ReadError("not a regular file")
+    try:
+        fd = os.open(path, _OPEN_FLAGS)
+    except (OSError, ValueError) as e:
+        raise ReadError(f"cannot read the file: {os_reason(e)}") from e
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):  # replaced between the look and the open
+            raise ReadError("not a regular file")
+        yield _FdReader(fd, st.st_size)
+    finally:
+        os.close(fd)
+
+
+def read_bounded(path: Path, limit: int = MAX_TEXT_FILE_SIZE) -> bytes:
+    """A whole regular file of at most `limit` bytes. Raises ReadError."""
+    with guarded_open(path) as f:
+        if f.size > limit:
+            raise ReadError(f"the file is {f.size:,} bytes, more than the {limit:,}-byte limit")
+        data = f.read(0, limit + 1)
+    if len(data) > limit:  # it grew after the open
+        raise ReadError(f"the file is more than the {limit:,}-byte limit")
+    return data
+
+
+@dataclass(frozen=True)
+class LocalFile:
+    """A file on the local disk (the `Source` of everything sdlint reads today)."""
+
+    path: Path
+
+    @property
+    def display(self) -> str:
+        return display(self.path)
+
+    @property
+    def local_path(self) -> Path | None:
+        return self.path
+
+    def open(self) -> AbstractContextManager[_FdReader]:
+        return guarded_open(self.path)
+
+    def read_bounded(self, limit: int = MAX_TEXT_FILE_SIZE) -> bytes:
+        return read_bounded(self.path, limit)
+
+
+def is_regular_file(path: Path) -> bool:
+    """`path` names a regular file (after symlinks); never raises."""
+    try:
+        return stat.S_ISREG(path.stat().st_mode)
+    except (OSError, ValueError):
+        return False
+
+
+def list_folder(folder: Path, suffix: str) -> list[Path]:
+    """The entries of `folder` whose names end with `suffix`, sorted; [] when it cannot be
+    listed."""
+    try:
+        return sorted(p for p in folder.iterdir() if p.name.endswith(suffix))
+    except (OSError, ValueError):
+        return []
