@@ -36,6 +36,11 @@ DTYPE_BITS: dict[str, int] = {
 USIZE_LIMIT = 2**64
 
 
+def is_uint(value: object) -> bool:
+    """A non-negative integer the reference reader can hold (a dimension or an offset)."""
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value < USIZE_LIMIT
+
+
 def shape_text(shape: Sequence[int]) -> str:
     """A shape as messages print it: `[2, 768]`."""
     return "[" + ", ".join(str(d) for d in shape) + "]"

@@ -9,10 +9,9 @@ from __future__ import annotations
 import math
 import random
 import struct
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-
-from sdlint.dtypes import tensor_bits
 
 
 @dataclass(frozen=True)
@@ -71,25 +70,32 @@ def touched_names(edit: Edit) -> set[str]:
     return {key for key, _ in edit.values}
 
 
-# The floating dtypes a fix can initialise: struct format, and bytes kept per value.
-_PACKING = {"F64": ("<d", slice(0, 8)), "F32": ("<f", slice(0, 4)), "F16": ("<e", slice(0, 2))}
+# The floating dtypes a fix can initialise, by struct format; BF16 is packed as F32 and truncated.
+_PACKING = {"F64": "d", "F32": "f", "F16": "e", "BF16": "f"}
+# Values made per chunk (256 kB of F32): a re-initialised 1 GB embedding never sits in memory.
+_CHUNK_VALUES = 1 << 16
 
 
 def can_init(dtype: str) -> bool:
-    return dtype in _PACKING or dtype == "BF16"
+    return dtype in _PACKING
 
 
-def init_bytes(edit: InitTensor, rng: random.Random) -> bytes:
-    """The tensor's bytes: normal(0, std), zeros or ones, little-endian in its dtype. bfloat16 is
-    the upper half of a float32, so no torch is needed."""
+def init_chunks(edit: InitTensor, rng: random.Random) -> Iterator[bytes]:
+    """The tensor's bytes, a chunk at a time: normal(0, std), zeros or ones, little-endian in its
+    dtype. bfloat16 is the upper half of a float32, so no torch is needed."""
     count = math.prod(edit.shape)
-    if edit.init == "zeros":
-        bits = tensor_bits(edit.dtype, edit.shape) or 0
-        return bytes(bits // 8)
-    values = (
-        [1.0] * count if edit.init == "ones" else [rng.gauss(0.0, edit.std) for _ in range(count)]
-    )
-    if edit.dtype == "BF16":
-        return b"".join(struct.pack("<f", v)[2:4] for v in values)
-    fmt, _ = _PACKING[edit.dtype]
-    return struct.pack(f"<{count}{fmt[1]}", *values)
+    fmt = _PACKING[edit.dtype]
+    for start in range(0, count, _CHUNK_VALUES):
+        n = min(_CHUNK_VALUES, count - start)
+        if edit.init == "zeros":
+            yield bytes(n * (2 if edit.dtype == "BF16" else struct.calcsize(fmt)))
+            continue
+        ones = edit.init == "ones"
+        values = [1.0] * n if ones else [rng.gauss(0.0, edit.std) for _ in range(n)]
+        packed = struct.pack(f"<{n}{fmt}", *values)
+        if edit.dtype == "BF16":
+            halves = bytearray(2 * n)
+            halves[0::2] = packed[2::4]
+            halves[1::2] = packed[3::4]
+            packed = bytes(halves)
+        yield packed

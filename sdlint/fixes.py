@@ -10,6 +10,7 @@ its key order and indentation kept.
 from __future__ import annotations
 
 import difflib
+import functools
 import json
 import math
 import random
@@ -26,7 +27,7 @@ from sdlint.edits import (
     InitTensor,
     RenameTensors,
     SetConfigValues,
-    init_bytes,
+    init_chunks,
     touched_names,
 )
 from sdlint.engine import Report, Settings, check_paths
@@ -145,8 +146,9 @@ def _weight_plans(edits: Sequence[Edit]) -> dict[Path, RewritePlan]:
         elif isinstance(edit, DropTensors):
             drops.setdefault(edit.file, set()).update(edit.names)
         elif isinstance(edit, InitTensor):
+            # Made while the file is written, a chunk at a time.
             inits.setdefault(edit.file, {})[edit.name] = NewTensor(
-                edit.dtype, edit.shape, init_bytes(edit, rng)
+                edit.dtype, edit.shape, functools.partial(init_chunks, edit, rng)
             )
     files = [*renames, *(f for f in drops if f not in renames)]
     files += [f for f in inits if f not in files]

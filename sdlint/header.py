@@ -12,7 +12,9 @@ whole `sdlint check` process against a script that only opens the file). It foll
 reader (safetensors/src/tensor.rs `read_metadata`, `validate`) check for check; the tests hold it
 to `safe_open`'s verdict on the same files.
 
-The reader records facts; rules/integrity.py turns them into diagnostics.
+The reader records facts; `entry_problems` and `layout_problems` hold them to the reference
+reader's structural rules, for rules/integrity.py (SD002, SD003) and for the rewriter, which refuses
+to rewrite, and verifies what it wrote by, the same verdict.
 """
 
 from __future__ import annotations
@@ -22,13 +24,13 @@ import gc
 import json
 import re
 import stat
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from sdlint.dtypes import DTYPE_BITS, USIZE_LIMIT
+from sdlint.dtypes import DTYPE_BITS, USIZE_LIMIT, is_uint, shape_text, tensor_bits
 
 # The reference reader refuses larger headers (safetensors `MAX_HEADER_SIZE`); we refuse them before
 # allocating anything.
@@ -130,6 +132,118 @@ class LfsPointer:
 
 
 HeaderResult = Header | Unreadable | LfsPointer
+
+
+@dataclass(frozen=True)
+class Problem:
+    """A way a readable header departs from the format. `error`: the reference reader rejects the
+    file for it; otherwise it reads the file and the written format forbids it (a warning)."""
+
+    message: str
+    tensor: str | None = None
+    error: bool = True
+
+
+def entry_problems(header: Header) -> Iterator[Problem]:
+    """Each tensor entry on its own (SD002): the parser's errors and warnings, a size that does
+    not match dtype and shape, and names given twice."""
+    for entry in header.entries:
+        for error in entry.errors:
+            yield Problem(f"tensor `{entry.name}`: {error}", entry.name)
+        for warning in entry.warnings:
+            yield Problem(f"tensor `{entry.name}`: {warning}", entry.name, error=False)
+        if entry.errors or entry.dtype is None or entry.shape is None or entry.offsets is None:
+            continue
+        begin, end = entry.offsets
+        bits = tensor_bits(entry.dtype, entry.shape)
+        what = f"tensor `{entry.name}`: shape {shape_text(entry.shape)} of {entry.dtype}"
+        if bits is None:
+            yield Problem(f"{what} is too large: its size overflows 64 bits", entry.name)
+        elif bits % 8:
+            yield Problem(
+                f"{what} ({DTYPE_BITS[entry.dtype]} bits each) is {bits} bits, not a whole "
+                "number of bytes",
+                entry.name,
+            )
+        elif end >= begin and end - begin != bits // 8:
+            yield Problem(
+                f"{what} needs {bits // 8:,} bytes, but its data_offsets [{begin}, {end}] "
+                f"span {end - begin:,}",
+                entry.name,
+            )
+    for name in header.duplicate_names:
+        copies = [e for e in header.entries if e.name == name]
+        same = all(
+            (c.dtype, c.shape, c.offsets)
+            == (copies[-1].dtype, copies[-1].shape, copies[-1].offsets)
+            for c in copies
+        )
+        detail = "identical entries" if same else "different entries; safetensors keeps the last"
+        yield Problem(
+            f"tensor `{name}` is named {len(copies)} times in the header ({detail}); "
+            "the format forbids duplicate names and readers disagree on which one wins",
+            name,
+            error=False,
+        )
+
+
+def layout_problems(header: Header) -> Iterator[Problem]:
+    """The tensors' byte ranges in offset order, as the reference reader checks them (SD003): from
+    0, without gaps or overlaps, to the end of the file; and the data section aligned to 8."""
+    spans: dict[str, tuple[int, int]] = {}
+    for entry in header.entries:  # last entry of a name wins, as in safetensors
+        if entry.offsets is not None:
+            spans.pop(entry.name, None)
+            spans[entry.name] = entry.offsets
+    # An entry whose offsets cannot be read owns bytes somewhere: gaps and trailing bytes are then
+    # most likely its data, already reported by `entry_problems`, so do not report them again.
+    unplaced = any(e.offsets is None and e.name not in spans for e in header.entries)
+    cursor, previous = 0, None
+    for name, (begin, end) in sorted(spans.items(), key=lambda item: item[1]):
+        if end < begin:
+            yield Problem(
+                f"tensor `{name}`: data_offsets [{begin}, {end}] end before they begin", name
+            )
+        elif begin > cursor and not unplaced:
+            where = f"after tensor `{previous}`" if previous else "at the start of the data section"
+            yield Problem(
+                f"bytes [{cursor}, {begin}) of the data section belong to no tensor ({where}, "
+                f"before `{name}`)",
+                name,
+            )
+        elif begin < cursor:
+            yield Problem(
+                f"tensor `{name}`: data_offsets [{begin}, {end}] overlap tensor `{previous}`, "
+                f"which ends at {cursor}",
+                name,
+            )
+        cursor, previous = max(cursor, end), name
+    data_size = header.data_size
+    if cursor > data_size:
+        beyond = [n for n, (_, end) in spans.items() if end > data_size]
+        shown = ", ".join(f"`{n}`" for n in beyond[:3]) + (" ..." if len(beyond) > 3 else "")
+        yield Problem(
+            f"data section ends at byte {cursor:,} but the file holds only {data_size:,} bytes of "
+            f"data: {cursor - data_size:,} bytes are missing (truncated download?); "
+            f"{len(beyond)} tensor{'s' if len(beyond) != 1 else ''} affected: {shown}"
+        )
+    elif cursor < data_size and not unplaced:
+        yield Problem(
+            f"{data_size - cursor:,} bytes after the last tensor belong to no tensor; the format "
+            "forbids trailing data"
+        )
+    data_start = LENGTH_PREFIX + header.header_size
+    if data_start % 8:
+        yield Problem(
+            f"data section starts at byte {data_start}, not a multiple of 8: the header is not "
+            "padded with spaces as safetensors writes it, so tensors may be misaligned",
+            error=False,
+        )
+
+
+def first_error(problems: Iterable[Problem]) -> Problem | None:
+    """The first problem the reference reader rejects the file for, or None."""
+    return next((p for p in problems if p.error), None)
 
 
 def read_header(path: Path) -> HeaderResult:
@@ -382,16 +496,12 @@ def _parse_uints(value: Any, what: str, errors: list[str]) -> tuple[int, ...] | 
         errors.append(f"{what} is a JSON {_json_type(value)}, not a list of integers")
         return None
     for item in value:
-        if isinstance(item, _NegativeZero) or not _is_uint(item):
+        if isinstance(item, _NegativeZero) or not is_uint(item):
             errors.append(
                 f"{what} {_render(value)} holds {_render(item)}, not a non-negative integer"
             )
             return None
     return tuple(value)
-
-
-def _is_uint(item: Any) -> bool:
-    return isinstance(item, int) and not isinstance(item, bool) and 0 <= item < USIZE_LIMIT
 
 
 def _has_lone_surrogate(document: Any) -> bool:

@@ -3,13 +3,14 @@
 What gets fixed is decided elsewhere; this module makes applying a decision safe on a 100 GB file:
 
 * Streaming. Kept tensors are copied from the old file to the new one through one `CHUNK_SIZE`
-  buffer, so memory is bounded by the header, the buffer and the caller's new tensors, whatever the
-  checkpoint's size. Nothing is mmapped (mapped pages count towards RSS) and nothing goes through
-  torch or numpy.
+  buffer, and new tensors given as chunks (`NewTensor`) are written as they are made, so memory is
+  bounded by the header, the buffer and one chunk, whatever the checkpoint's size. Nothing is
+  mmapped (mapped pages count towards RSS) and nothing goes through torch or numpy.
 * Verified. Each kept tensor is hashed as it is read from the original. Once the new file is
   written and fsynced, its header is read back with `sdlint.header.read_header`, held to the
-  reference reader's structural rules, compared with the plan, and every tensor is read back and
-  hashed again. The original is replaced only if all of that agrees.
+  reference reader's structural rules (the checks of SD002 and SD003, from sdlint.header),
+  compared with the plan, and every tensor is read back and hashed again. The original is
+  replaced only if all of that agrees.
 * Atomic. The new file is a temporary file in the same folder (so `os.replace` is a rename within
   one filesystem), fsynced, then renamed over the original, and the folder is fsynced. Until that
   rename the original is untouched, so a crash, SIGKILL, full disk or permission error leaves it
@@ -28,10 +29,10 @@ from __future__ import annotations
 import contextlib
 import errno
 import hashlib
+import itertools
 import json
 import os
 import secrets
-import signal
 import stat
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -40,13 +41,16 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Final
 
-from sdlint.dtypes import DTYPE_BITS, USIZE_LIMIT, tensor_bits
+from sdlint.dtypes import DTYPE_BITS, is_uint, tensor_bits
 from sdlint.header import (
     LENGTH_PREFIX,
     MAX_HEADER_SIZE,
     Header,
     LfsPointer,
     TensorInfo,
+    entry_problems,
+    first_error,
+    layout_problems,
     read_header,
 )
 
@@ -70,17 +74,8 @@ TEMP_SUFFIX: Final = ".sdlint-tmp"
 _MAX_BACKUPS = 1000
 _METADATA_KEY = "__metadata__"
 
-# TEST-ONLY fault injection, read by this module and nothing else (tests/test_rewrite_faults.py).
-# With SDLINT_TEST_FAIL_AFTER_BYTES=N, the write that would take one rewrite past N bytes written
-# (counting the new file, then a copied backup if any) writes up to byte N and then fails with EIO,
-# exercising the normal error path. With SDLINT_TEST_KILL_AFTER_BYTES=N the process SIGKILLs itself
-# at that point instead, as a crash or an OOM kill would. Both are read when each rewrite starts,
-# not at import, and ignored unless they hold a non-negative integer. Never set them outside tests.
-_FAIL_AFTER_ENV: Final = "SDLINT_TEST_FAIL_AFTER_BYTES"
-_KILL_AFTER_ENV: Final = "SDLINT_TEST_KILL_AFTER_BYTES"
-
-# Seams for the fault tests, which patch these to simulate ENOSPC/EIO from the kernel without root.
-# Production code does every write and fsync of the new file through them.
+# Seams for the fault tests, which patch these to simulate ENOSPC/EIO, a crash or a SIGKILL
+# mid-write without root (tests/write_faults.py). Every write and fsync of a new file uses them.
 _write: Callable[[int, memoryview], int] = os.write
 _fsync: Callable[[int], None] = os.fsync
 
@@ -94,31 +89,42 @@ _DIR_SYNC_UNSUPPORTED = frozenset({errno.EINVAL, errno.EOPNOTSUPP, errno.ENOTSUP
 
 @dataclass(frozen=True)
 class NewTensor:
-    """A tensor to write from memory: `data` is its raw little-endian bytes, row-major."""
+    """A tensor to write: its raw little-endian bytes, row-major, given whole (`bytes`) or as a
+    function returning them a chunk at a time, so that a new 1 GB tensor is streamed to the file
+    like a kept one and never held in memory. Chunks may have any size; together they must be
+    exactly the tensor's size, or the rewrite fails with the original intact."""
 
     dtype: str
     shape: tuple[int, ...]
-    data: bytes
+    data: bytes | Callable[[], Iterable[bytes]]
 
     def __post_init__(self) -> None:
         # Accept a list shape or a bytearray/memoryview, but store the immutable forms: the plan is
         # validated once and must not change before it is written.
         object.__setattr__(self, "shape", tuple(self.shape))
-        if not isinstance(self.data, bytes):
+        if not isinstance(self.data, bytes) and not callable(self.data):
             object.__setattr__(self, "data", bytes(self.data))
+
+    @property
+    def size(self) -> int:
+        """Bytes in the file; valid once `problem()` is None."""
+        return (tensor_bits(self.dtype, self.shape) or 0) // 8
+
+    def chunks(self) -> Iterable[bytes]:
+        return (self.data,) if isinstance(self.data, bytes) else self.data()
 
     def problem(self) -> str | None:
         """Why the safetensors format cannot hold this tensor, or None."""
         if self.dtype not in DTYPE_BITS:
             return f"unknown dtype {self.dtype!r}"
-        if not all(_is_dim(d) for d in self.shape):
+        if not all(is_uint(d) for d in self.shape):
             return f"shape {list(self.shape)!r} is not a list of non-negative integers"
         bits = tensor_bits(self.dtype, self.shape)
         if bits is None:
             return f"a {self.dtype} tensor of shape {list(self.shape)} is too large for the format"
         if bits % 8:
             return f"a {self.dtype} tensor of shape {list(self.shape)} does not fill whole bytes"
-        if len(self.data) != bits // 8:
+        if isinstance(self.data, bytes) and len(self.data) != bits // 8:
             return (
                 f"data is {len(self.data):,} bytes but a {self.dtype} tensor of shape "
                 f"{list(self.shape)} takes {bits // 8:,}"
@@ -276,7 +282,7 @@ class _Slot:
     shape: tuple[int, ...]
     size: int
     source: TensorInfo | None
-    data: bytes | None = None
+    new: NewTensor | None = None
 
 
 @dataclass(frozen=True)
@@ -354,7 +360,7 @@ def _layout(header: Header, plan: RewritePlan) -> tuple[list[_Slot], _Counts]:
 
 
 def _new_slot(name: str, tensor: NewTensor) -> _Slot:
-    return _Slot(name, tensor.dtype, tensor.shape, len(tensor.data), None, tensor.data)
+    return _Slot(name, tensor.dtype, tensor.shape, tensor.size, None, tensor)
 
 
 def _name_problem(name: object) -> str | None:
@@ -369,37 +375,15 @@ def _name_problem(name: object) -> str | None:
     return None
 
 
-def _is_dim(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value < USIZE_LIMIT
-
-
 def _data_order(header: Header) -> list[TensorInfo]:
     # Stable, so zero-size tensors sharing an offset keep their header order.
     return sorted(header.tensors.values(), key=lambda info: (info.begin, info.end))
 
 
-def _layout_problem(header: Header) -> str | None:
-    """The reference reader's structural verdict (safetensors `read_metadata` + `validate`)."""
-    for entry in header.entries:
-        if entry.errors:
-            return f"tensor {entry.name!r}: {entry.errors[0]}"
-    if header.duplicate_names:
-        return f"tensor {header.duplicate_names[0]!r} appears twice in the header"
-    end = 0
-    for info in _data_order(header):
-        where = f"tensor {info.name!r} (data_offsets [{info.begin}, {info.end}])"
-        if info.begin != end or info.end < info.begin:
-            return f"{where} does not start where the previous tensor ends ({end})"
-        bits = tensor_bits(info.dtype, info.shape)
-        if bits is None:
-            return f"{where}: its size overflows"
-        if bits % 8 or info.end - info.begin != bits // 8:
-            shape = list(info.shape)
-            return f"{where}: a {info.dtype} tensor of shape {shape} takes {bits / 8:g} bytes"
-        end = info.end
-    if end != header.data_size:
-        return f"the tensors cover {end:,} bytes of a {header.data_size:,}-byte data section"
-    return None
+def _format_error(header: Header) -> str | None:
+    """Why the reference reader rejects the file (the verdict of SD002 and SD003), or None."""
+    problem = first_error(itertools.chain(entry_problems(header), layout_problems(header)))
+    return problem.message if problem else None
 
 
 def _encode_header(metadata: Mapping[str, str] | None, slots: Iterable[_Slot]) -> bytes:
@@ -436,7 +420,10 @@ def _read_source_header(target: Path, src: FileIO, st: os.stat_result) -> Header
         raise _Failure(f"its header cannot be read ({header.reason})")
     if header.file_size != opened.st_size:
         raise _Failure("the file changed while being opened; run the fix again")
-    problem = _layout_problem(header)
+    if header.duplicate_names:
+        # safetensors keeps the last entry, but which copy the user meant is unknown.
+        raise _Failure(f"tensor {header.duplicate_names[0]!r} appears twice in the header")
+    problem = _format_error(header)
     if problem:
         raise _Failure(f"it is not a valid safetensors file: {problem}")
     return header
@@ -470,9 +457,8 @@ class _CheckpointJob:
         data_start = LENGTH_PREFIX + self.header.header_size
         for slot in self.slots:
             if slot.source is None:
-                assert slot.data is not None
-                sink.write(memoryview(slot.data))
-                self.digests[slot.name] = _hash(slot.data)
+                assert slot.new is not None
+                self.digests[slot.name] = _write_new(slot, slot.new, sink)
                 continue
             # Hash what is read from the original (not what the new file turns out to hold): the
             # read-back in `verify` then proves the new file holds the original's bytes.
@@ -491,9 +477,9 @@ class _CheckpointJob:
             reason = new.reason if not isinstance(new, LfsPointer) else "it reads as an LFS pointer"
             raise _Failure(f"the new file does not read back ({reason})")
         problem = (
-            _layout_problem(new)
+            _format_error(new)
+            or next((p.message for p in entry_problems(new) if not p.error), None)
             or (new.warnings and new.warnings[0])
-            or next((e.warnings[0] for e in new.entries if e.warnings), None)
         )
         if problem:
             raise _Failure(f"the new file does not pass the safetensors checks: {problem}")
@@ -535,8 +521,23 @@ def _version(st: os.stat_result) -> tuple[int, int, int, int]:
     return (st.st_size, st.st_mtime_ns, st.st_ino, st.st_dev)
 
 
-def _hash(data: bytes | memoryview) -> bytes:
-    return hashlib.blake2b(data, digest_size=32).digest()
+def _write_new(slot: _Slot, tensor: NewTensor, sink: _Sink) -> bytes:
+    """Write a new tensor's chunks, checking they add up to its size; return their hash."""
+    h = hashlib.blake2b(digest_size=32)
+    written = 0
+    for chunk in tensor.chunks():
+        written += len(chunk)
+        if written > slot.size:
+            break
+        h.update(chunk)
+        sink.write(memoryview(chunk))
+    if written != slot.size:
+        more = "more than" if written > slot.size else f"{written:,} bytes, not"
+        raise _Failure(
+            f"the data given for tensor {slot.name!r} was {more} the {slot.size:,} bytes a "
+            f"{slot.dtype} tensor of shape {list(slot.shape)} takes"
+        )
+    return h.digest()
 
 
 def _stream(
@@ -573,51 +574,20 @@ def _stream(
 # --- atomic replacement ------------------------------------------------------------------------
 
 
-class _Faults:
-    """TEST-ONLY fault injection (see _FAIL_AFTER_ENV): the byte budget of one rewrite, shared by
-    every file it writes, read from the environment when the rewrite starts."""
-
-    def __init__(self) -> None:
-        self.total = 0
-        hooks = [(_env_bytes(_KILL_AFTER_ENV), True), (_env_bytes(_FAIL_AFTER_ENV), False)]
-        armed = sorted((limit, kill) for limit, kill in hooks if limit is not None)
-        self.limit: int | None = armed[0][0] if armed else None
-        self.kill = bool(armed) and armed[0][1]
-
-    def trip(self) -> None:
-        if self.kill:
-            os.kill(os.getpid(), signal.SIGKILL)
-        raise OSError(errno.EIO, f"simulated failure after {self.limit} bytes ({_FAIL_AFTER_ENV})")
-
-
 class _Sink:
     """Writes to a file descriptor, retrying short writes and counting bytes."""
 
-    def __init__(self, fd: int, faults: _Faults) -> None:
+    def __init__(self, fd: int) -> None:
         self.fd = fd
         self.written = 0
-        self.faults = faults
 
     def write(self, data: memoryview) -> None:
-        limit = self.faults.limit
-        if limit is not None and self.faults.total + len(data) > limit:
-            self._write_all(data[: max(0, limit - self.faults.total)])
-            self.faults.trip()
-        self._write_all(data)
-
-    def _write_all(self, data: memoryview) -> None:
         while data:
             n = _write(self.fd, data)
             if n <= 0:  # a regular file never does this; do not spin if one does
                 raise OSError(errno.EIO, "write made no progress")
             data = data[n:]
             self.written += n
-            self.faults.total += n
-
-
-def _env_bytes(name: str) -> int | None:
-    value = os.environ.get(name, "")
-    return int(value) if value.isdigit() else None
 
 
 def _replace_atomically(
@@ -640,14 +610,13 @@ def _replace_atomically(
     fd = -1
     sink: _Sink | None = None
     kept: Path | None = None
-    faults = _Faults()
     try:
         tmp, fd = _create_temp(target, private=st is not None)
         if st is not None:
             stage = "giving the new file the original's permissions"
             _copy_owner_and_mode(fd, st)
         stage = "writing the new file"
-        sink = _Sink(fd, faults)
+        sink = _Sink(fd)
         write(sink)
         stage = "syncing the new file to disk"
         _fsync(fd)
@@ -664,7 +633,7 @@ def _replace_atomically(
             before_replace()
         if backup and st is not None:
             stage = "keeping a backup of the original"
-            kept = _make_backup(target, st, faults)
+            kept = _make_backup(target, st)
         stage = "replacing the original"
         tmp.replace(target)
     except BaseException as e:
@@ -729,7 +698,7 @@ def _copy_owner_and_mode(fd: int, st: os.stat_result) -> None:
     os.chmod(fd, stat.S_IMODE(st.st_mode))
 
 
-def _make_backup(target: Path, st: os.stat_result, faults: _Faults) -> Path:
+def _make_backup(target: Path, st: os.stat_result) -> Path:
     """Keep the original under the first free `<name>.bak[.N]` and return that path.
 
     A hard link costs no space or time, and `os.link` fails rather than overwrite, so no backup is
@@ -749,7 +718,7 @@ def _make_backup(target: Path, st: os.stat_result, faults: _Faults) -> Path:
             with target.open("rb", buffering=0) as src:
                 size = os.fstat(src.fileno()).st_size
                 buffer = memoryview(bytearray(CHUNK_SIZE))
-                _stream(src, 0, size, buffer, "the original", _Sink(fd, faults))
+                _stream(src, 0, size, buffer, "the original", _Sink(fd))
             _fsync(fd)
         finally:
             os.close(fd)

@@ -18,9 +18,11 @@ transformers = pytest.importorskip("transformers")
 
 from safetensors import safe_open  # noqa: E402
 
+from sdlint import rewrite  # noqa: E402
 from sdlint.fixes import edited_json  # noqa: E402
 from tests.cli_helpers import run  # noqa: E402
 from tests.tiny_models import edit_config, edit_weights, save_roberta  # noqa: E402
+from tests.write_faults import fail_after  # noqa: E402
 
 pytestmark = pytest.mark.model
 ROOT = Path(__file__).parent.parent
@@ -277,7 +279,7 @@ def test_a_failed_fix_leaves_the_file_and_says_so(
 ) -> None:
     edit_weights(model / "model.safetensors", lambda t: {"module." + k: v for k, v in t.items()})
     before = (model / "model.safetensors").read_bytes()
-    monkeypatch.setenv("SDLINT_TEST_FAIL_AFTER_BYTES", "100")
+    monkeypatch.setattr(rewrite, "_write", fail_after(100))
     code, out, err = run(capsys, "check", "m", "--fix")
     assert (code, out) == (2, "")
     assert err.startswith("sdlint: error: cannot rewrite m/model.safetensors: ") and err.endswith(

@@ -145,6 +145,43 @@ def test_replacing_with_another_shape_gives_the_safetensors_bytes(ckpt: Path) ->
     assert (result.replaced, result.added) == (1, 0)
 
 
+def test_a_streamed_tensor_gives_the_same_bytes(ckpt: Path, tmp_path: Path) -> None:
+    """A new tensor given as chunks (of any sizes) is written exactly as the same bytes given
+    whole, and the chunks are asked for only while the file is written."""
+    head = np.arange(10, dtype=np.float32).reshape(2, 5)
+    whole = tmp_path / "whole.safetensors"
+    whole.write_bytes(ckpt.read_bytes())
+    rewrite_safetensors(
+        whole, RewritePlan(replacements={"b.weight": NewTensor("F32", (2, 5), head.tobytes())})
+    )
+    asked = []
+
+    def chunks() -> list[bytes]:
+        asked.append(True)
+        raw = head.tobytes()
+        return [raw[:3], b"", raw[3:17], raw[17:]]
+
+    plan = RewritePlan(replacements={"b.weight": NewTensor("F32", (2, 5), chunks)})
+    assert asked == []
+    rewrite_safetensors(ckpt, plan)
+    assert asked == [True]
+    assert ckpt.read_bytes() == whole.read_bytes()
+
+
+@pytest.mark.parametrize(
+    ("chunks", "fragment"),
+    [
+        ([bytes(39)], "was 39 bytes, not the 40 bytes"),
+        ([bytes(40), b"\0"], "was more than the 40 bytes"),
+    ],
+)
+def test_streamed_data_of_the_wrong_size_is_refused(
+    ckpt: Path, chunks: list[bytes], fragment: str
+) -> None:
+    plan = RewritePlan(replacements={"b.weight": NewTensor("F32", (2, 5), lambda: chunks)})
+    _assert_refused(ckpt, plan, "tensor 'b.weight'", fragment)
+
+
 def test_adding_goes_at_the_end_and_gives_the_safetensors_bytes(ckpt: Path) -> None:
     extra = np.array([1, -2, 3], dtype=np.float32)
     result = rewrite_safetensors(
@@ -442,19 +479,19 @@ def _raw_checkpoint(header: Mapping[str, object], data: bytes) -> bytes:
                 "b": {"dtype": "U8", "shape": [2], "data_offsets": [3, 5]},
             },
             bytes(5),
-            "does not start where the previous tensor ends",
+            "bytes [2, 3) of the data section belong to no tensor",
         ),
         # a size that does not match dtype and shape
         (
             {"a": {"dtype": "F32", "shape": [2], "data_offsets": [0, 4]}},
             bytes(4),
-            "takes 8 bytes",
+            "needs 8 bytes, but its data_offsets [0, 4] span 4",
         ),
         # trailing bytes after the last tensor
         (
             {"a": {"dtype": "U8", "shape": [2], "data_offsets": [0, 2]}},
             bytes(3),
-            "cover 2 bytes of a 3-byte data section",
+            "1 bytes after the last tensor belong to no tensor",
         ),
         # a tensor entry with a missing field
         ({"a": {"dtype": "U8", "shape": [2]}}, bytes(2), "missing field 'data_offsets'"),
@@ -667,10 +704,10 @@ def test_random_plans_keep_untouched_tensors_bit_identical(
             if source is None:
                 expected.append((new, *tensors[old]))
             else:
-                expected.append((new, source.dtype, source.shape, source.data))
+                expected.append((new, source.dtype, source.shape, b"".join(source.chunks())))
         kept_names = {name for name, *_ in expected}
         expected += [
-            (name, t.dtype, t.shape, t.data)
+            (name, t.dtype, t.shape, b"".join(t.chunks()))
             for name, t in plan.replacements.items()
             if name not in kept_names
         ]

@@ -14,7 +14,7 @@ import signal
 import stat
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -32,6 +32,7 @@ from sdlint.rewrite import (
     rewrite_safetensors,
     write_text_atomic,
 )
+from tests.write_faults import fail_after
 
 REPO = Path(__file__).resolve().parent.parent
 PLAN = RewritePlan(
@@ -104,8 +105,11 @@ import json, os, sys
 from pathlib import Path
 import numpy as np
 from sdlint import rewrite
+from tests.write_faults import fail_after
 
 rewrite.CHUNK_SIZE = 4096  # many chunks, so the kill lands mid-tensor
+if os.environ.get("KILL_AFTER_BYTES"):
+    rewrite._write = fail_after(int(os.environ["KILL_AFTER_BYTES"]), kill=True)
 if sys.argv[2] == "text":
     rewrite.write_text_atomic(Path(sys.argv[1]), "x" * 50_000, backup=True)
     sys.exit(0)
@@ -150,7 +154,7 @@ def _kill_points(size: int) -> list[int]:
 def test_sigkill_mid_write_leaves_the_original(ckpt: Path, expected: bytes, point: int) -> None:
     kill_at = _kill_points(len(expected))[point]
     before = Snapshot(ckpt)
-    child = _run_child(ckpt, "plain", "", env={"SDLINT_TEST_KILL_AFTER_BYTES": str(kill_at)})
+    child = _run_child(ckpt, "plain", "", env={"KILL_AFTER_BYTES": str(kill_at)})
     assert child.returncode == -signal.SIGKILL, child.stderr
     leftovers = before.assert_intact(leftovers_allowed=True)
     # The only debris is one hidden temporary file holding exactly the bytes written before the kill.
@@ -169,9 +173,7 @@ def test_sigkill_while_copying_a_backup_leaves_no_false_backup(ckpt: Path, expec
     # Without hard links the backup is a copy; kill half-way through it.
     before = Snapshot(ckpt)
     kill_at = len(expected) + len(before.data) // 2
-    child = _run_child(
-        ckpt, "backup", "no-hardlinks", env={"SDLINT_TEST_KILL_AFTER_BYTES": str(kill_at)}
-    )
+    child = _run_child(ckpt, "backup", "no-hardlinks", env={"KILL_AFTER_BYTES": str(kill_at)})
     assert child.returncode == -signal.SIGKILL, child.stderr
     leftovers = before.assert_intact(leftovers_allowed=True)
     assert not [name for name in leftovers if ".bak" in name], "a truncated backup looks real"
@@ -183,7 +185,7 @@ def test_sigkill_while_writing_text_leaves_the_original(tmp_path: Path) -> None:
     path = tmp_path / "config.json"
     path.write_text('{"original": true}')
     before = Snapshot(path)
-    child = _run_child(path, "text", env={"SDLINT_TEST_KILL_AFTER_BYTES": "20000"})
+    child = _run_child(path, "text", env={"KILL_AFTER_BYTES": "20000"})
     assert child.returncode == -signal.SIGKILL, child.stderr
     before.assert_intact(leftovers_allowed=True)
 
@@ -193,7 +195,7 @@ def test_fail_hook_cleans_up_and_reports(
     ckpt: Path, monkeypatch: pytest.MonkeyPatch, fail_at: int
 ) -> None:
     before = Snapshot(ckpt)
-    monkeypatch.setenv("SDLINT_TEST_FAIL_AFTER_BYTES", str(fail_at))
+    monkeypatch.setattr(rewrite, "_write", fail_after(fail_at))
     with pytest.raises(RewriteError) as info:
         rewrite_safetensors(ckpt, PLAN, backup=True)
     _assert_one_line(
@@ -543,14 +545,6 @@ def test_text_write_to_a_new_file_that_fails_says_nothing_was_written(
     with pytest.raises(RewriteError, match=r"\(ENOSPC\); nothing was written$"):
         write_text_atomic(path, "{}")
     assert list(tmp_path.iterdir()) == []
-
-
-@pytest.fixture(autouse=True)
-def _no_stray_hooks(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    # A hook variable leaking in from the environment would make every test here meaningless.
-    monkeypatch.delenv("SDLINT_TEST_FAIL_AFTER_BYTES", raising=False)
-    monkeypatch.delenv("SDLINT_TEST_KILL_AFTER_BYTES", raising=False)
-    yield
 
 
 def test_the_result_after_faults_is_loadable(ckpt: Path, expected: bytes) -> None:

@@ -12,8 +12,14 @@ from collections.abc import Iterator
 from sdlint.checkpoint import Checkpoint, display, tensor_bytes
 from sdlint.context import CheckContext
 from sdlint.diagnostic import Severity
-from sdlint.dtypes import DTYPE_BITS, shape_text, tensor_bits
-from sdlint.header import LENGTH_PREFIX, Header, LfsPointer, Unreadable
+from sdlint.header import (
+    Header,
+    LfsPointer,
+    Problem,
+    Unreadable,
+    entry_problems,
+    layout_problems,
+)
 from sdlint.registry import Finding, rule
 
 
@@ -79,56 +85,7 @@ def invalid_tensor_entry(ctx: CheckContext) -> Iterator[Finding]:
     No automatic fix: which of shape, dtype and offsets is wrong cannot be known from the header.
     """
     for header in _headers(ctx.checkpoint):
-        path = display(header.path)
-        for entry in header.entries:
-            for error in entry.errors:
-                yield Finding(f"tensor `{entry.name}`: {error}", path, tensor=entry.name)
-            for warning in entry.warnings:
-                yield Finding(
-                    f"tensor `{entry.name}`: {warning}", path, Severity.WARNING, tensor=entry.name
-                )
-            if entry.errors or entry.dtype is None or entry.shape is None or entry.offsets is None:
-                continue
-            begin, end = entry.offsets
-            bits = tensor_bits(entry.dtype, entry.shape)
-            what = f"tensor `{entry.name}`: shape {shape_text(entry.shape)} of {entry.dtype}"
-            if bits is None:
-                yield Finding(
-                    f"{what} is too large: its size overflows 64 bits",
-                    path,
-                    tensor=entry.name,
-                )
-            elif bits % 8:
-                yield Finding(
-                    f"{what} ({DTYPE_BITS[entry.dtype]} bits each) is {bits} bits, not a whole "
-                    "number of bytes",
-                    path,
-                    tensor=entry.name,
-                )
-            elif end >= begin and end - begin != bits // 8:
-                yield Finding(
-                    f"{what} needs {bits // 8:,} bytes, but its data_offsets [{begin}, {end}] "
-                    f"span {end - begin:,}",
-                    path,
-                    tensor=entry.name,
-                )
-        for name in header.duplicate_names:
-            copies = [e for e in header.entries if e.name == name]
-            same = all(
-                (c.dtype, c.shape, c.offsets)
-                == (copies[-1].dtype, copies[-1].shape, copies[-1].offsets)
-                for c in copies
-            )
-            detail = (
-                "identical entries" if same else "different entries; safetensors keeps the last"
-            )
-            yield Finding(
-                f"tensor `{name}` is named {len(copies)} times in the header ({detail}); "
-                "the format forbids duplicate names and readers disagree on which one wins",
-                path,
-                Severity.WARNING,
-                tensor=name,
-            )
+        yield from _findings(header, entry_problems(header))
 
 
 @rule("SD003", "invalid-data-layout", summary="Tensor data does not tile the data section exactly.")
@@ -155,67 +112,13 @@ def invalid_data_layout(ctx: CheckContext) -> Iterator[Finding]:
     No automatic fix: re-download or re-export the file.
     """
     for header in _headers(ctx.checkpoint):
-        yield from _layout_findings(header)
+        yield from _findings(header, layout_problems(header))
 
 
-def _layout_findings(header: Header) -> Iterator[Finding]:
+def _findings(header: Header, problems: Iterator[Problem]) -> Iterator[Finding]:
     path = display(header.path)
-    spans: dict[str, tuple[int, int]] = {}
-    for entry in header.entries:  # last entry of a name wins, as in safetensors
-        if entry.offsets is not None:
-            spans.pop(entry.name, None)
-            spans[entry.name] = entry.offsets
-    # An entry whose offsets cannot be read owns bytes somewhere: gaps and trailing bytes are then
-    # most likely its data, already reported by SD002, so do not report them again here.
-    unplaced = any(e.offsets is None and e.name not in spans for e in header.entries)
-    cursor, previous = 0, None
-    for name, (begin, end) in sorted(spans.items(), key=lambda item: item[1]):
-        if end < begin:
-            yield Finding(
-                f"tensor `{name}`: data_offsets [{begin}, {end}] end before they begin",
-                path,
-                tensor=name,
-            )
-        elif begin > cursor and not unplaced:
-            where = f"after tensor `{previous}`" if previous else "at the start of the data section"
-            yield Finding(
-                f"bytes [{cursor}, {begin}) of the data section belong to no tensor ({where}, "
-                f"before `{name}`)",
-                path,
-                tensor=name,
-            )
-        elif begin < cursor:
-            yield Finding(
-                f"tensor `{name}`: data_offsets [{begin}, {end}] overlap tensor `{previous}`, "
-                f"which ends at {cursor}",
-                path,
-                tensor=name,
-            )
-        cursor, previous = max(cursor, end), name
-    data_size = header.data_size
-    if cursor > data_size:
-        beyond = [n for n, (_, end) in spans.items() if end > data_size]
-        shown = ", ".join(f"`{n}`" for n in beyond[:3]) + (" ..." if len(beyond) > 3 else "")
-        yield Finding(
-            f"data section ends at byte {cursor:,} but the file holds only {data_size:,} bytes of "
-            f"data: {cursor - data_size:,} bytes are missing (truncated download?); "
-            f"{len(beyond)} tensor{'s' if len(beyond) != 1 else ''} affected: {shown}",
-            path,
-        )
-    elif cursor < data_size and not unplaced:
-        yield Finding(
-            f"{data_size - cursor:,} bytes after the last tensor belong to no tensor; the format "
-            "forbids trailing data",
-            path,
-        )
-    data_start = LENGTH_PREFIX + header.header_size
-    if data_start % 8:
-        yield Finding(
-            f"data section starts at byte {data_start}, not a multiple of 8: the header is not "
-            "padded with spaces as safetensors writes it, so tensors may be misaligned",
-            path,
-            Severity.WARNING,
-        )
+    for p in problems:
+        yield Finding(p.message, path, None if p.error else Severity.WARNING, tensor=p.tensor)
 
 
 @rule("SD004", "inconsistent-shard-index", summary="A sharded index disagrees with its shards.")
