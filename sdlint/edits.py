@@ -6,12 +6,14 @@ initialise) and made only when the fix is applied, so a diagnostic stays small a
 
 from __future__ import annotations
 
+import json
 import math
 import random
 import struct
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,15 @@ class SetConfigValues:
 
 
 Edit = RenameTensors | DropTensors | InitTensor | SetConfigValues
+
+
+def config_values(edits: Iterable[Edit]) -> dict[Path, dict[str, Any]]:
+    """The values the `SetConfigValues` among `edits` set, merged per file (later edits win)."""
+    out: dict[Path, dict[str, Any]] = {}
+    for edit in edits:
+        if isinstance(edit, SetConfigValues):
+            out.setdefault(edit.file, {}).update((k, json.loads(v)) for k, v in edit.values)
+    return out
 
 
 def edited_files(edits: tuple[Edit, ...]) -> set[Path]:

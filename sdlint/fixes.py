@@ -26,7 +26,7 @@ from sdlint.edits import (
     Edit,
     InitTensor,
     RenameTensors,
-    SetConfigValues,
+    config_values,
     init_chunks,
     touched_names,
 )
@@ -159,13 +159,9 @@ def _weight_plans(edits: Sequence[Edit]) -> dict[Path, RewritePlan]:
 
 
 def _config_texts(edits: Sequence[Edit]) -> dict[Path, str]:
-    values: dict[Path, dict[str, Any]] = {}
-    for edit in edits:
-        if isinstance(edit, SetConfigValues):
-            target = values.setdefault(edit.file, {})
-            target.update({key: json.loads(value) for key, value in edit.values})
     return {
-        path: edited_json(path.read_text(encoding="utf-8"), new) for path, new in values.items()
+        path: edited_json(path.read_text(encoding="utf-8"), new)
+        for path, new in config_values(edits).items()
     }
 
 
@@ -220,10 +216,10 @@ def render_diff(fix_pass: FixPass) -> str:
         by_file.setdefault(edit.file, []).append(edit)
     for path, edits in by_file.items():
         name = display(path)
-        config_edits = [e for e in edits if isinstance(e, SetConfigValues)]
-        if config_edits:
+        values = config_values(edits).get(path)
+        if values:
             old = path.read_text(encoding="utf-8")
-            new = edited_json(old, {k: json.loads(v) for e in config_edits for k, v in e.values})
+            new = edited_json(old, values)
             out.extend(
                 difflib.unified_diff(
                     old.splitlines(keepends=True), new.splitlines(keepends=True), name, name

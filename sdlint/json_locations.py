@@ -22,17 +22,15 @@ def key_locations(text: str) -> dict[str, Location]:
         ch = text[i]
         if ch == '"':
             start = Location(line, column)
-            j = i + 1
-            while j < len(text) and text[j] != '"':
-                j += 2 if text[j] == "\\" else 1
-            raw = _decode(text[i + 1 : j])
+            j = string_end(text, i)
+            raw = _decode(text[i + 1 : j - 1])
             if stack and stack[-1][0] and stack[-1][1]:
                 frame = stack[-1]
                 frame[1], frame[2] = False, raw
                 path = ".".join(str(f[2]) for f in stack if f[0] and f[2] is not None)
                 found.setdefault(path, start)
-            column += j + 1 - i
-            i = j + 1
+            column += j - i
+            i = j
             continue
         if ch in "{[":
             stack.append([ch == "{", ch == "{", None])
@@ -47,6 +45,20 @@ def key_locations(text: str) -> dict[str, Location]:
             column += 1
         i += 1
     return found
+
+
+def string_end(text: str, start: int) -> int:
+    """The index just past the JSON string whose opening quote is `text[start]`; the end of the
+    text when the string is not closed."""
+    i = start + 1
+    while i < len(text):
+        if text[i] == "\\":
+            i += 2
+        elif text[i] == '"':
+            return i + 1
+        else:
+            i += 1
+    return len(text)
 
 
 def _decode(raw: str) -> str:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from sdlint.edits import InitTensor, init_chunks
+from sdlint.edits import DropTensors, InitTensor, SetConfigValues, config_values, init_chunks
 from sdlint.fixes import apply
 from tests.safetensors_files import write_tensors
 
@@ -59,3 +59,17 @@ def test_a_fix_streams_a_new_tensor_to_the_file(tmp_path: Path) -> None:
         tracemalloc.stop()
     assert path.stat().st_size > 64_000_000
     assert peak < 16_000_000, f"peak {peak:,} bytes"
+
+
+def test_config_values_merge_per_file_later_edits_winning() -> None:
+    a, b = Path("a/config.json"), Path("b/config.json")
+    edits = [
+        SetConfigValues(a, (("num_labels", "3"), ("id2label", '{"0": "x"}'))),
+        DropTensors(Path("a/model.safetensors"), ("w",)),
+        SetConfigValues(b, (("vocab_size", "10"),)),
+        SetConfigValues(a, (("num_labels", "5"),)),
+    ]
+    assert config_values(edits) == {
+        a: {"num_labels": 5, "id2label": {"0": "x"}},
+        b: {"vocab_size": 10},
+    }

@@ -6,7 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from sdlint.diagnostic import Location
-from sdlint.json_locations import key_locations, locate_key
+from sdlint.json_locations import key_locations, locate_key, string_end
 
 TEXT = """{
   "architectures": ["A", {"x": 1}],
@@ -42,3 +42,10 @@ def test_every_top_level_key_points_at_its_quote(document: dict[str, object]) ->
 
 def test_malformed_json_does_not_raise() -> None:
     assert key_locations('{"a": "unterminated') == {"a": Location(1, 2)}
+
+
+def test_string_end() -> None:
+    line = '  "a\\"b": "c\\\\", "open'
+    assert line[2 : string_end(line, 2)] == '"a\\"b"'
+    assert line[10 : string_end(line, 10)] == '"c\\\\"'
+    assert string_end(line, 18) == len(line)  # not closed

@@ -25,7 +25,8 @@ from pygls.workspace import PositionCodec
 from pytest_lsp import LanguageClient, make_test_lsp_client
 
 from sdlint.diagnostic import Diagnostic, Location, Severity
-from sdlint.server import FolderFindings, lsp_range, place_findings
+from sdlint.server.placement import lsp_range, place_findings
+from sdlint.server.workspace import FolderFindings
 from tests.tiny_models import edit_config, save_roberta
 
 pytestmark = [pytest.mark.model, pytest.mark.slow]

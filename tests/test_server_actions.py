@@ -26,7 +26,8 @@ from sdlint.edits import RenameTensors, SetConfigValues
 from sdlint.engine import Settings, check_paths
 from sdlint.fixes import edited_json
 from sdlint.header import Header, read_header
-from sdlint.server import FindingRef, OpenDocument, document_edit, wanted
+from sdlint.server.fixes import FindingRef, document_edit, wanted
+from sdlint.server.workspace import OpenDocument
 from tests import test_server
 from tests.test_server import FIVE_LABELS, TIMEOUT, in_session, open_document, publishing
 from tests.tiny_models import edit_config, edit_weights, save_roberta

@@ -1,0 +1,98 @@
+"""What the language server checks: the folder of a file, the files whose opening or saving
+triggers a check, and one folder's findings. No LSP session needed."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pygls.uris import to_fs_path
+
+from sdlint.checkpoint import INDEX_SUFFIX, WEIGHTS_SUFFIX
+from sdlint.config import CONFIG_FILES, ConfigResolver
+from sdlint.config_fields import CONFIG_NAME
+from sdlint.diagnostic import Diagnostic
+from sdlint.engine import Settings, check_paths, resolve
+
+
+def norm_path(path: str | Path) -> Path:
+    """One spelling per file, so a diagnostic's path and a document's URI compare equal.
+
+    Not `resolve()`: in a Hugging Face cache the weights are symlinks into `blobs/`, and
+    diagnostics must land on the path the editor shows, not on the blob.
+    """
+    return Path(os.path.normpath(Path(path).absolute()))
+
+
+def path_of(uri: str) -> Path | None:
+    """The local file a URI names; None for other schemes (untitled buffers, remote files)."""
+    fs_path = to_fs_path(uri)
+    return norm_path(fs_path) if fs_path else None
+
+
+def is_document_to_lint(path: Path) -> bool:
+    """The text documents whose opening or saving triggers a check of their folder."""
+    return path.name == CONFIG_NAME or path.name.endswith(INDEX_SUFFIX)
+
+
+def is_settings_file(path: Path) -> bool:
+    """A project configuration file: changing it may change every folder's findings."""
+    return path.name in CONFIG_FILES
+
+
+def lint_inputs(folder: Path) -> list[Path]:
+    """What to pass `check_paths` for one folder: its checkpoints only, never the folders below."""
+    config = folder / CONFIG_NAME
+    if config.is_file():
+        return [config]  # stands for every checkpoint beside it
+    try:
+        return sorted(
+            p
+            for p in folder.iterdir()
+            if p.name.endswith((WEIGHTS_SUFFIX, INDEX_SUFFIX)) and p.is_file()
+        )
+    except OSError:  # the folder went away: nothing to check, stale diagnostics get cleared
+        return []
+
+
+@dataclass(frozen=True)
+class FolderFindings:
+    diagnostics: tuple[Diagnostic, ...] = ()
+    # Every file of a checked checkpoint -> the config.json it was checked against: the one
+    # beside it, or another named by the project configuration (`model-config` globs).
+    config_of: Mapping[Path, Path] = field(default_factory=dict)
+
+
+def check_folder(folder: Path) -> FolderFindings:
+    """Lint one folder (runs in a worker thread: a cold cache builds a transformers model)."""
+    inputs = lint_inputs(folder)
+    if not inputs:
+        return FolderFindings()
+    report = check_paths(inputs)
+    resolver = ConfigResolver()
+    config_of: dict[Path, Path] = {}
+    for checkpoint in report.checkpoints:
+        # The engine's own precedence decides which config a checkpoint was checked against.
+        target = resolve(Settings(), resolver.for_path(checkpoint.path), checkpoint.path).target
+        config = norm_path(target.config_path or checkpoint.folder / CONFIG_NAME)
+        files = [checkpoint.path, *(result.path for result in checkpoint.files)]
+        files += checkpoint.unreferenced_shards
+        files += [checkpoint.folder / name for name in checkpoint.missing_shards]
+        config_of.update((norm_path(f), config) for f in files)
+    return FolderFindings(report.diagnostics, config_of)
+
+
+@dataclass(frozen=True)
+class OpenDocument:
+    uri: str  # as the client spelled it: diagnostics must be published on the same URI
+    version: int | None
+    text: str
+
+
+def read_text(path: Path) -> str | None:
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
