@@ -24,7 +24,7 @@ import struct
 import warnings
 import zipfile
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import BinaryIO, Literal, cast
 
@@ -60,6 +60,7 @@ class PickleGlobal:
     opcode: str  # GLOBAL, STACK_GLOBAL, INST, EXT1, ...
     called: bool  # the pickle calls it (REDUCE, INST, OBJ, NEWOBJ), not only names it
     written: str | None = None  # the name as written, when Python's fix_imports renames it
+    where: str = ""  # "byte 120 of archive/data.pkl", "byte 4,096 of the file"
 
     @property
     def qualified(self) -> str:
@@ -852,6 +853,7 @@ def _read_zip(path: Path, f: BinaryIO, size: int) -> PickleCheckpoint:
         return fail(f"cannot read {pickle_name} from the zip archive (truncated download?): {e}")
     table = _StorageTable(legacy=False)
     run = _Interpreter(table.load).walk(io.BytesIO(data))
+    run.unsafe = [replace(u, where=f"byte {u.position:,} of {pickle_name}") for u in run.unsafe]
     unsafe = tuple(run.unsafe)
     if run.error is not None:
         return fail(f"{pickle_name}: {run.error}", unsafe)
@@ -902,7 +904,9 @@ def _read_legacy(path: Path, f: BinaryIO, size: int) -> PickleCheckpoint:
         run = _Interpreter(table.load if name == "main pickle" else None).walk(
             cast(BinaryIO, stream)
         )
-        unsafe.extend(u for u in run.unsafe if u not in unsafe)
+        for u in run.unsafe:
+            at = offset + u.position
+            unsafe.append(replace(u, position=at, where=f"byte {at:,} of the file"))
         if run.error is not None:
             reason = f"{name} (the pickle at byte {offset:,}): {run.error}"
             if index == 0:
@@ -933,7 +937,7 @@ def _read_legacy(path: Path, f: BinaryIO, size: int) -> PickleCheckpoint:
         declared = table.declared.get(key)
         if declared is None:
             return _legacy_fail(
-                path, size, f"the storage key list names {key!r}, which no tensor uses", unsafe
+                path, size, f"the storage key list names {_show(key)}, which no tensor uses", unsafe
             )
         storage_type, numel, location, torch_dtype = declared
         element_size = TORCH_DTYPES[torch_dtype][1]

@@ -409,3 +409,37 @@ def test_arbitrary_pickle_bytes_give_a_value(tmp_path: Path, body: bytes) -> Non
         checkpoint = read_pickle_checkpoint(torch_zip(tmp_path / "x.bin", data))
         assert isinstance(checkpoint, PickleCheckpoint)
         assert all(isinstance(t, PickleTensor) for t in checkpoint.tensors)
+
+
+# -- against picklescan, the scanner the Hugging Face Hub runs on uploads -----------------------
+
+
+def _picklescan(path: Path) -> dict[str, str]:
+    scanner = pytest.importorskip("picklescan.scanner")
+    result = scanner.scan_file_path(str(path))
+    assert not result.scan_err
+    return {f"{g.module}.{g.name}": g.safety.value for g in result.globals}
+
+
+@pytest.mark.parametrize("kind", _payload_ids())
+def test_every_global_picklescan_finds_dangerous_is_named(tmp_path: Path, kind: str) -> None:
+    data, _ = payloads(tmp_path / "marker")[kind]
+    path = torch_zip(tmp_path / "pytorch_model.bin", data)
+    theirs = _picklescan(path)
+    ours = {u.written or u.qualified for u in read_pickle_checkpoint(path).unsafe}
+    dangerous = {name for name, safety in theirs.items() if safety == "dangerous"}
+    assert dangerous and dangerous <= ours
+    assert ours <= set(theirs)
+
+
+@pytest.mark.parametrize("legacy", LAYOUTS)
+def test_clean_torch_files_agree_with_picklescan(tmp_path: Path, legacy: bool) -> None:
+    sd = {
+        "w": torch.nn.Parameter(torch.zeros(2)),
+        "f8": torch.zeros(2, dtype=torch.float8_e4m3fn),
+        "i": torch.zeros(2, dtype=torch.int64),
+    }
+    path = torch_save(tmp_path / "pytorch_model.bin", sd, legacy=legacy)
+    theirs = _picklescan(path)
+    assert "dangerous" not in theirs.values() and theirs
+    assert read_pickle_checkpoint(path).unsafe == ()
