@@ -21,6 +21,7 @@ import io
 import math
 import pickletools
 import struct
+import tarfile
 import warnings
 import zipfile
 from collections.abc import Callable, Iterator
@@ -806,6 +807,11 @@ def read_pickle_checkpoint(path: Path) -> PickleCheckpoint:
             f.seek(0)
             if start.startswith(ZIP_MAGIC):
                 return _read_zip(path, f, size)
+            f.seek(257)
+            if f.read(5) == b"ustar":
+                f.seek(0)
+                return _read_tar(path, f, size)
+            f.seek(0)
             if size:
                 return _read_legacy(path, f, size)
     except OSError as e:
@@ -872,6 +878,32 @@ def _read_zip(path: Path, f: BinaryIO, size: int) -> PickleCheckpoint:
             StorageRecord(key, storage_type, numel, element_size, location, name, offset, held)
         )
     return _describe(path, "zip", size, run, tuple(storages), pickle_name)
+
+
+def _read_tar(path: Path, f: BinaryIO, size: int) -> PickleCheckpoint:
+    """torch before 0.4 wrote a tar archive of pickles (`sys_info`, `storages`, `tensors`,
+    `pickle`). Its tensors are not listed; its main pickle is still searched for globals."""
+    problem = _unreadable(
+        "legacy tar format of torch before 0.4: sdlint does not list its tensors, and torch.load "
+        "only loads it with weights_only=False, which runs its pickles"
+    )
+    unsafe: tuple[PickleGlobal, ...] = ()
+    # tarfile parses hostile bytes: whatever it raises means the main pickle cannot be found.
+    try:
+        with tarfile.open(fileobj=f, mode="r:") as archive:
+            member = archive.getmember("pickle")
+            stream = archive.extractfile(member) if member.size <= MAX_PICKLE_BYTES else None
+            if stream is not None:
+                run = _Interpreter(lambda pid: _Opaque("a tar-format storage")).walk(
+                    cast(BinaryIO, io.BytesIO(stream.read(MAX_PICKLE_BYTES)))
+                )
+                unsafe = tuple(
+                    replace(u, where=f"byte {u.position:,} of tar member pickle")
+                    for u in run.unsafe
+                )
+    except Exception:
+        pass
+    return PickleCheckpoint(path, "legacy", size, unsafe=unsafe, problems=(problem,))
 
 
 def _zip_data_offset(f: BinaryIO, info: zipfile.ZipInfo, size: int) -> int | None:

@@ -443,3 +443,21 @@ def test_clean_torch_files_agree_with_picklescan(tmp_path: Path, legacy: bool) -
     theirs = _picklescan(path)
     assert "dangerous" not in theirs.values() and theirs
     assert read_pickle_checkpoint(path).unsafe == ()
+
+
+def test_legacy_tar_format_is_named_and_its_pickle_searched(tmp_path: Path) -> None:
+    import tarfile
+
+    marker = tmp_path / "marker"
+    data, qualified = payloads(marker)["exec-reduce"]
+    path = tmp_path / "old.pt"
+    with tarfile.open(path, "w", format=tarfile.PAX_FORMAT) as archive:
+        for name, content in (("sys_info", pickle.dumps({})), ("pickle", data)):
+            info = tarfile.TarInfo(name)
+            info.size = len(content)
+            archive.addfile(info, io.BytesIO(content))
+    checkpoint, imports = read_recording_imports(path)
+    assert [u.qualified for u in checkpoint.unsafe] == [qualified]
+    (problem,) = checkpoint.problems
+    assert problem.message.startswith("legacy tar format of torch before 0.4")
+    assert not marker.exists() and imports == []
