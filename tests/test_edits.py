@@ -9,7 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from sdlint.edits import DropTensors, InitTensor, SetConfigValues, config_values, init_chunks
+from sdlint.edits import (
+    DropTensors,
+    Edit,
+    InitTensor,
+    SetConfigValues,
+    config_values,
+    init_chunks,
+)
 from sdlint.fixes import apply
 from tests.safetensors_files import write_tensors
 
@@ -63,7 +70,7 @@ def test_a_fix_streams_a_new_tensor_to_the_file(tmp_path: Path) -> None:
 
 def test_config_values_merge_per_file_later_edits_winning() -> None:
     a, b = Path("a/config.json"), Path("b/config.json")
-    edits = [
+    edits: list[Edit] = [
         SetConfigValues(a, (("num_labels", "3"), ("id2label", '{"0": "x"}'))),
         DropTensors(Path("a/model.safetensors"), ("w",)),
         SetConfigValues(b, (("vocab_size", "10"),)),
