@@ -4,8 +4,11 @@ importing transformers: the label count and the config field that explains a ten
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 from collections.abc import Iterator, Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -76,8 +79,31 @@ class ConfigFile:
         return self.document if self.document is not None else {}
 
 
+# An editor's unsaved config texts, which stand in for the files on disk (the language server
+# checks what the user sees). Keyed by absolute normalised path; set only around one check.
+_UNSAVED: ContextVar[Mapping[Path, bytes] | None] = ContextVar("sdlint_unsaved", default=None)
+
+
+@contextlib.contextmanager
+def unsaved_configs(texts: Mapping[Path, bytes]) -> Iterator[None]:
+    """Within the block (in this thread or task), `read_config` reads these texts instead of the
+    files on disk. The checkpoints themselves are still found on disk."""
+    token = _UNSAVED.set({_absolute(path): raw for path, raw in texts.items()})
+    try:
+        yield
+    finally:
+        _UNSAVED.reset(token)
+
+
+def _absolute(path: Path) -> Path:
+    return Path(os.path.normpath(path.absolute()))
+
+
 def read_config(path: Path) -> ConfigFile:
     """Read and parse a config.json through the guarded open. Never raises on bad input."""
+    unsaved = _UNSAVED.get()
+    if unsaved and _absolute(path) in unsaved:
+        return parse_config_bytes(path, unsaved[_absolute(path)])
     try:
         raw = read_bounded(path)
     except ReadError as e:

@@ -27,6 +27,7 @@ from pytest_lsp import LanguageClient, make_test_lsp_client
 from sdlint.diagnostic import Diagnostic, Location, Severity
 from sdlint.server.placement import lsp_range, place_findings
 from sdlint.server.workspace import FolderFindings
+from tests.safetensors_files import write_sharded
 from tests.tiny_models import edit_config, save_roberta
 
 pytestmark = [pytest.mark.model, pytest.mark.slow]
@@ -185,6 +186,34 @@ async def test_invalid_config_is_a_diagnostic_not_a_crash(
     assert "not valid JSON" in diagnostics[0].message
     # Still serving: a clean folder is checked afterwards.
     assert await open_document(client, models["clean"] / "config.json") == []
+
+
+@in_session
+async def test_an_index_finding_sits_at_its_weight_map_entry(
+    client: LanguageClient, tmp_path: Path
+) -> None:
+    folder = tmp_path / "sharded"
+    index = write_sharded(
+        folder,
+        {
+            "model-00001-of-00002.safetensors": {"a.weight": ("F32", (2,))},
+            "model-00002-of-00002.safetensors": {"b.weight": ("F32", (2,)), "c": ("F32", (2,))},
+        },
+        weight_map={
+            "a.weight": "model-00001-of-00002.safetensors",
+            "b.weight": "model-00002-of-00002.safetensors",
+            "c": "model-00001-of-00002.safetensors",  # it is in the other shard
+        },
+    )
+    diagnostics = await open_document(client, index)
+    assert [d.code for d in diagnostics] == ["SD004"]
+    assert diagnostics[0].message.startswith("index maps `c` to model-00001-of-00002")
+    text = index.read_text()
+    row = line_of(text, '"c":')
+    column = text.split("\n")[row].index('"c"')
+    assert diagnostics[0].range == lsp.Range(
+        lsp.Position(row, column), lsp.Position(row, column + len('"c"'))
+    )
 
 
 @in_session

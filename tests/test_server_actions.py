@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -46,9 +46,9 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     base = tmp_path_factory.mktemp("models")
     saved = save_roberta(base / "saved")
     out = {}
-    for name in ("five-labels", "wrapped", "wrapped-five-labels"):
+    for name in ("five-labels", "five-labels-undo", "wrapped", "wrapped-five-labels"):
         out[name] = Path(shutil.copytree(saved, base / name))
-    for name in ("five-labels", "wrapped-five-labels"):
+    for name in ("five-labels", "five-labels-undo", "wrapped-five-labels"):
         edit_config(
             out[name] / "config.json",
             id2label=FIVE_LABELS,
@@ -160,13 +160,13 @@ async def test_config_fix_is_an_edit_of_the_open_document(
     expected = edited_json(text, values)
     assert len(json.loads(expected)["id2label"]) == 2
 
-    actions = await code_actions(client, uri, diagnostics)
-    assert [list(a.diagnostics) for a in actions] == [[d] for d in diagnostics]
-    for action in actions:
-        assert action.title == fix.description + " (unsafe)"
-        assert (action.kind, action.command, action.is_preferred) == ("quickfix", None, None)
-        assert list(action.edit.changes) == [uri]
-        assert list(action.edit.changes[uri]) == [lsp.TextEdit(whole(text), expected)]
+    # One fix for the head's weight and bias: offered once, resolving both diagnostics.
+    [action] = await code_actions(client, uri, diagnostics)
+    assert list(action.diagnostics) == diagnostics
+    assert action.title == fix.description + " (unsafe)"
+    assert (action.kind, action.command, action.is_preferred) == ("quickfix", None, None)
+    assert list(action.edit.changes) == [uri]
+    assert list(action.edit.changes[uri]) == [lsp.TextEdit(whole(text), expected)]
 
     # The editor's text, unsaved edits included, is what the values are set in.
     edited = text.replace('"model_type"', '"note": "unsaved",\n  "model_type"')
@@ -175,7 +175,7 @@ async def test_config_fix_is_an_edit_of_the_open_document(
         content_changes=[lsp.TextDocumentContentChangeWholeDocument(text=edited)],
     )
     moved = await publishing(client, uri, lambda: client.text_document_did_change(change))
-    [action, _] = await code_actions(client, uri, moved, [QUICK_FIX])
+    [action] = await code_actions(client, uri, moved, [QUICK_FIX])
     [text_edit] = action.edit.changes[uri]
     assert text_edit.new_text == edited_json(edited, values)
     assert json.loads(text_edit.new_text)["note"] == "unsaved"
@@ -183,6 +183,55 @@ async def test_config_fix_is_an_edit_of_the_open_document(
 
     # Only unsafe fixes here: fix-all has nothing to offer.
     assert await code_actions(client, uri, moved, only=[lsp.CodeActionKind.SourceFixAll]) == []
+
+
+async def published_until(
+    client: LanguageClient, uri: str, done: Callable[[list[Any]], bool], send: Callable[[], None]
+) -> list[Any]:
+    """Send a notification, then wait until what the server publishes for `uri` satisfies `done`
+    (an edit is published at once, re-placed, and again once the folder is checked)."""
+    client.diagnostics.pop(uri, None)
+    send()
+
+    async def wait() -> list[Any]:
+        while uri not in client.diagnostics or not done(list(client.diagnostics[uri])):
+            await asyncio.sleep(0.01)
+        return list(client.diagnostics[uri])
+
+    return await asyncio.wait_for(wait(), TIMEOUT)
+
+
+def change(uri: str, version: int, text: str) -> lsp.DidChangeTextDocumentParams:
+    return lsp.DidChangeTextDocumentParams(
+        text_document=lsp.VersionedTextDocumentIdentifier(uri=uri, version=version),
+        content_changes=[lsp.TextDocumentContentChangeWholeDocument(text=text)],
+    )
+
+
+@in_session
+async def test_the_edited_text_is_checked_before_saving(
+    client: LanguageClient, models: dict[str, Path]
+) -> None:
+    """After the quick fix edits the buffer, its findings go without a save; an undo (the old text
+    again) brings them back. The file on disk is never written."""
+    config = models["five-labels-undo"] / "config.json"
+    uri, text = config.as_uri(), config.read_text()
+    diagnostics = await open_document(client, config)
+    assert [d.code for d in diagnostics] == ["SD101", "SD101"]
+    [action] = await code_actions(client, uri, diagnostics, [QUICK_FIX])
+    [fixed] = action.edit.changes[uri]
+
+    def codes(published: list[Any]) -> list[str]:
+        return [d.code for d in published]
+
+    def send(version: int, new_text: str) -> Callable[[], None]:
+        return lambda: client.text_document_did_change(change(uri, version, new_text))
+
+    fixed_text = send(2, fixed.new_text)
+    assert await published_until(client, uri, lambda p: codes(p) == [], fixed_text) == []
+    back = await published_until(client, uri, lambda p: codes(p) != [], send(3, text))
+    assert codes(back) == ["SD101", "SD101"]
+    assert config.read_text() == text
 
 
 @in_session
@@ -234,8 +283,8 @@ async def test_fix_all_applies_only_safe_fixes(
         assert list(action.command.arguments) == [str(folder)]
     # Asked for everything: the unsafe quick fixes, and fix-all.
     everything = await code_actions(client, config.as_uri(), on_config)
-    assert [a.kind for a in everything] == ["quickfix", "quickfix", FIX_ALL_KIND]
-    assert [a.title.endswith(" (unsafe)") for a in everything] == [True, True, False]
+    assert [a.kind for a in everything] == ["quickfix", FIX_ALL_KIND]
+    assert [a.title.endswith(" (unsafe)") for a in everything] == [True, False]
 
     published = await execute(client, action.command, weights.as_uri(), config.as_uri())
     assert published[weights.as_uri()] == []

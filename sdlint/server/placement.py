@@ -108,7 +108,13 @@ def place_findings(
             # An index is JSON, measured like a config; weights files are binary, with no lines.
             own_text = text(path) if path.name.endswith(".json") else None
             own_lines = own_text.split("\n") if own_text is not None else None
-            placed = Placed(to_lsp_diagnostic(d, d.location, own_lines, codec), d)
+            location = d.location
+            if own_text is not None and d.tensor is not None and location == Location():
+                # A finding about one tensor of an index sits at its `weight_map` entry (or at
+                # `weight_map` itself when the entry is missing), wherever edits moved it.
+                found = key_locations(own_text)
+                location = found.get(f"weight_map.{d.tensor}") or found.get("weight_map", location)
+            placed = Placed(to_lsp_diagnostic(d, location, own_lines, codec), d)
             out.setdefault(path, []).append(placed)
             continue
         target_text = text(target)

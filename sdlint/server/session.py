@@ -22,7 +22,7 @@ from sdlint import __version__
 from sdlint.checkpoint import INDEX_SUFFIX, WEIGHTS_SUFFIX
 from sdlint.config import CONFIG_FILES
 from sdlint.config_fields import CONFIG_NAME
-from sdlint.diagnostic import Applicability, Diagnostic
+from sdlint.diagnostic import Applicability, Diagnostic, Fix
 from sdlint.errors import SdlintError
 from sdlint.server.fixes import (
     APPLY_FIX,
@@ -58,8 +58,14 @@ _WATCHED = (
 )
 
 
+# How long the text of a config must stay unchanged before it is checked: typing checks once,
+# after the pause, rather than once per keystroke.
+DEBOUNCE_SECONDS = 0.3
+
+
 class SdlintLanguageServer(LanguageServer):
-    """Keeps each folder's latest findings, so edits re-place them without checking again."""
+    """Keeps each folder's latest findings: an edit re-places them at once (a key moved), and
+    checks the folder again with the editor's text once the edits pause."""
 
     def __init__(self) -> None:
         # Full sync: config.json files are small, and whole texts keep the server simple.
@@ -75,6 +81,7 @@ class SdlintLanguageServer(LanguageServer):
         # state (init functions, default dtype), which concurrent builds in two threads would
         # share; and a check must not read a file a fix is rewriting.
         self._check_lock = asyncio.Lock()
+        self._debounced: dict[Path, asyncio.Task[None]] = {}  # per folder: its check to come
 
     def open_documents(self) -> dict[Path, OpenDocument]:
         out: dict[Path, OpenDocument] = {}
@@ -91,8 +98,14 @@ class SdlintLanguageServer(LanguageServer):
         async with self._check_lock:
             if self._requested[folder] != number:
                 return
+            # The configs as the editor has them now, unsaved edits included (as ruff's server).
+            unsaved = {
+                path: doc.text
+                for path, doc in self.open_documents().items()
+                if path.name == CONFIG_NAME
+            }
             try:
-                findings = await asyncio.to_thread(check_folder, folder)
+                findings = await asyncio.to_thread(check_folder, folder, unsaved)
             except SdlintError as e:  # mostly an invalid project configuration: show the user
                 logger.error("%s", e)
                 self.show(lsp.MessageType.Error, f"sdlint: {e}")
@@ -108,6 +121,19 @@ class SdlintLanguageServer(LanguageServer):
                 return
         self.findings[folder] = findings
         self.publish(folder)
+
+    def check_soon(self, folder: Path) -> None:
+        """Check `folder` once no call for it has come for DEBOUNCE_SECONDS."""
+        pending = self._debounced.pop(folder, None)
+        if pending is not None:
+            pending.cancel()
+
+        async def later() -> None:
+            await asyncio.sleep(DEBOUNCE_SECONDS)
+            del self._debounced[folder]  # from here on, a new edit schedules a new check
+            await self.check(folder)
+
+        self._debounced[folder] = asyncio.ensure_future(later())
 
     async def check_all(self) -> None:
         for folder in sorted(self.findings):
@@ -145,8 +171,9 @@ class SdlintLanguageServer(LanguageServer):
         return (chosen[0][0], chosen[0][1].finding) if chosen else None
 
     def quick_fix(
-        self, folder: Path, d: Diagnostic, shown: lsp.Diagnostic
+        self, folder: Path, d: Diagnostic, shown: list[lsp.Diagnostic]
     ) -> lsp.CodeAction | None:
+        """The action applying `d`'s fix, which resolves every diagnostic in `shown`."""
         fix = d.fix
         if fix is None or not fix.edits:
             return None
@@ -155,7 +182,7 @@ class SdlintLanguageServer(LanguageServer):
         action = lsp.CodeAction(
             title=title,
             kind=lsp.CodeActionKind.QuickFix,
-            diagnostics=[shown],
+            diagnostics=shown,
             is_preferred=safe or None,  # what an editor's "auto fix" may pick without asking
         )
         edit = document_edit(fix.edits, self.open_documents(), self.workspace.position_codec)
@@ -174,9 +201,17 @@ class SdlintLanguageServer(LanguageServer):
         only = params.context.only
         actions: list[lsp.CodeAction] = []
         if wanted(lsp.CodeActionKind.QuickFix.value, only):
+            # One action per fix: a config fix shared by the findings of a head's weight and
+            # bias is offered once, for both.
+            fixes: dict[tuple[Path, Fix], tuple[Diagnostic, list[lsp.Diagnostic]]] = {}
             for shown in params.context.diagnostics:
                 found = self.finding_of(path, shown)
-                action = self.quick_fix(*found, shown) if found is not None else None
+                if found is None or found[1].fix is None:
+                    continue
+                folder, d = found
+                fixes.setdefault((folder, found[1].fix), (d, []))[1].append(shown)
+            for (folder, _), (d, resolved) in fixes.items():
+                action = self.quick_fix(folder, d, resolved)
                 if action is not None:
                     actions.append(action)
         if wanted(FIX_ALL_KIND, only):
@@ -265,13 +300,19 @@ def build_server() -> SdlintLanguageServer:
         elif saved and is_settings_file(path):  # opening one changes nothing
             await ls.check_all()
 
-    def replace_findings(ls: SdlintLanguageServer, uri: str) -> None:
-        # Findings come from the files on disk (checked again on save); an edit, or closing
-        # without saving, only moves the config keys they point at: re-place, no new check.
+    def edited(ls: SdlintLanguageServer, uri: str) -> None:
+        # An edit, or closing without saving, moves the config keys the findings point at:
+        # re-place them at once. A config's text is also what its folders are checked against
+        # (the editor's, unsaved edits included): check them again once the edits pause.
         path = path_of(uri)
-        if path is not None:
-            for folder in ls.folders_showing(path):
-                ls.publish(folder)
+        if path is None:
+            return
+        folders = ls.folders_showing(path)
+        for folder in folders:
+            ls.publish(folder)
+        if path.name == CONFIG_NAME:
+            for folder in {*folders, path.parent}:
+                ls.check_soon(folder)
 
     @server.feature(lsp.INITIALIZED)
     async def initialized(ls: SdlintLanguageServer, params: lsp.InitializedParams) -> None:
@@ -305,12 +346,12 @@ def build_server() -> SdlintLanguageServer:
         await on_open_or_save(ls, params.text_document.uri, saved=True)
 
     @server.feature(lsp.TEXT_DOCUMENT_DID_CHANGE)
-    def did_change(ls: SdlintLanguageServer, params: lsp.DidChangeTextDocumentParams) -> None:
-        replace_findings(ls, params.text_document.uri)
+    async def did_change(ls: SdlintLanguageServer, params: lsp.DidChangeTextDocumentParams) -> None:
+        edited(ls, params.text_document.uri)
 
     @server.feature(lsp.TEXT_DOCUMENT_DID_CLOSE)
-    def did_close(ls: SdlintLanguageServer, params: lsp.DidCloseTextDocumentParams) -> None:
-        replace_findings(ls, params.text_document.uri)
+    async def did_close(ls: SdlintLanguageServer, params: lsp.DidCloseTextDocumentParams) -> None:
+        edited(ls, params.text_document.uri)
 
     @server.feature(
         lsp.TEXT_DOCUMENT_CODE_ACTION,

@@ -12,7 +12,7 @@ from pygls.uris import to_fs_path
 
 from sdlint.checkpoint import INDEX_SUFFIX, WEIGHTS_SUFFIX
 from sdlint.config import CONFIG_FILES, ConfigResolver
-from sdlint.config_fields import CONFIG_NAME
+from sdlint.config_fields import CONFIG_NAME, unsaved_configs
 from sdlint.diagnostic import Diagnostic
 from sdlint.engine import Settings, check_paths, resolve
 
@@ -65,12 +65,15 @@ class FolderFindings:
     config_of: Mapping[Path, Path] = field(default_factory=dict)
 
 
-def check_folder(folder: Path) -> FolderFindings:
-    """Lint one folder (runs in a worker thread: a cold cache builds a transformers model)."""
+def check_folder(folder: Path, unsaved: Mapping[Path, str] | None = None) -> FolderFindings:
+    """Lint one folder (runs in a worker thread: a cold cache builds a transformers model), with
+    the editor's `unsaved` config.json texts in place of the files on disk."""
     inputs = lint_inputs(folder)
     if not inputs:
         return FolderFindings()
-    report = check_paths(inputs)
+    texts = {path: text.encode("utf-8") for path, text in (unsaved or {}).items()}
+    with unsaved_configs(texts):
+        report = check_paths(inputs)
     resolver = ConfigResolver()
     config_of: dict[Path, Path] = {}
     for checkpoint in report.checkpoints:
