@@ -62,8 +62,8 @@ def build(folder: Path) -> tuple[Path, Path]:
 
 def oracle_seconds(folder: Path, config: Path, repeat: int) -> float:
     """What a cold run costs beyond importing torch and transformers: one `predict_load`."""
-    from sdlint.checkpoint import find_checkpoints
     from sdlint.config_fields import read_config
+    from sdlint.discover import find_checkpoints
     from sdlint.model import TensorSpec
     from sdlint.model.oracle import predict_load
 

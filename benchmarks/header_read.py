@@ -19,7 +19,7 @@ from functools import partial
 from pathlib import Path
 
 from benchmarks._util import in_process, time_process, write_sparse_checkpoint
-from sdlint.header import Header, read_header
+from sdlint.formats.safetensors import Header, read_header
 
 SAFE_OPEN_SCRIPT = """
 import sys

@@ -13,13 +13,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 from sdlint import __version__
-from sdlint.checkpoint import display
 from sdlint.config import HEAD_FIXES, ConfigResolver
 from sdlint.diagnostic import Diagnostic
 from sdlint.emit import FORMATS, EmitContext, report_emitter
 from sdlint.engine import Settings, check_paths
 from sdlint.errors import SdlintError
 from sdlint.registry import all_rules, get_rule, rules_markdown
+from sdlint.sources.local import display
 
 if TYPE_CHECKING:
     from sdlint.fixes import FixOutcome

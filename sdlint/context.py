@@ -82,19 +82,18 @@ class CheckContext:
 
     @cached_property
     def model(self) -> ModelView | None:
-        """None when there is nothing to compare: no config.json, or weights that cannot be read
-        (the integrity rules report those)."""
+        """None when there is nothing to compare: no config.json, weights that cannot be read (the
+        integrity rules report those), or a PEFT adapter."""
+        if self.checkpoint.is_adapter:
+            return None  # a PEFT adapter's tensors are not the model's (PEFT checks: not yet)
         config = self.target.config or self.checkpoint.config
         if config is None:
             return None
         if not self.checkpoint.loadable or self.target.model_checks == "off":
             return None
-        from sdlint.model import TensorSpec, cached_verdict, load_verdict
+        from sdlint.model import cached_verdict, load_verdict
 
-        tensors = {
-            name: TensorSpec(info.dtype, info.shape)
-            for name, info in self.checkpoint.tensors.items()
-        }
+        tensors = self.checkpoint.signature()
         if self.target.model_checks == "cached":
             recorded = cached_verdict(
                 config, tensors, self.target.architecture, cache_dir=self.target.cache_dir

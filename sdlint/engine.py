@@ -10,11 +10,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from sdlint.checkpoint import Checkpoint, find_checkpoints
+from sdlint.checkpoint import Checkpoint
 from sdlint.config import ConfigResolver, ProjectConfig
 from sdlint.config_fields import read_config
 from sdlint.context import CheckContext, ModelTarget
 from sdlint.diagnostic import Diagnostic
+from sdlint.discover import find_checkpoints
 from sdlint.registry import Rule, Selection, select_rules
 
 
@@ -78,7 +79,10 @@ def resolve(settings: Settings, project: ProjectConfig, checkpoint_path: Path) -
 def check_checkpoint(checkpoint: Checkpoint, resolved: Resolved) -> list[Diagnostic]:
     context = CheckContext(checkpoint, resolved.target)
     out = []
+    local = checkpoint.local_path is not None  # fixes rewrite files: only local ones
     for r in resolved.rules:
+        if not r.applies_to(checkpoint.format):
+            continue
         for finding in r.check(context):
             diagnostic = Diagnostic(
                 code=r.code,
@@ -88,7 +92,7 @@ def check_checkpoint(checkpoint: Checkpoint, resolved: Resolved) -> list[Diagnos
                 tensor=finding.tensor,
                 expected=finding.expected,
                 actual=finding.actual,
-                fix=finding.fix,
+                fix=finding.fix if local else None,
                 location=finding.location,
                 group=finding.group,
                 config_key=finding.config_key,

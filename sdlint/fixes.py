@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sdlint.checkpoint import Checkpoint, display, read_index
+from sdlint.checkpoint import Checkpoint
 from sdlint.diagnostic import Diagnostic
 from sdlint.edits import (
     DropTensors,
@@ -32,7 +32,8 @@ from sdlint.edits import (
 )
 from sdlint.engine import Report, Settings, check_paths
 from sdlint.errors import SdlintError
-from sdlint.header import Header, read_header
+from sdlint.formats.index import read_index
+from sdlint.formats.safetensors import Header, read_header
 from sdlint.rewrite import (
     NewTensor,
     RewriteError,
@@ -40,6 +41,7 @@ from sdlint.rewrite import (
     rewrite_safetensors,
     write_text_atomic,
 )
+from sdlint.sources.local import display
 
 MAX_PASSES = 10
 

@@ -60,6 +60,11 @@ class Rule:
     fix: FixAvailability = FixAvailability.NONE
     enabled_by_default: bool = True
     needs_model: bool = False  # needs the expected model (transformers, or a cached verdict)
+    # The checkpoint formats (sdlint/formats/) the rule checks; None: every format.
+    formats: frozenset[str] | None = None
+
+    def applies_to(self, checkpoint_format: str) -> bool:
+        return self.formats is None or checkpoint_format in self.formats
 
     def render_doc(self) -> str:
         fix_line = {
@@ -92,6 +97,7 @@ def rule(
     fix: FixAvailability = FixAvailability.NONE,
     enabled_by_default: bool = True,
     needs_model: bool = False,
+    formats: Iterable[str] | None = None,
 ) -> Callable[[CheckFunction], CheckFunction]:
     """Register a rule; refuses (at import time) a duplicate code or missing documentation."""
 
@@ -103,7 +109,16 @@ def rule(
         if missing:
             raise ValueError(f"rule {code} documentation lacks {', '.join(missing)}")
         RULES[code] = Rule(
-            code, name, summary, doc, check, severity, fix, enabled_by_default, needs_model
+            code,
+            name,
+            summary,
+            doc,
+            check,
+            severity,
+            fix,
+            enabled_by_default,
+            needs_model,
+            frozenset(formats) if formats is not None else None,
         )
         return check
 

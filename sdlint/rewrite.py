@@ -7,10 +7,10 @@ What gets fixed is decided elsewhere; this module makes applying a decision safe
   bounded by the header, the buffer and one chunk, whatever the checkpoint's size. Nothing is
   mmapped (mapped pages count towards RSS) and nothing goes through torch or numpy.
 * Verified. Each kept tensor is hashed as it is read from the original. Once the new file is
-  written and fsynced, its header is read back with `sdlint.header.read_header`, held to the
-  reference reader's structural rules (the checks of SD002 and SD003, from sdlint.header),
-  compared with the plan, and every tensor is read back and hashed again. The original is
-  replaced only if all of that agrees.
+  written and fsynced, its header is read back with `sdlint.formats.safetensors.read_header`,
+  held to the reference reader's structural rules (the checks of SD002 and SD003, from
+  sdlint.formats.safetensors), compared with the plan, and every tensor is read back and
+  hashed again. The original is replaced only if all of that agrees.
 * Atomic. The new file is a temporary file in the same folder (so `os.replace` is a rename within
   one filesystem), fsynced, then renamed over the original, and the folder is fsynced. Until that
   rename the original is untouched, so a crash, SIGKILL, full disk or permission error leaves it
@@ -42,11 +42,11 @@ from types import MappingProxyType
 from typing import Final
 
 from sdlint.dtypes import DTYPE_BITS, is_uint, tensor_bits
-from sdlint.header import (
+from sdlint.formats import LfsPointer
+from sdlint.formats.safetensors import (
     LENGTH_PREFIX,
     MAX_HEADER_SIZE,
     Header,
-    LfsPointer,
     TensorInfo,
     entry_problems,
     first_error,

@@ -25,7 +25,7 @@ from safetensors import safe_open
 from safetensors.numpy import save, save_file
 
 from sdlint import rewrite
-from sdlint.header import Header, read_header
+from sdlint.formats.safetensors import Header, read_header
 from sdlint.rewrite import (
     NewTensor,
     RewriteError,

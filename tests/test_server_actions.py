@@ -25,7 +25,7 @@ from sdlint.diagnostic import Applicability, Diagnostic, Severity
 from sdlint.edits import RenameTensors, SetConfigValues
 from sdlint.engine import Settings, check_paths
 from sdlint.fixes import edited_json
-from sdlint.header import Header, read_header
+from sdlint.formats.safetensors import Header, read_header
 from sdlint.server.fixes import FindingRef, document_edit, wanted
 from sdlint.server.workspace import OpenDocument
 from tests import test_server

@@ -1,1 +1,87 @@
-"""Readers of the weight file formats sdlint checks."""
+"""What the bytes mean: each format reads its files through a `Source` and describes them the same
+way, so the checkpoint, the model rules and the model layer never depend on the format.
+
+A format module (`safetensors.py`, `pickle.py`) gives, for each weights file, either a description
+(a `FileDescription`: its path, its `format`, and its tensors as `Tensor`s) or a value saying why
+it has none (`Unreadable`, `LfsPointer`). The integrity
+rules of a format read its own richer description (safetensors' `Header` with every entry as
+written); everything else reads only what is defined here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+# Format names: `Checkpoint.format`, `FileDescription.format`, and what rules declare they check.
+SAFETENSORS = "safetensors"
+PICKLE = "pickle"
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """A tensor as the model layer sees it: dtype name and shape, in any format.
+
+    Dtype names are safetensors' for every format ("F32", "BF16", "I64", ...:
+    sdlint/dtypes.py); a format with other names translates them when it reads.
+    """
+
+    dtype: str
+    shape: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class Tensor:
+    """One well-formed tensor of a weights file, in any format.
+
+    `span` is the tensor's bytes `[begin, end)` where the format has one place for them
+    (safetensors: relative to the data section); None where it has not.
+    """
+
+    name: str
+    dtype: str
+    shape: tuple[int, ...]
+
+    @property
+    def span(self) -> tuple[int, int] | None:
+        return None
+
+    @property
+    def spec(self) -> TensorSpec:
+        return TensorSpec(self.dtype, self.shape)
+
+
+class FileDescription(Protocol):
+    """A weights file that could be read: what every format gives the checkpoint."""
+
+    @property
+    def path(self) -> Path: ...
+
+    @property
+    def format(self) -> str: ...
+
+    @property
+    def tensors(self) -> Mapping[str, Tensor]:
+        """Well-formed tensors by name, in file order; a name given twice keeps the one the
+        format's loader keeps."""
+        ...
+
+
+@dataclass(frozen=True)
+class Unreadable:
+    """A weights file that cannot be read at all (for safetensors: SD001)."""
+
+    path: Path
+    reason: str
+    format: str = SAFETENSORS
+
+
+@dataclass(frozen=True)
+class LfsPointer:
+    """A Git LFS pointer file standing where the weights should be (SD005)."""
+
+    path: Path
+    oid: str | None
+    size: int | None

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sdlint.checkpoint import load_file_checkpoint, load_index_checkpoint
+from sdlint.discover import load_file_checkpoint, load_index_checkpoint
 from sdlint.model.verdict import LoadVerdict, TensorSpec
 
 MismatchSet = frozenset[tuple[str, tuple[int, ...], tuple[int, ...]]]
@@ -38,7 +38,7 @@ def directory_signature(directory: Path) -> dict[str, TensorSpec]:
         checkpoint = load_index_checkpoint(directory / "model.safetensors.index.json")
     if not checkpoint.loadable:
         raise ValueError(f"{checkpoint.display_path} is not fully readable: {checkpoint.files}")
-    return {name: TensorSpec(t.dtype, t.shape) for name, t in checkpoint.tensors.items()}
+    return checkpoint.signature()
 
 
 @dataclass(frozen=True)

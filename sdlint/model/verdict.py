@@ -22,18 +22,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from sdlint.formats import TensorSpec as TensorSpec  # the model layer's input, from the read stage
+
 # The one on-disk format version of verdicts and their cache (sdlint/model/cache.py). Bump it when
 # a field keeps its name and type but changes meaning: older entries then stop decoding. Adding,
 # removing, renaming, reordering or retyping a field needs no bump (`schema()` covers it).
 FORMAT_VERSION = 3
-
-
-@dataclass(frozen=True)
-class TensorSpec:
-    """One tensor as its safetensors header gives it: dtype name ("F32", "BF16", ...) and shape."""
-
-    dtype: str
-    shape: tuple[int, ...]
 
 
 @dataclass(frozen=True)

@@ -9,25 +9,31 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 
-from sdlint.checkpoint import Checkpoint, display, tensor_bytes
+from sdlint.checkpoint import Checkpoint
 from sdlint.context import CheckContext
 from sdlint.diagnostic import Severity
-from sdlint.header import (
+from sdlint.formats import SAFETENSORS, LfsPointer, Unreadable
+from sdlint.formats.safetensors import (
     Header,
-    LfsPointer,
     Problem,
-    Unreadable,
     entry_problems,
     layout_problems,
+    tensor_bytes,
 )
 from sdlint.registry import Finding, rule
+from sdlint.sources.local import display
 
 
 def _headers(checkpoint: Checkpoint) -> Iterator[Header]:
     yield from checkpoint.headers
 
 
-@rule("SD001", "unreadable-header", summary="The safetensors header cannot be read.")
+@rule(
+    "SD001",
+    "unreadable-header",
+    formats=(SAFETENSORS,),
+    summary="The safetensors header cannot be read.",
+)
 def unreadable_header(ctx: CheckContext) -> Iterator[Finding]:
     """## What it does
     Checks that the file starts with a readable safetensors header: an 8-byte little-endian length N
@@ -60,7 +66,12 @@ def unreadable_header(ctx: CheckContext) -> Iterator[Finding]:
                 yield Finding(warning, display(result.path), Severity.WARNING)
 
 
-@rule("SD002", "invalid-tensor-entry", summary="A tensor entry in the header is malformed.")
+@rule(
+    "SD002",
+    "invalid-tensor-entry",
+    formats=(SAFETENSORS,),
+    summary="A tensor entry in the header is malformed.",
+)
 def invalid_tensor_entry(ctx: CheckContext) -> Iterator[Finding]:
     """## What it does
     Checks every tensor entry of the header: a known dtype (every dtype of the current safetensors
@@ -88,7 +99,12 @@ def invalid_tensor_entry(ctx: CheckContext) -> Iterator[Finding]:
         yield from _findings(header, entry_problems(header))
 
 
-@rule("SD003", "invalid-data-layout", summary="Tensor data does not tile the data section exactly.")
+@rule(
+    "SD003",
+    "invalid-data-layout",
+    formats=(SAFETENSORS,),
+    summary="Tensor data does not tile the data section exactly.",
+)
 def invalid_data_layout(ctx: CheckContext) -> Iterator[Finding]:
     """## What it does
     Checks, in offset order as the reference reader does, that the tensors' byte ranges start at 0,
@@ -121,7 +137,12 @@ def _findings(header: Header, problems: Iterator[Problem]) -> Iterator[Finding]:
         yield Finding(p.message, path, None if p.error else Severity.WARNING, tensor=p.tensor)
 
 
-@rule("SD004", "inconsistent-shard-index", summary="A sharded index disagrees with its shards.")
+@rule(
+    "SD004",
+    "inconsistent-shard-index",
+    formats=(SAFETENSORS,),
+    summary="A sharded index disagrees with its shards.",
+)
 def inconsistent_shard_index(ctx: CheckContext) -> Iterator[Finding]:
     """## What it does
     For a sharded checkpoint (`model.safetensors.index.json` with its shards), checks that the index
@@ -219,7 +240,12 @@ def inconsistent_shard_index(ctx: CheckContext) -> Iterator[Finding]:
             )
 
 
-@rule("SD005", "git-lfs-pointer", summary="The file is a Git LFS pointer, not the weights.")
+@rule(
+    "SD005",
+    "git-lfs-pointer",
+    formats=(SAFETENSORS,),
+    summary="The file is a Git LFS pointer, not the weights.",
+)
 def git_lfs_pointer(ctx: CheckContext) -> Iterator[Finding]:
     """## What it does
     Recognises a Git LFS pointer file (a small text file starting with

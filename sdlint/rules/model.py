@@ -13,7 +13,6 @@ from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
 
-from sdlint.checkpoint import display
 from sdlint.config_fields import differing_dims, explaining_field
 from sdlint.context import CheckContext, ModelView
 from sdlint.diagnostic import Applicability, Fix, Severity
@@ -29,6 +28,7 @@ from sdlint.model.verdict import (
     Mismatch,
 )
 from sdlint.registry import Finding, FixAvailability, rule
+from sdlint.sources.local import display
 
 # SD102 leads with one explanation when at least this share of the base model's tensors mismatch.
 _MOSTLY_MISMATCHED = 0.5

@@ -19,11 +19,11 @@ from pygls.lsp.server import LanguageServer
 from pygls.uris import from_fs_path
 
 from sdlint import __version__
-from sdlint.checkpoint import INDEX_SUFFIX, WEIGHTS_SUFFIX
 from sdlint.config import CONFIG_FILES
 from sdlint.config_fields import CONFIG_NAME
 from sdlint.diagnostic import Applicability, Diagnostic, Fix
 from sdlint.errors import SdlintError
+from sdlint.formats.safetensors import INDEX_SUFFIX, WEIGHTS_SUFFIX
 from sdlint.server.fixes import (
     APPLY_FIX,
     FIX_ALL,

@@ -10,11 +10,11 @@ from pathlib import Path
 
 from pygls.uris import to_fs_path
 
-from sdlint.checkpoint import INDEX_SUFFIX, WEIGHTS_SUFFIX
 from sdlint.config import CONFIG_FILES, ConfigResolver
 from sdlint.config_fields import CONFIG_NAME, unsaved_configs
 from sdlint.diagnostic import Diagnostic
 from sdlint.engine import Settings, check_paths, resolve
+from sdlint.formats.safetensors import INDEX_SUFFIX, WEIGHTS_SUFFIX
 
 
 def norm_path(path: str | Path) -> Path:

@@ -26,9 +26,10 @@ class ReadError(Exception):
     "cannot read the file: Permission denied"). Raised by sources, turned into values by their
     callers in the read stage: it never leaves it."""
 
-    def __init__(self, reason: str) -> None:
+    def __init__(self, reason: str, *, special: bool = False) -> None:
         super().__init__(reason)
         self.reason = reason
+        self.special = special  # the name is not a regular file (reason: "not a regular file")
 
 
 class Reader(Protocol):

@@ -82,7 +82,7 @@ def guarded_open(path: Path) -> Iterator[_FdReader]:
     except (OSError, ValueError) as e:
         raise ReadError(f"cannot read the file: {os_reason(e)}") from e
     if not stat.S_ISREG(before.st_mode):
-        raise ReadError("not a regular file")
+        raise ReadError("not a regular file", special=True)
     try:
         fd = os.open(path, _OPEN_FLAGS)
     except (OSError, ValueError) as e:
@@ -90,7 +90,7 @@ def guarded_open(path: Path) -> Iterator[_FdReader]:
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):  # replaced between the look and the open
-            raise ReadError("not a regular file")
+            raise ReadError("not a regular file", special=True)
         yield _FdReader(fd, st.st_size)
     finally:
         os.close(fd)

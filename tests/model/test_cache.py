@@ -14,7 +14,7 @@ import pytest
 
 import sdlint.model.cache
 from sdlint.config_fields import ConfigFile, read_config
-from sdlint.header import Header, read_header
+from sdlint.formats.safetensors import Header, read_header
 from sdlint.model import (
     ConfigProblem,
     LoadVerdict,

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from sdlint.checkpoint import find_checkpoints
+from sdlint.discover import find_checkpoints
 from sdlint.errors import UsageError
 from tests.safetensors_files import TensorSpecs, write_sharded, write_tensors
 
@@ -80,18 +80,18 @@ def test_every_changed_shard_reads_each_header_once(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """pre-commit passes each changed shard: the checkpoint is loaded once, not once per shard."""
-    import sdlint.checkpoint
-    import sdlint.header
+    import sdlint.discover
+    import sdlint.formats.safetensors
 
     write_sharded(tmp_path, SHARDS)
     reads: list[Path] = []
-    real = sdlint.header.read_header
+    real = sdlint.formats.safetensors.read_header
 
     def counting(path: Path) -> object:
         reads.append(path)
         return real(path)
 
-    monkeypatch.setattr(sdlint.checkpoint, "read_header", counting)
+    monkeypatch.setattr(sdlint.discover, "read_header", counting)
     found = find_checkpoints([tmp_path / name for name in SHARDS])
     assert len(found) == 1
     assert sorted(p.name for p in reads) == sorted(SHARDS)

@@ -14,7 +14,8 @@ from hypothesis import strategies as st
 from safetensors import safe_open
 from safetensors.numpy import save_file
 
-from sdlint.header import Header, LfsPointer, Unreadable, parse_header, read_header
+from sdlint.formats import LfsPointer, Unreadable
+from sdlint.formats.safetensors import Header, parse_header, read_header
 from tests.safetensors_files import ALL_DTYPES, write_raw, write_tensors
 
 

@@ -1,4 +1,4 @@
-"""Read a safetensors header without touching the tensor data.
+"""The safetensors format: read a header without touching the tensor data.
 
 The format: an 8-byte little-endian u64 `N`, then `N` bytes of UTF-8 JSON (tensor name ->
 `{dtype, shape, data_offsets}` plus an optional `__metadata__` string map), then the data.
@@ -12,9 +12,12 @@ whole `sdlint check` process against a script that only opens the file). It foll
 reader (safetensors/src/tensor.rs `read_metadata`, `validate`) check for check; the tests hold it
 to `safe_open`'s verdict on the same files.
 
-The reader records facts; `entry_problems` and `layout_problems` hold them to the reference
-reader's structural rules, for rules/integrity.py (SD002, SD003) and for the rewriter, which refuses
-to rewrite, and verifies what it wrote by, the same verdict.
+The reader reads through a `Source` (sdlint/sources/) and records facts: a `Header` (every entry
+as written, and the well-formed ones as `TensorInfo`, the format-neutral `Tensor` with its byte
+span), or why there is none (`Unreadable`, `LfsPointer`). `entry_problems` and
+`layout_problems` hold a header to the reference reader's structural rules, for
+rules/integrity.py (SD002, SD003) and for the rewriter, which refuses to rewrite, and verifies
+what it wrote by, the same verdict.
 """
 
 from __future__ import annotations
@@ -23,7 +26,6 @@ import contextlib
 import gc
 import json
 import re
-import stat
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from functools import cached_property
@@ -31,6 +33,12 @@ from pathlib import Path
 from typing import Any
 
 from sdlint.dtypes import DTYPE_BITS, USIZE_LIMIT, is_uint, shape_text, tensor_bits
+from sdlint.formats import SAFETENSORS, LfsPointer, Tensor, Unreadable
+from sdlint.sources import ReadError, Source
+from sdlint.sources.local import LocalFile
+
+WEIGHTS_SUFFIX = ".safetensors"
+INDEX_SUFFIX = ".safetensors.index.json"
 
 # The reference reader refuses larger headers (safetensors `MAX_HEADER_SIZE`); we refuse them before
 # allocating anything.
@@ -43,14 +51,15 @@ _ENTRY_FIELDS = ("dtype", "shape", "data_offsets")
 
 
 @dataclass(frozen=True)
-class TensorInfo:
+class TensorInfo(Tensor):
     """A well-formed tensor entry. `begin`/`end` are relative to the start of the data section."""
 
-    name: str
-    dtype: str
-    shape: tuple[int, ...]
     begin: int
     end: int
+
+    @property
+    def span(self) -> tuple[int, int] | None:
+        return (self.begin, self.end)
 
 
 @dataclass(frozen=True)
@@ -87,6 +96,10 @@ class Header:
     warnings: tuple[str, ...] = ()  # file-level departures from the written format (SD001 warnings)
 
     @property
+    def format(self) -> str:
+        return SAFETENSORS
+
+    @property
     def data_size(self) -> int:
         return self.file_size - LENGTH_PREFIX - self.header_size
 
@@ -112,23 +125,6 @@ class Header:
                 dupes[entry.name] = None
             seen.add(entry.name)
         return tuple(dupes)
-
-
-@dataclass(frozen=True)
-class Unreadable:
-    """The header cannot be read at all (SD001)."""
-
-    path: Path
-    reason: str
-
-
-@dataclass(frozen=True)
-class LfsPointer:
-    """A Git LFS pointer file standing where the weights should be (SD005)."""
-
-    path: Path
-    oid: str | None
-    size: int | None
 
 
 HeaderResult = Header | Unreadable | LfsPointer
@@ -246,36 +242,34 @@ def first_error(problems: Iterable[Problem]) -> Problem | None:
     return next((p for p in problems if p.error), None)
 
 
-def read_header(path: Path) -> HeaderResult:
-    """Parse the header of `path`, reading at most 8 + N bytes. Never raises on bad input."""
+def read_header(source: Source | Path) -> HeaderResult:
+    """Parse the header of `source` (a Path reads the local file), reading at most 8 + N bytes.
+    Never raises on bad input."""
+    if isinstance(source, Path):
+        source = LocalFile(source)
+    path = source.local_path or Path(source.display)
     try:
-        st = path.stat()
-    except OSError as e:
-        return Unreadable(path, f"cannot read the file: {e.strerror or e}")
-    # A FIFO would block forever and /dev/zero never ends: look before opening.
-    if not stat.S_ISREG(st.st_mode):
-        return Unreadable(path, "not a regular file")
-    try:
-        with path.open("rb") as f:
-            prefix = f.read(LENGTH_PREFIX)
-            if prefix == LFS_SIGNATURE[:LENGTH_PREFIX] and st.st_size <= _LFS_MAX_SIZE:
-                text = prefix + f.read(_LFS_MAX_SIZE)
+        with source.open() as f:  # a regular file: no FIFO, device or folder is ever opened
+            size = f.size
+            prefix = f.read(0, LENGTH_PREFIX)
+            if prefix == LFS_SIGNATURE[:LENGTH_PREFIX] and size <= _LFS_MAX_SIZE:
+                text = f.read(0, _LFS_MAX_SIZE)
                 if text.startswith(LFS_SIGNATURE):
                     return _parse_lfs_pointer(path, text)
             if len(prefix) < LENGTH_PREFIX:
                 return Unreadable(
-                    path, f"file is {st.st_size} bytes, shorter than the 8-byte header length"
+                    path, f"file is {size} bytes, shorter than the 8-byte header length"
                 )
             n = int.from_bytes(prefix, "little")
-            problem = _check_header_length(n, st.st_size, prefix)
+            problem = _check_header_length(n, size, prefix)
             if problem:
                 return Unreadable(path, problem)
-            raw = f.read(n)
-    except OSError as e:
-        return Unreadable(path, f"cannot read the file: {e.strerror or e}")
+            raw = f.read(LENGTH_PREFIX, n)
+    except ReadError as e:
+        return Unreadable(path, e.reason)
     if len(raw) != n:  # the file shrank between stat and read
         return Unreadable(path, f"file ended after {len(raw)} of {n} header bytes")
-    return parse_header(raw, path=path, file_size=st.st_size)
+    return parse_header(raw, path=path, file_size=size)
 
 
 def _check_header_length(n: int, file_size: int, prefix: bytes) -> str | None:
@@ -540,3 +534,7 @@ def _render(value: Any) -> str:
     else:
         text = "-0" if isinstance(value, _NegativeZero) else json.dumps(value)
     return text if len(text) <= 40 else text[:37] + "..."
+
+
+def tensor_bytes(tensors: Iterable[TensorInfo]) -> int:
+    return sum(t.end - t.begin for t in tensors)

@@ -1,0 +1,146 @@
+"""Find the checkpoints the command line's PATHs stand for, and read each once.
+
+pre-commit passes only the files a commit touches, so a lone shard or a `config.json` is widened to
+the checkpoint it belongs to: a shard is checked with its index and siblings, never as a lone file.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Sequence
+from dataclasses import replace
+from pathlib import Path
+
+from sdlint.checkpoint import ADAPTER_CONFIG_NAME, Checkpoint
+from sdlint.config_fields import CONFIG_NAME, ConfigFile, read_config
+from sdlint.errors import UsageError
+from sdlint.formats.index import read_index
+from sdlint.formats.safetensors import INDEX_SUFFIX, WEIGHTS_SUFFIX, read_header
+from sdlint.sources.local import display, is_regular_file, list_folder
+
+# Folders a recursive search never enters: VCS data, environments and caches hold no user weights.
+_SKIPPED_DIRS = {"node_modules", "__pycache__", "site-packages"}
+
+
+def load_index_checkpoint(index_path: Path) -> Checkpoint:
+    index = read_index(index_path)
+    folder = index_path.parent
+    present = [name for name in index.shard_names if (folder / name).exists()]
+    missing = tuple(name for name in index.shard_names if name not in present)
+    files = tuple(read_header(folder / name) for name in present)
+    listed = {(folder / name).resolve() for name in index.shard_names}
+    shard_pattern = _shard_pattern(index_path)
+    unreferenced = tuple(
+        p
+        for p in sorted(list_folder(folder, WEIGHTS_SUFFIX))
+        if shard_pattern.fullmatch(p.name) and p.resolve() not in listed
+    )
+    checkpoint = Checkpoint(index_path, files, index, unreferenced, missing)
+    return _with_configs(checkpoint)
+
+
+def load_file_checkpoint(path: Path) -> Checkpoint:
+    return _with_configs(Checkpoint(path, (read_header(path),)))
+
+
+def _with_configs(checkpoint: Checkpoint) -> Checkpoint:
+    """The checkpoint with the config.json beside it (and an adapter's adapter_config.json)."""
+    config = _config_beside(checkpoint.folder, CONFIG_NAME)
+    adapter = (
+        _config_beside(checkpoint.folder, ADAPTER_CONFIG_NAME) if checkpoint.is_adapter else None
+    )
+    return replace(checkpoint, config=config, adapter_config=adapter)
+
+
+def _config_beside(folder: Path, name: str) -> ConfigFile | None:
+    """`folder/name` read once, when it is a regular file (after symlinks)."""
+    path = folder / name
+    return read_config(path) if is_regular_file(path) else None
+
+
+def _indexes_in(folder: Path) -> list[Path]:
+    return sorted(p for p in list_folder(folder, INDEX_SUFFIX) if p.is_file())
+
+
+def _owning_index(weights: Path) -> Path | None:
+    """The index beside `weights` that lists it as a shard (or names it by the shard pattern)."""
+    for index_path in _indexes_in(weights.parent):
+        listed = read_index(index_path).shard_names
+        if weights.name in listed or _shard_pattern(index_path).fullmatch(weights.name):
+            return index_path
+    return None
+
+
+# A checkpoint is found by its root, the file that names it: an index (True) or a lone weights
+# file (False). Finding roots reads only index JSON; each checkpoint's headers are read once, after
+# duplicates are dropped (pre-commit passes every changed shard of one index).
+Root = tuple[Path, bool]
+
+
+def _shard_pattern(index_path: Path) -> re.Pattern[str]:
+    stem = index_path.name[: -len(INDEX_SUFFIX)]
+    return re.compile(rf"{re.escape(stem)}-\d+-of-\d+{re.escape(WEIGHTS_SUFFIX)}")
+
+
+def _roots_in_folder(folder: Path) -> Iterator[Root]:
+    """Every checkpoint in one folder (not recursive): each index, then every weights file that no
+    index claims."""
+    claimed: set[str] = set()
+    for index_path in _indexes_in(folder):
+        pattern = _shard_pattern(index_path)
+        claimed.update(read_index(index_path).shard_names)
+        claimed.update(
+            p.name for p in list_folder(folder, WEIGHTS_SUFFIX) if pattern.fullmatch(p.name)
+        )
+        yield index_path, True
+    for weights in sorted(list_folder(folder, WEIGHTS_SUFFIX)):
+        if weights.name not in claimed and weights.is_file():
+            yield weights, False
+
+
+def _walk_folders(root: Path) -> Iterator[Path]:
+    yield root
+    try:
+        children = sorted(p for p in root.iterdir() if p.is_dir() and not p.is_symlink())
+    except OSError:
+        return
+    for child in children:
+        if child.name.startswith(".") or child.name in _SKIPPED_DIRS:
+            continue
+        yield from _walk_folders(child)
+
+
+def _roots_for_path(path: Path) -> list[Root]:
+    """The checkpoints one command-line PATH stands for. Raises UsageError if there are none."""
+    if path.is_dir():
+        found = [r for folder in _walk_folders(path) for r in _roots_in_folder(folder)]
+        if not found:
+            raise UsageError(f"no safetensors checkpoint found in {display(path)}")
+        return found
+    if not path.exists() and not path.is_symlink():
+        raise UsageError(f"{display(path)}: no such file or directory")
+    name = path.name
+    if name.endswith(INDEX_SUFFIX):
+        return [(path, True)]
+    if name.endswith(WEIGHTS_SUFFIX):
+        owner = _owning_index(path)
+        return [(owner, True) if owner else (path, False)]
+    if name == CONFIG_NAME:
+        # A changed config.json is checked through the weights beside it.
+        return list(_roots_in_folder(path.parent))
+    if name.endswith(".json") and read_index(path).problem is None:
+        return [(path, True)]
+    # Any other file is read as safetensors: its header decides, not its name.
+    return [(path, False)]
+
+
+def find_checkpoints(paths: Sequence[Path]) -> list[Checkpoint]:
+    """Resolve PATHs to checkpoints, each once and read once, in command-line order."""
+    roots: dict[Path, Root] = {}
+    for path in paths:
+        for root in _roots_for_path(path):
+            roots.setdefault(root[0].resolve(), root)
+    return [
+        load_index_checkpoint(p) if is_index else load_file_checkpoint(p)
+        for p, is_index in roots.values()
+    ]

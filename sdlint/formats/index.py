@@ -1,0 +1,61 @@
+"""A shard index (`*.safetensors.index.json`): which shard file holds each tensor."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sdlint.sources import ReadError
+from sdlint.sources.local import read_bounded
+
+MAX_INDEX_SIZE = 100_000_000
+
+
+@dataclass(frozen=True)
+class ShardIndex:
+    """A `*.safetensors.index.json`. `problem` is set when it cannot be used at all."""
+
+    path: Path
+    weight_map: dict[str, str] = field(default_factory=dict)
+    metadata: dict[str, object] | None = None
+    problem: str | None = None
+
+    @property
+    def shard_names(self) -> list[str]:
+        """The shard files transformers reads: sorted distinct `weight_map` values."""
+        return sorted(set(self.weight_map.values()))
+
+
+def read_index(path: Path) -> ShardIndex:
+    """Read and parse an index through the guarded open. Never raises on bad input."""
+    try:
+        raw = read_bounded(path, MAX_INDEX_SIZE)
+    except ReadError as e:
+        # "cannot read the index: Permission denied", "the index is 200,000,000 bytes, more than..."
+        problem = "index is " + e.reason if e.special else e.reason.replace("the file", "the index")
+        return ShardIndex(path, problem=problem)
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return ShardIndex(path, problem="index is not valid UTF-8")
+    try:
+        document = json.loads(text)
+    except (ValueError, RecursionError) as e:
+        return ShardIndex(path, problem=f"index is not valid JSON: {e}")
+    if not isinstance(document, dict):
+        return ShardIndex(path, problem="index is not a JSON object")
+    weight_map = document.get("weight_map")
+    if not isinstance(weight_map, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in weight_map.items()
+    ):
+        return ShardIndex(
+            path, problem="index has no `weight_map` object of tensor name -> shard file"
+        )
+    metadata = document.get("metadata")
+    return ShardIndex(
+        path,
+        weight_map=dict(weight_map),
+        metadata=dict(metadata) if isinstance(metadata, dict) else None,
+        problem=None,
+    )
