@@ -86,3 +86,14 @@ def test_the_oracle_gets_the_named_config_not_the_one_beside_the_weights(
     assert main(["check", str(folder), "--model-config", str(target)]) == 0
     [config] = oracle_calls
     assert config.path == target and config.document == {"model_type": "bert"}
+
+
+def test_a_peft_adapter_is_not_checked_as_the_base_model(
+    folder: Path, oracle_calls: list[ConfigFile], tmp_path: Path
+) -> None:
+    """adapter_model.safetensors beside a config.json holds adapter tensors: comparing them with
+    the base model would report every base key missing."""
+    (folder / "model.safetensors").rename(folder / "adapter_model.safetensors")
+    (folder / "adapter_config.json").write_text(json.dumps({"peft_type": "LORA"}))
+    assert main(["check", str(folder)]) == 0
+    assert oracle_calls == []

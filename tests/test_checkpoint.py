@@ -1,0 +1,48 @@
+"""The format-neutral checkpoint: what the model layer and the rules read whatever the format."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sdlint.checkpoint import Checkpoint
+from sdlint.config import ProjectConfig
+from sdlint.context import ModelTarget
+from sdlint.discover import find_checkpoints
+from sdlint.engine import Resolved, check_checkpoint
+from sdlint.formats import PICKLE, Tensor, TensorSpec, Unreadable
+from sdlint.registry import all_rules
+from tests.cli_helpers import TENSORS
+from tests.safetensors_files import header_for, write_raw
+
+
+def test_signature_is_dtype_and_shape_of_every_tensor(tmp_path: Path) -> None:
+    header, size = header_for(TENSORS)
+    write_raw(tmp_path / "model.safetensors", header, b"\0" * size)
+    (checkpoint,) = find_checkpoints([tmp_path])
+    assert checkpoint.signature() == {
+        "classifier.weight": TensorSpec("F32", (2, 4)),
+        "classifier.bias": TensorSpec("F32", (2,)),
+    }
+    assert checkpoint.tensors["classifier.bias"].span == (32, 40)
+    assert checkpoint.local_path == tmp_path / "model.safetensors"
+    assert not checkpoint.is_adapter
+
+
+class _Described:
+    """A weights file of another format, as its reader would describe it."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.format = PICKLE
+        self.tensors = {"w": Tensor("w", "F16", (3,))}
+
+
+def test_safetensors_rules_skip_a_checkpoint_of_another_format(tmp_path: Path) -> None:
+    """SD001 would report an unreadable safetensors header; the file is not safetensors."""
+    path = tmp_path / "pytorch_model.bin"
+    unreadable = Checkpoint(path, (Unreadable(path, "not a safetensors file"),), format=PICKLE)
+    resolved = Resolved(tuple(all_rules()), ModelTarget(model_checks="off"), ProjectConfig())
+    assert check_checkpoint(unreadable, resolved) == []
+    described = Checkpoint(path, (_Described(path),), format=PICKLE)
+    assert described.signature() == {"w": TensorSpec("F16", (3,))}
+    assert described.file_of == {"w": path} and described.tensors["w"].span is None
