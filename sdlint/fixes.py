@@ -110,31 +110,64 @@ def fix_paths(
 def apply(
     edits: Sequence[Edit], checkpoints: Sequence[Checkpoint], *, backup: bool = False
 ) -> tuple[list[Path], list[Path]]:
-    """Apply one pass of edits. Returns the files changed and the backups made."""
-    changed: list[Path] = []
-    backups: list[Path] = []
+    """Apply one pass of edits, all or nothing. Returns the files changed and the backups made.
+
+    Each file is replaced atomically (sdlint.rewrite). When a pass changes several files (a head
+    re-initialised in the weights and its labels in config.json, shards and their index), the
+    originals are kept as hard links until the pass is done, and should any file fail, the ones
+    already replaced are put back: the folder is left as it was, never half fixed. (A crash or a
+    power cut between two replacements can still leave the first one done.)
+    """
+    plans = _weight_plans(edits)
+    texts = _config_texts(edits)
+    indexes = [c for c in checkpoints if c.index is not None and set(plans) & _shards(c)]
+    # One file is atomic by itself; several need the originals kept to undo the pass.
+    keep = backup or len(plans) + len(indexes) + len(texts) > 1
+    done: list[tuple[Path, Path | None]] = []  # (file replaced, its original) in order
     try:
-        for path, plan in _weight_plans(edits).items():
-            result = rewrite_safetensors(path, plan, backup=backup)
+        for path, plan in plans.items():
+            result = rewrite_safetensors(path, plan, backup=keep)
             if result.changed:
-                changed.append(path)
-            if result.backup:
-                backups.append(result.backup)
-        for checkpoint in checkpoints:
+                done.append((path, result.backup))
+        changed = {path for path, _ in done}
+        for checkpoint in indexes:
             index = checkpoint.index
-            if index is not None and any(h.path in changed for h in checkpoint.headers):
-                kept = write_text_atomic(
-                    index.path, _rebuilt_index(index.path, checkpoint), backup=backup
-                )
-                changed.append(index.path)
-                backups += [kept] if kept else []
-        for path, text in _config_texts(edits).items():
-            kept = write_text_atomic(path, text, backup=backup)
-            changed.append(path)
-            backups += [kept] if kept else []
-    except RewriteError as e:
-        raise FixError(str(e)) from e
-    return changed, backups
+            if index is not None and changed & _shards(checkpoint):
+                text = _rebuilt_index(index.path, checkpoint)
+                done.append((index.path, write_text_atomic(index.path, text, backup=keep)))
+        for path, text in texts.items():
+            done.append((path, write_text_atomic(path, text, backup=keep)))
+    except BaseException as e:
+        undone = _undo(done)
+        if isinstance(e, RewriteError):
+            raise FixError(f"{e}{undone}") from e
+        raise
+    if not backup:
+        for _, kept in done:
+            if kept is not None:
+                kept.unlink(missing_ok=True)
+    return [path for path, _ in done], [kept for _, kept in done if kept is not None and backup]
+
+
+def _shards(checkpoint: Checkpoint) -> set[Path]:
+    return {h.path for h in checkpoint.headers}
+
+
+def _undo(done: Sequence[tuple[Path, Path | None]]) -> str:
+    """Put back the originals of the files a failed pass replaced; say what was done."""
+    restored: list[str] = []
+    lost: list[str] = []
+    for path, kept in reversed(done):
+        try:
+            if kept is None:
+                raise OSError("no original kept")
+            kept.replace(path)
+            restored.append(path.name)
+        except OSError:
+            lost.append(f"{path.name}{f' (its original is {kept.name})' if kept else ''}")
+    if lost:
+        return f"; left changed by this fix: {', '.join(lost)}"
+    return f"; put back as they were: {', '.join(restored)}" if restored else ""
 
 
 def _weight_plans(edits: Sequence[Edit]) -> dict[Path, RewritePlan]:

@@ -19,7 +19,8 @@ transformers = pytest.importorskip("transformers")
 from safetensors import safe_open  # noqa: E402
 
 from sdlint import rewrite  # noqa: E402
-from sdlint.fixes import edited_json  # noqa: E402
+from sdlint.edits import Edit, RenameTensors, SetConfigValues  # noqa: E402
+from sdlint.fixes import FixError, apply, edited_json  # noqa: E402
 from tests.cli_helpers import run  # noqa: E402
 from tests.tiny_models import edit_config, edit_weights, save_roberta  # noqa: E402
 from tests.write_faults import fail_after  # noqa: E402
@@ -288,6 +289,33 @@ def test_a_failed_fix_leaves_the_file_and_says_so(
     assert err.count("\n") == 1
     assert (model / "model.safetensors").read_bytes() == before
     assert sorted(p.name for p in model.iterdir()) == ["config.json", "model.safetensors"]
+
+
+def test_a_pass_over_several_files_is_all_or_nothing(
+    model: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The weights are rewritten first; when the config.json of the same pass cannot be written,
+    the weights are put back: the folder is as before, not half fixed."""
+    weights, config = model / "model.safetensors", model / "config.json"
+    before, inode, listing = weights.read_bytes(), weights.stat().st_ino, sorted(model.iterdir())
+    config.chmod(0o444)
+    edits: list[Edit] = [
+        RenameTensors(weights, (("classifier.dense.bias", "classifier.dense.b"),)),
+        SetConfigValues(config, (("num_labels", "2"),)),
+    ]
+    with pytest.raises(FixError) as info:
+        apply(edits, [])
+    message = str(info.value)
+    assert "config.json: the file is read-only" in message
+    assert message.endswith("; put back as they were: model.safetensors")
+    assert weights.read_bytes() == before and weights.stat().st_ino == inode
+    assert sorted(model.iterdir()) == listing  # no backup or temporary file left
+
+    config.chmod(0o644)
+    changed, backups = apply(edits, [])
+    assert (changed, backups) == ([weights, config], [])
+    assert sorted(model.iterdir()) == listing  # the originals kept during the pass are gone
+    assert "classifier.dense.b" in tensor_digests(model)
 
 
 def test_edited_json_keeps_order_and_indent() -> None:
