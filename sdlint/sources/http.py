@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
 from sdlint import __version__
+from sdlint.sources import ReadError
 
 # The first read of a file asks for this many bytes: the 8-byte length and, usually, the whole
 # header, in one request. huggingface_hub's `get_safetensors_metadata` asks for 100,000 bytes; we
@@ -42,13 +43,12 @@ _UNSATISFIED_RANGE = re.compile(r"bytes\s+\*/(\d+)\s*$")
 _CHUNK = 64 * 1024
 
 
-class HttpError(Exception):
+class HttpError(ReadError):
     """A remote file cannot be read; `reason` is one line, free of tokens and signed query
     strings (the caller names the file)."""
 
     def __init__(self, reason: str, *, status: int | None = None) -> None:
         super().__init__(reason)
-        self.reason = reason
         self.status = status
 
 
