@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.cli_helpers import TENSORS
 from tests.http_server import LocalServers, serve
 from tests.safetensors_files import encode_header, header_for, write_raw
 
@@ -39,3 +41,22 @@ def servers(tmp_path: Path) -> Iterator[LocalServers]:
     root = tmp_path / "served"
     root.mkdir()
     yield from serve(root)
+
+
+@pytest.fixture
+def hub(servers: LocalServers, monkeypatch: pytest.MonkeyPatch) -> LocalServers:
+    monkeypatch.setenv("HF_ENDPOINT", servers.base)
+    for name in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HF_HOME", str(servers.root / "hf-home"))  # no saved login
+    # huggingface_hub froze its endpoint when first imported; its user-agent code fetches an agent
+    # registry from that endpoint: keep everything on the local servers.
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "ENDPOINT", servers.base)
+    monkeypatch.setattr(constants, "HF_HUB_DISABLE_TELEMETRY", True)
+    repo = servers.root / "hub" / "org" / "tiny"
+    header, size = header_for(TENSORS)
+    write_raw(repo / "model.safetensors", header, b"\0" * size)
+    (repo / "config.json").write_text(json.dumps({"model_type": "bert"}))
+    return servers

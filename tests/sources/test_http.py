@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from sdlint.header import parse_header
+from sdlint.formats.safetensors import parse_header
 from sdlint.sources.http import (
     SPECULATIVE_READ,
     HttpClient,
