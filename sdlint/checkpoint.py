@@ -40,6 +40,8 @@ class Checkpoint:
     config: ConfigFile | None = None  # the config.json beside the weights, read once; None: none
     format: str = SAFETENSORS
     adapter_config: ConfigFile | None = None  # adapter_config.json, for a PEFT adapter
+    # Shard names the index gives that sdlint refuses to open, and why ("is an absolute path").
+    refused_shards: tuple[tuple[str, str], ...] = ()
 
     @property
     def display_path(self) -> str:
@@ -88,7 +90,11 @@ class Checkpoint:
 
     @property
     def fully_readable(self) -> bool:
-        return not self.missing_shards and len(self.descriptions) == len(self.files) > 0
+        return (
+            not self.missing_shards
+            and not self.refused_shards
+            and len(self.descriptions) == len(self.files) > 0
+        )
 
     @property
     def loadable(self) -> bool:

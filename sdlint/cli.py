@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 
 ISSUES_URL = "https://github.com/sdlint/sdlint/issues"
 EXIT_CLEAN, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE: what a shell reports for `cat` in `cat big | head -1`
 
 
 def _codes(value: str) -> list[str]:
@@ -308,10 +309,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_ERROR
     try:
         if args.command == "rule":
-            return _run_rule(args)
-        if args.command == "server":
-            return _run_server()
-        return _run_check(args)
+            code = _run_rule(args)
+        elif args.command == "server":
+            code = _run_server()
+        else:
+            code = _run_check(args)
+        sys.stdout.flush()  # a closed pipe fails here, not at exit
+        return code
+    except BrokenPipeError:  # `sdlint ... | head -1`: the reader left, as other CLI tools do
+        _silence_stdout()
+        return EXIT_BROKEN_PIPE
     except SdlintError as e:
         sys.stderr.write(f"sdlint: error: {e}\n")
         return EXIT_ERROR
@@ -324,3 +331,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"{__version__}; please report it with the command you ran at {ISSUES_URL}\n"
         )
         return EXIT_ERROR
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null, so the interpreter's final flush does not fail again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):  # no real stdout (captured by a test harness)
+        pass

@@ -28,6 +28,7 @@ Globs and relative paths in a file are relative to the folder that holds it.
 from __future__ import annotations
 
 import fnmatch
+import os
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -35,6 +36,8 @@ from pathlib import Path, PurePosixPath
 from typing import Any, TypeVar
 
 from sdlint.errors import UsageError
+from sdlint.sources import ReadError
+from sdlint.sources.local import read_bounded
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -67,7 +70,7 @@ class ProjectConfig:
     def relative(self, path: Path) -> PurePosixPath | None:
         """`path` relative to this file's folder, or None when it lies outside."""
         try:
-            return PurePosixPath(path.resolve().relative_to(self.root.resolve()).as_posix())
+            return PurePosixPath(_real(path).relative_to(_real(self.root)).as_posix())
         except ValueError:
             return None
 
@@ -103,9 +106,14 @@ def matches(glob: str, rel: PurePosixPath) -> bool:
     return any(fnmatch.fnmatchcase(c, pattern) for c in candidates)
 
 
+def _real(path: Path) -> Path:
+    """`path` after symlinks; unlike `Path.resolve`, never raises on a symlink loop."""
+    return Path(os.path.realpath(path))
+
+
 def find_config_file(start: Path) -> Path | None:
     """The configuration file nearest to `start` (a file or folder), walking up to the root."""
-    folder = start.resolve()
+    folder = _real(start)
     if not folder.is_dir():
         folder = folder.parent
     for directory in (folder, *folder.parents):
@@ -118,8 +126,8 @@ def find_config_file(start: Path) -> Path | None:
 
 def _has_sdlint_table(pyproject: Path) -> bool:
     try:
-        text = pyproject.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError):
+        text = read_bounded(pyproject).decode("utf-8")
+    except (ReadError, UnicodeDecodeError):
         return False
     try:
         document = tomllib.loads(text)
@@ -134,9 +142,10 @@ def _has_sdlint_table(pyproject: Path) -> bool:
 def load_config(path: Path) -> ProjectConfig:
     """Read and validate one configuration file. Raises UsageError naming the file and key."""
     try:
-        document = tomllib.loads(path.read_text(encoding="utf-8"))
-    except OSError as e:
-        raise UsageError(f"cannot read {path}: {e.strerror or e}") from e
+        document = tomllib.loads(read_bounded(path).decode("utf-8"))
+    except ReadError as e:  # missing, not a regular file (a FIFO never blocks), too large
+        reason = e.reason.removeprefix("cannot read the file: ")
+        raise UsageError(f"cannot read {path}: {reason}") from e
     except UnicodeDecodeError as e:
         raise UsageError(f"{path} is not UTF-8 text") from e
     except tomllib.TOMLDecodeError as e:

@@ -63,6 +63,7 @@ class ConfigFile:
     document: dict[str, Any] | None = None
     problem: str | None = None
     reason: str = ""
+    refused: bool = False  # not a regular file, or over the size limit: never read
 
     @property
     def display(self) -> str:
@@ -107,7 +108,7 @@ def read_config(path: Path) -> ConfigFile:
     try:
         raw = read_bounded(path)
     except ReadError as e:
-        return ConfigFile(path, problem=UNREADABLE, reason=e.reason)
+        return ConfigFile(path, problem=UNREADABLE, reason=e.reason, refused=e.refused)
     return parse_config_bytes(path, raw)
 
 

@@ -6,6 +6,7 @@ the checkpoint it belongs to: a shard is checked with its index and siblings, ne
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
@@ -16,27 +17,55 @@ from sdlint.config_fields import CONFIG_NAME, ConfigFile, read_config
 from sdlint.errors import UsageError
 from sdlint.formats.index import read_index
 from sdlint.formats.safetensors import INDEX_SUFFIX, WEIGHTS_SUFFIX, read_header
-from sdlint.sources.local import display, is_regular_file, list_folder
+from sdlint.sources.local import (
+    confined,
+    display,
+    is_regular_file,
+    list_folder,
+    regular_file_kind,
+)
 
 # Folders a recursive search never enters: VCS data, environments and caches hold no user weights.
 _SKIPPED_DIRS = {"node_modules", "__pycache__", "site-packages"}
 
 
 def load_index_checkpoint(index_path: Path) -> Checkpoint:
+    """An index with its shards. A shard name that does not stay inside the folder tree (see
+    `sdlint.sources.local.confined`) or names no regular file is refused, never opened."""
     index = read_index(index_path)
     folder = index_path.parent
-    present = [name for name in index.shard_names if (folder / name).exists()]
-    missing = tuple(name for name in index.shard_names if name not in present)
-    files = tuple(read_header(folder / name) for name in present)
-    listed = {(folder / name).resolve() for name in index.shard_names}
+    present: list[Path] = []
+    missing: list[str] = []
+    refused: list[tuple[str, str]] = []
+    for name in index.shard_names:
+        shard = confined(folder, name)
+        if isinstance(shard, str):
+            refused.append((name, shard))
+            continue
+        kind = regular_file_kind(shard)
+        if kind is None:
+            present.append(shard)
+        elif kind == "missing":
+            missing.append(name)
+        else:
+            refused.append((name, kind))
+    files = tuple(read_header(shard, quote=False) for shard in present)
+    listed = {_real(shard) for shard in present}
     shard_pattern = _shard_pattern(index_path)
     unreferenced = tuple(
         p
-        for p in sorted(list_folder(folder, WEIGHTS_SUFFIX))
-        if shard_pattern.fullmatch(p.name) and p.resolve() not in listed
+        for p in list_folder(folder, WEIGHTS_SUFFIX)
+        if shard_pattern.fullmatch(p.name) and _real(p) not in listed
     )
-    checkpoint = Checkpoint(index_path, files, index, unreferenced, missing)
+    checkpoint = Checkpoint(
+        index_path, files, index, unreferenced, tuple(missing), refused_shards=tuple(refused)
+    )
     return _with_configs(checkpoint)
+
+
+def _real(path: Path) -> str:
+    """The path after symlinks; never raises (a symlink loop resolves as far as it goes)."""
+    return os.path.realpath(path)
 
 
 def load_file_checkpoint(path: Path) -> Checkpoint:
@@ -114,6 +143,8 @@ def _roots_for_path(path: Path) -> list[Root]:
     """The checkpoints one command-line PATH stands for. Raises UsageError if there are none."""
     if path.is_dir():
         found = [r for folder in _walk_folders(path) for r in _roots_in_folder(folder)]
+        if not found and path.name.endswith(WEIGHTS_SUFFIX):
+            return [(path, False)]  # a folder where weights should be: SD001 says so
         if not found:
             raise UsageError(f"no safetensors checkpoint found in {display(path)}")
         return found
@@ -139,7 +170,7 @@ def find_checkpoints(paths: Sequence[Path]) -> list[Checkpoint]:
     roots: dict[Path, Root] = {}
     for path in paths:
         for root in _roots_for_path(path):
-            roots.setdefault(root[0].resolve(), root)
+            roots.setdefault(Path(_real(root[0])), root)
     return [
         load_index_checkpoint(p) if is_index else load_file_checkpoint(p)
         for p, is_index in roots.values()

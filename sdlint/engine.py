@@ -16,6 +16,7 @@ from sdlint.config_fields import read_config
 from sdlint.context import CheckContext, ModelTarget
 from sdlint.diagnostic import Diagnostic
 from sdlint.discover import find_checkpoints
+from sdlint.errors import UsageError
 from sdlint.registry import Rule, Selection, select_rules
 
 
@@ -65,8 +66,14 @@ class Resolved:
 def resolve(settings: Settings, project: ProjectConfig, checkpoint_path: Path) -> Resolved:
     layers = [Selection(project.select, project.extend_select, project.ignore), settings.selection]
     config_path = settings.model_config or project.model_config_for(checkpoint_path)
+    config = read_config(config_path) if config_path is not None else None
+    if config is not None and config.refused:  # a FIFO, /dev/zero, a folder, a huge file
+        raise UsageError(
+            f"the model config {config.display} cannot be used: {config.reason} "
+            "(it must be a transformers config.json file)"
+        )
     target = ModelTarget(
-        config=read_config(config_path) if config_path is not None else None,
+        config=config,
         architecture=settings.architecture or project.architecture_for(checkpoint_path),
         cache_dir=project.cache_dir,
         use_cache=settings.use_cache,

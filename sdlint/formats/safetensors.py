@@ -242,9 +242,11 @@ def first_error(problems: Iterable[Problem]) -> Problem | None:
     return next((p for p in problems if p.error), None)
 
 
-def read_header(source: Source | Path) -> HeaderResult:
+def read_header(source: Source | Path, *, quote: bool = True) -> HeaderResult:
     """Parse the header of `source` (a Path reads the local file), reading at most 8 + N bytes.
-    Never raises on bad input."""
+    Never raises on bad input. `quote`: a message may show the file's first bytes when they are
+    text ("version " of an LFS pointer, "<!DOCTYP" of an error page); False for a file the user
+    did not name (a shard an index names), whose bytes must not end up in a report."""
     if isinstance(source, Path):
         source = LocalFile(source)
     path = source.local_path or Path(source.display)
@@ -261,7 +263,7 @@ def read_header(source: Source | Path) -> HeaderResult:
                     path, f"file is {size} bytes, shorter than the 8-byte header length"
                 )
             n = int.from_bytes(prefix, "little")
-            problem = _check_header_length(n, size, prefix)
+            problem = _check_header_length(n, size, prefix if quote else b"")
             if problem:
                 return Unreadable(path, problem)
             raw = f.read(LENGTH_PREFIX, n)
@@ -275,7 +277,7 @@ def read_header(source: Source | Path) -> HeaderResult:
 def _check_header_length(n: int, file_size: int, prefix: bytes) -> str | None:
     if n > MAX_HEADER_SIZE:
         hint = ""
-        if all(32 <= b < 127 for b in prefix):
+        if prefix and all(32 <= b < 127 for b in prefix):
             text = prefix.decode("ascii")
             hint = f" (the file starts with the text {text!r}: not a safetensors file?)"
         return (

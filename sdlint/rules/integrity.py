@@ -152,6 +152,12 @@ def inconsistent_shard_index(ctx: CheckContext) -> Iterator[Finding]:
     present, their element count). A file named like a shard of the
     index but not listed by it is a warning.
 
+    A shard name must lead to a regular file inside the index's folder tree after following
+    symlinks (inside a Hugging Face cache, `models--org--name/snapshots/<rev>/`, the repository's
+    cache folder, where the snapshot's symlinks into `blobs/` point). A name that is empty, holds
+    a NUL byte, is absolute, climbs out with `..`, is a symlink leading out, or names a folder, a
+    device or a FIFO is reported and never opened.
+
     ## Why is this bad?
     transformers reads the keys from the shard headers, not from the index: a key the index lists
     but its shard lacks loads as missing, a key in two shards silently takes the later copy, and an
@@ -185,6 +191,14 @@ def inconsistent_shard_index(ctx: CheckContext) -> Iterator[Finding]:
         yield Finding(
             f"shard {name} is listed in the index ({count} tensor{'s' if count != 1 else ''}) but "
             "does not exist",
+            path,
+        )
+    for name, reason in checkpoint.refused_shards:
+        count = sum(1 for shard in index.weight_map.values() if shard == name)
+        yield Finding(
+            f"index maps {count} tensor{'s' if count != 1 else ''} to shard {name!r}, which "
+            f"{reason}: a shard must be a regular file inside the checkpoint's folder, so sdlint "
+            "does not open it",
             path,
         )
     for unlisted in checkpoint.unreferenced_shards:

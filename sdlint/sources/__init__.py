@@ -26,10 +26,16 @@ class ReadError(Exception):
     "cannot read the file: Permission denied"). Raised by sources, turned into values by their
     callers in the read stage: it never leaves it."""
 
-    def __init__(self, reason: str, *, special: bool = False) -> None:
+    def __init__(self, reason: str, *, special: bool = False, too_large: bool = False) -> None:
         super().__init__(reason)
         self.reason = reason
         self.special = special  # the name is not a regular file (reason: "not a regular file")
+        self.too_large = too_large  # over the caller's size limit
+
+    @property
+    def refused(self) -> bool:
+        """sdlint would not read this file whatever the permissions: not a file it reads."""
+        return self.special or self.too_large
 
 
 class Reader(Protocol):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import stat
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
@@ -100,10 +101,12 @@ def read_bounded(path: Path, limit: int = MAX_TEXT_FILE_SIZE) -> bytes:
     """A whole regular file of at most `limit` bytes. Raises ReadError."""
     with guarded_open(path) as f:
         if f.size > limit:
-            raise ReadError(f"the file is {f.size:,} bytes, more than the {limit:,}-byte limit")
+            raise ReadError(
+                f"the file is {f.size:,} bytes, more than the {limit:,}-byte limit", too_large=True
+            )
         data = f.read(0, limit + 1)
     if len(data) > limit:  # it grew after the open
-        raise ReadError(f"the file is more than the {limit:,}-byte limit")
+        raise ReadError(f"the file is more than the {limit:,}-byte limit", too_large=True)
     return data
 
 
@@ -136,6 +139,21 @@ def is_regular_file(path: Path) -> bool:
         return False
 
 
+def regular_file_kind(path: Path) -> str | None:
+    """None when `path` names a regular file (after symlinks); "missing" when nothing is there;
+    else what it is instead, in a few words ("is a folder", "is a FIFO", "is a symlink loop")."""
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        return "missing"
+    except (OSError, ValueError) as e:
+        return f"cannot be read ({os_reason(e)})"
+    if stat.S_ISREG(mode):
+        return None
+    kind = file_kind(mode)
+    return f"is {kind}, not a regular file" if kind.startswith("a ") else f"is {kind}"
+
+
 def list_folder(folder: Path, suffix: str) -> list[Path]:
     """The entries of `folder` whose names end with `suffix`, sorted; [] when it cannot be
     listed."""
@@ -143,3 +161,39 @@ def list_folder(folder: Path, suffix: str) -> list[Path]:
         return sorted(p for p in folder.iterdir() if p.name.endswith(suffix))
     except (OSError, ValueError):
         return []
+
+
+# ---------------------------------------------------------------------------------------------
+# Confinement: the files an index names stay inside the checkpoint's folder tree.
+
+_HUB_REPO = re.compile(r"(models|datasets|spaces)--.+")
+
+
+def boundary(folder: Path) -> Path:
+    """The folder tree files named by a checkpoint in `folder` must resolve into: the folder
+    itself, or, inside a Hugging Face cache (`models--org--name/snapshots/<rev>/`, whose files are
+    symlinks to `../../blobs/<hash>`), the repository's cache folder."""
+    absolute = folder.absolute()
+    for ancestor in (absolute, *absolute.parents):
+        if ancestor.name == "snapshots" and _HUB_REPO.fullmatch(ancestor.parent.name):
+            return Path(os.path.realpath(ancestor.parent))
+    return Path(os.path.realpath(absolute))
+
+
+def confined(folder: Path, name: str) -> Path | str:
+    """`folder / name` when the name stays inside `boundary(folder)` after symlinks; else why not,
+    in a few words ("is an absolute path"). Nothing is opened; only links are followed."""
+    if not name:
+        return "is an empty name"
+    if "\0" in name:
+        return "contains a NUL byte"
+    if Path(name).is_absolute() or name.startswith(("/", "\\")):
+        return "is an absolute path"
+    if ".." in re.split(r"[/\\]", name):
+        return "leads out of the folder (`..`)"
+    candidate = folder / name
+    root = boundary(folder)
+    real = Path(os.path.realpath(candidate))
+    if real != root and root not in real.parents:
+        return "is a symlink leading out of the folder"
+    return candidate
