@@ -4,6 +4,7 @@ errors, what it rejects gets an error, on the same generated files; plus the exa
 from __future__ import annotations
 
 import json
+import os
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,6 +19,10 @@ from safetensors import safe_open
 from sdlint.diagnostic import Severity
 from sdlint.engine import check_paths
 from tests.safetensors_files import encode_header, header_for, write_raw
+
+# The fuzzing entry point (SECURITY.md): SDLINT_FUZZ_EXAMPLES=N runs each property below N times
+# instead of the bounded count CI runs.
+FUZZ_EXAMPLES = int(os.environ.get("SDLINT_FUZZ_EXAMPLES", "0"))
 
 BASE: dict[str, tuple[str, tuple[int, ...]]] = {"a": ("F32", (2, 2)), "b": ("I64", (3,))}
 
@@ -294,7 +299,9 @@ def plausible_header(draw: st.DrawFn) -> tuple[bytes, bytes]:
 
 
 @settings(
-    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=FUZZ_EXAMPLES or 150,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
 @given(
     case=plausible_header(),
@@ -315,7 +322,9 @@ def test_mutated_headers_agree_with_reference(
 
 
 @settings(
-    max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=FUZZ_EXAMPLES or 100,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
 @given(document=json_value)
 def test_arbitrary_json_header_never_crashes(document: Any, tmp_path: Path) -> None:
@@ -325,7 +334,9 @@ def test_arbitrary_json_header_never_crashes(document: Any, tmp_path: Path) -> N
 
 
 @settings(
-    max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=FUZZ_EXAMPLES or 100,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
 @given(content=st.binary(max_size=200))
 def test_arbitrary_bytes_never_crash(content: bytes, tmp_path: Path) -> None:
