@@ -206,7 +206,7 @@ def test_internal_error_is_one_line(
     def boom(*args: object, **kwargs: object) -> None:
         raise RuntimeError("simulated bug")
 
-    monkeypatch.setattr("sdlint.cli.check_paths", boom)
+    monkeypatch.setattr("sdlint.commands.check.check_paths", boom)
     code, out, err = run(capsys, "check", "model.safetensors")
     assert (code, out) == (2, "")
     assert err.startswith("sdlint: internal error: RuntimeError: simulated bug. This is a bug")

@@ -185,7 +185,9 @@ def test_show_fixes_lists_each_fix(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # No rule builds fixes yet (the fix engine is separate work): render a fixed report instead.
-    monkeypatch.setattr("sdlint.cli.check_paths", lambda *args, **kwargs: Report(DIAGNOSTICS, ()))
+    monkeypatch.setattr(
+        "sdlint.commands.check.check_paths", lambda *args, **kwargs: Report(DIAGNOSTICS, ())
+    )
     code, out, _ = run(capsys, "check", "--show-fixes", "-q", ".")
     assert code == 1
     assert out.splitlines()[-2:] == [

@@ -1,0 +1,235 @@
+"""`sdlint check`: lint checkpoints, and with `--fix`/`--diff` fix them; the work is in
+`sdlint.engine` (and `sdlint.fixes`), the output in `sdlint.emit`."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TextIO
+
+from sdlint.config import HEAD_FIXES, ConfigResolver
+from sdlint.diagnostic import Diagnostic
+from sdlint.emit import FORMATS, EmitContext, report_emitter
+from sdlint.engine import Settings, check_paths
+from sdlint.exit_codes import EXIT_CLEAN, EXIT_FINDINGS
+from sdlint.sources.local import display
+
+if TYPE_CHECKING:
+    from sdlint.fixes import FixOutcome
+
+
+def _codes(value: str) -> list[str]:
+    return [part.strip() for part in value.split(",") if part.strip()]
+
+
+def add_parser(commands: argparse._SubParsersAction[Any]) -> None:
+    check = commands.add_parser(
+        "check",
+        help="lint checkpoints (files, sharded index files, model folders)",
+        description="Lint safetensors checkpoints: files, sharded index files or model folders.",
+    )
+    check.add_argument("paths", nargs="+", type=Path, metavar="PATH")
+    check.add_argument(
+        "--select",
+        action="extend",
+        type=_codes,
+        metavar="CODES",
+        help="only these rule codes or prefixes, comma-separated (default: all default rules)",
+    )
+    check.add_argument(
+        "--extend-select",
+        action="extend",
+        type=_codes,
+        default=[],
+        metavar="CODES",
+        help="rule codes or prefixes to add to the selection",
+    )
+    check.add_argument(
+        "--ignore",
+        action="extend",
+        type=_codes,
+        default=[],
+        metavar="CODES",
+        help="rule codes or prefixes to leave out",
+    )
+    check.add_argument(
+        "--output-format",
+        choices=sorted(FORMATS),
+        default="text",
+        help="how to print the diagnostics (default: text)",
+    )
+    check.add_argument(
+        "--statistics",
+        action="store_true",
+        help="print how many findings of each rule instead of the findings",
+    )
+    check.add_argument(
+        "--exit-zero",
+        action="store_true",
+        help="exit 0 even when diagnostics are reported (still 2 on errors)",
+    )
+    check.add_argument(
+        "--show-fixes",
+        action="store_true",
+        help="after text output, list the fixes available for the findings",
+    )
+    check.add_argument(
+        "--model-config",
+        type=Path,
+        metavar="FILE",
+        help="the transformers config.json the checkpoint will be loaded into "
+        "(default: the config.json beside the weights)",
+    )
+    check.add_argument(
+        "--architecture",
+        metavar="NAME",
+        help="the transformers class to load into, e.g. RobertaModel "
+        "(default: the config's `architectures[0]`)",
+    )
+    check.add_argument(
+        "--no-cache",
+        action="store_true",
+        help="always build the expected model (default: reuse cached verdicts; "
+        "SDLINT_CACHE_DIR sets the cache folder)",
+    )
+    check.add_argument(
+        "--model-checks",
+        choices=("auto", "cached", "off"),
+        default="auto",
+        help="auto: build the expected model with transformers when no verdict is cached; "
+        "cached: only use verdicts a run with transformers recorded (never imports it); "
+        "off: integrity checks only",
+    )
+    check.add_argument("-q", "--quiet", action="store_true", help="print diagnostics only")
+    check.add_argument(
+        "--config",
+        type=Path,
+        metavar="FILE",
+        help="use this configuration file (pyproject.toml or sdlint.toml) for every path, "
+        "instead of the one nearest to each path",
+    )
+    check.add_argument("--isolated", action="store_true", help="ignore every configuration file")
+    check.add_argument(
+        "--fix",
+        action=argparse.BooleanOptionalAction,
+        help="apply the fixes that are safe (with --unsafe-fixes, the unsafe ones too)",
+    )
+    check.add_argument(
+        "--unsafe-fixes",
+        action=argparse.BooleanOptionalAction,
+        help="also apply (with --fix) or show fixes that change what the checkpoint means",
+    )
+    check.add_argument(
+        "--diff",
+        action="store_true",
+        help="show what --fix would change without writing anything",
+    )
+    check.add_argument(
+        "--head-fix",
+        choices=HEAD_FIXES,
+        help="SD101's fix: edit num_labels/id2label in the config (config, the default) or "
+        "re-initialize the head tensors (reinit); both are unsafe",
+    )
+    check.add_argument(
+        "--backup",
+        action=argparse.BooleanOptionalAction,
+        help="keep each original next to the fixed file (model.safetensors.bak)",
+    )
+    check.add_argument(
+        "--exit-non-zero-on-fix",
+        action="store_true",
+        help="exit 1 when --fix changed a file, even if nothing remains",
+    )
+    check.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="list every finding (text output folds a module's findings into one line)",
+    )
+
+
+def _use_color(stream: TextIO) -> bool:
+    if os.environ.get("NO_COLOR"):
+        return False
+    return hasattr(stream, "isatty") and stream.isatty()
+
+
+def run(args: argparse.Namespace) -> int:
+    settings = Settings(
+        select=tuple(args.select) if args.select is not None else None,
+        extend_select=tuple(args.extend_select),
+        ignore=tuple(args.ignore),
+        model_config=args.model_config,
+        architecture=args.architecture,
+        use_cache=not args.no_cache,
+        config_file=args.config,
+        isolated=args.isolated,
+        head_fix=args.head_fix,
+        model_checks=args.model_checks,
+    )
+    # Fixing is decided once per run, by the command line or else the configuration in force for
+    # the first PATH.
+    project = ConfigResolver(config_file=args.config, isolated=args.isolated).for_path(
+        args.paths[0]
+    )
+    fix = _choose(args.fix, project.fix)
+    unsafe = _choose(args.unsafe_fixes, project.unsafe_fixes)
+    if args.diff:
+        return _run_diff(args, settings, unsafe)
+    fixed: list[Diagnostic] = []
+    if fix:
+        from sdlint.fixes import fix_paths  # the rewriting machinery, only when fixing
+
+        outcome = fix_paths(
+            args.paths, settings, unsafe=unsafe, backup=_choose(args.backup, project.backup)
+        )
+        report, fixed = outcome.report, outcome.fixed
+        _report_fixes(outcome)
+    else:
+        report = check_paths(args.paths, settings)
+    context = EmitContext(
+        files_checked=report.files_checked,
+        color=_use_color(sys.stdout),
+        quiet=args.quiet,
+        verbose=args.verbose,
+        unsafe_fixes=unsafe,
+        fixed=len(fixed),
+    )
+    emit = report_emitter(
+        args.output_format, statistics=args.statistics, show_fixes=args.show_fixes
+    )
+    emit(report.diagnostics, context, sys.stdout)
+    if args.exit_zero:
+        return EXIT_CLEAN
+    if report.diagnostics or (fixed and args.exit_non_zero_on_fix):
+        return EXIT_FINDINGS
+    return EXIT_CLEAN
+
+
+def _choose(flag: bool | None, configured: bool | None) -> bool:
+    return flag if flag is not None else bool(configured)
+
+
+def _run_diff(args: argparse.Namespace, settings: Settings, unsafe: bool) -> int:
+    """`--diff`: what `--fix` would change, on stdout; nothing is written."""
+    from sdlint.fixes import plan_pass, render_diff
+
+    report = check_paths(args.paths, settings)
+    fix_pass = plan_pass(report.diagnostics, unsafe)
+    sys.stdout.write(render_diff(fix_pass))
+    hidden = len(plan_pass(report.diagnostics, True).diagnostics) - len(fix_pass.diagnostics)
+    more = f" ({hidden} more with --unsafe-fixes)" if hidden and not unsafe else ""
+    sys.stderr.write(f"Would fix {len(fix_pass.diagnostics)} problems{more}.\n")
+    if args.exit_zero:
+        return EXIT_CLEAN
+    return EXIT_FINDINGS if report.diagnostics else EXIT_CLEAN
+
+
+def _report_fixes(outcome: FixOutcome) -> None:
+    """Progress goes to stderr: stdout carries only the report."""
+    for path in outcome.changed:
+        sys.stderr.write(f"Fixed {display(path)}\n")
+    for path in outcome.backups:
+        sys.stderr.write(f"Kept the original as {display(path)}\n")
