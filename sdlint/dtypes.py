@@ -123,3 +123,14 @@ TORCH_STORAGE_DTYPES: dict[str, str] = {
     "QUInt2x4Storage": "quint2x4",
     "UntypedStorage": "uint8",
 }
+
+# safetensors dtype -> torch dtype name (from the table above: one table for both directions), as
+# `safe_open(..., framework="pt")` materialises them (probed with safetensors 0.8 / torch 2.13) and
+# as a config's `dtype` names them. F4 and F6_* have no torch dtype.
+TORCH_NAMES: dict[str, str] = {
+    st: torch for torch, (st, _) in TORCH_DTYPES.items() if st is not None
+}
+# The floating-point dtypes a config's `dtype` can name (the ones transformers converts on load).
+FLOATING = frozenset(
+    {"F16", "BF16", "F32", "F64", "F8_E4M3", "F8_E5M2", "F8_E8M0", "F8_E4M3FNUZ", "F8_E5M2FNUZ"}
+)

@@ -17,7 +17,8 @@ from sdlint.context import CheckContext, ModelTarget
 from sdlint.diagnostic import Diagnostic
 from sdlint.discover import find_checkpoints
 from sdlint.errors import UsageError
-from sdlint.registry import Rule, Selection, select_rules
+from sdlint.registry import Selection, select_rules
+from sdlint.rule import Rule
 
 
 @dataclass(frozen=True)

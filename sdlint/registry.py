@@ -1,134 +1,34 @@
-"""The rule registry: every rule declares its code, name, summary, docs and fix availability here.
+"""The rules sdlint has, by code, and ruff-style selection among them.
 
-A rule is one function decorated with `@rule(...)`; its docstring is the documentation `sdlint rule`
-prints, with the fixed sections "What it does", "Why is this bad?", "Example" and "Fix safety".
-The function receives the checkpoint under check and yields `Finding`s; the engine stamps them with
-the rule's code.
+The rules themselves are listed explicitly in `sdlint/rules/__init__.py` (what a rule is:
+`sdlint/rule.py`); this module only reads that list, so importing a rule never registers anything.
 """
 
 from __future__ import annotations
 
-import enum
-import inspect
-import re
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 
-from sdlint.diagnostic import Fix, Location, Severity
 from sdlint.errors import UsageError
-
-if TYPE_CHECKING:
-    from sdlint.context import CheckContext
-
-
-class FixAvailability(str, enum.Enum):
-    NONE = "none"
-    SOMETIMES = "sometimes"
-    ALWAYS = "always"
-
-
-@dataclass(frozen=True)
-class Finding:
-    """What a rule reports; the engine adds the rule's code to make a `Diagnostic`."""
-
-    message: str
-    path: str
-    severity: Severity | None = None  # None: the rule's default severity
-    tensor: str | None = None
-    expected: tuple[int, ...] | None = None
-    actual: tuple[int, ...] | None = None
-    fix: Fix | None = None
-    location: Location = field(default_factory=Location)
-    group: str | None = None
-    config_key: str | None = None
-
-
-CheckFunction = Callable[["CheckContext"], Iterable[Finding]]
-
-_REQUIRED_SECTIONS = ("## What it does", "## Why is this bad?", "## Example", "## Fix safety")
-
-
-@dataclass(frozen=True)
-class Rule:
-    code: str
-    name: str
-    summary: str
-    doc: str
-    check: CheckFunction
-    severity: Severity = Severity.ERROR
-    fix: FixAvailability = FixAvailability.NONE
-    enabled_by_default: bool = True
-    needs_model: bool = False  # needs the expected model (transformers, or a cached verdict)
-    # The checkpoint formats (sdlint/formats/) the rule checks; None: every format.
-    formats: frozenset[str] | None = None
-
-    def applies_to(self, checkpoint_format: str) -> bool:
-        return self.formats is None or checkpoint_format in self.formats
-
-    def render_doc(self) -> str:
-        fix_line = {
-            FixAvailability.NONE: "Fix is not available.",
-            FixAvailability.SOMETIMES: "Fix is sometimes available.",
-            FixAvailability.ALWAYS: "Fix is always available.",
-        }[self.fix]
-        default = (
-            ""
-            if self.enabled_by_default
-            else (
-                f"\nNot enabled by default: turn it on with `--select {self.code}` "
-                f"or `--extend-select {self.code}`.\n"
-            )
-        )
-        return (
-            f"# {self.name} ({self.code})\n\n{self.summary}\n\n{fix_line}\n{default}\n{self.doc}\n"
-        )
-
-
-RULES: dict[str, Rule] = {}
-
-
-def rule(
-    code: str,
-    name: str,
-    *,
-    summary: str,
-    severity: Severity = Severity.ERROR,
-    fix: FixAvailability = FixAvailability.NONE,
-    enabled_by_default: bool = True,
-    needs_model: bool = False,
-    formats: Iterable[str] | None = None,
-) -> Callable[[CheckFunction], CheckFunction]:
-    """Register a rule; refuses (at import time) a duplicate code or missing documentation."""
-
-    def register(check: CheckFunction) -> CheckFunction:
-        if not re.fullmatch(r"SD\d{3}", code) or code in RULES:
-            raise ValueError(f"bad or duplicate rule code {code!r}")
-        doc = inspect.cleandoc(check.__doc__ or "")
-        missing = [s for s in _REQUIRED_SECTIONS if s not in doc]
-        if missing:
-            raise ValueError(f"rule {code} documentation lacks {', '.join(missing)}")
-        RULES[code] = Rule(
-            code,
-            name,
-            summary,
-            doc,
-            check,
-            severity,
-            fix,
-            enabled_by_default,
-            needs_model,
-            frozenset(formats) if formats is not None else None,
-        )
-        return check
-
-    return register
+from sdlint.rule import Rule
+from sdlint.rules import RULES
 
 
 def all_rules() -> list[Rule]:
-    import sdlint.rules  # noqa: F401  (registers the rules on import)
+    """Every rule, by code."""
+    return list(_BY_CODE.values())
 
-    return [RULES[code] for code in sorted(RULES)]
+
+def _by_code(rules: Iterable[Rule]) -> dict[str, Rule]:
+    out: dict[str, Rule] = {}
+    for r in sorted(rules, key=lambda r: r.code):
+        if r.code in out:
+            raise ValueError(f"duplicate rule code {r.code}")
+        out[r.code] = r
+    return out
+
+
+_BY_CODE = _by_code(RULES)
 
 
 def rules_markdown() -> str:
@@ -152,7 +52,7 @@ def _demote_headings(markdown: str) -> str:
 
 
 def get_rule(code: str) -> Rule | None:
-    return {r.code: r for r in all_rules()}.get(code.upper())
+    return _BY_CODE.get(code.upper())
 
 
 def _matches(selector: str, code: str) -> bool:

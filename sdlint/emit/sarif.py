@@ -25,7 +25,8 @@ from urllib.parse import quote
 from sdlint import __version__
 from sdlint.diagnostic import Diagnostic, Severity
 from sdlint.emit import EmitContext
-from sdlint.registry import Rule, all_rules
+from sdlint.registry import all_rules
+from sdlint.rule import Rule
 
 SCHEMA_URI = "https://json.schemastore.org/sarif-2.1.0.json"
 INFORMATION_URI = "https://github.com/sdlint/sdlint"

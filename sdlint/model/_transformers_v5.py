@@ -20,6 +20,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from sdlint.dtypes import TORCH_NAMES
 from sdlint.model._text import describe_exception, missing_package
 from sdlint.model.verdict import (
     CANNOT_INSTANTIATE,
@@ -38,30 +39,6 @@ from sdlint.model.verdict import (
     Unexpected,
 )
 
-# safetensors dtype -> torch dtype name, as `safe_open(..., framework="pt")` materialises them
-# (probed with safetensors 0.8 / torch 2.13). transformers' own `str_to_torch_dtype` lacks the
-# last five, which safetensors still loads.
-_TORCH_DTYPES = {
-    "BOOL": "bool",
-    "U8": "uint8",
-    "I8": "int8",
-    "I16": "int16",
-    "U16": "uint16",
-    "F16": "float16",
-    "BF16": "bfloat16",
-    "I32": "int32",
-    "U32": "uint32",
-    "F32": "float32",
-    "F64": "float64",
-    "I64": "int64",
-    "U64": "uint64",
-    "F8_E4M3": "float8_e4m3fn",
-    "F8_E5M2": "float8_e5m2",
-    "F8_E8M0": "float8_e8m0fnu",
-    "F8_E4M3FNUZ": "float8_e4m3fnuz",
-    "F8_E5M2FNUZ": "float8_e5m2fnuz",
-    "C64": "complex64",
-}
 # What safetensors does with the rest: F6_* fail when the tensor is opened (`get_slice`, which
 # `_load_pretrained_model` calls for every key, so the whole load fails); F4 opens but fails when
 # the tensor is read (only keys the model loads are read).
@@ -138,7 +115,7 @@ def predict(
         elif spec.dtype in _FAILS_ON_READ:
             read_failures.add(key)
         # An unloadable dtype still has a place in the key/shape verdict; uint8 stands in.
-        torch_dtype = getattr(torch, _TORCH_DTYPES.get(spec.dtype, "uint8"))
+        torch_dtype = getattr(torch, TORCH_NAMES.get(spec.dtype, "uint8"))
         try:
             meta_tensors[key] = torch.empty(spec.shape, dtype=torch_dtype, device="meta")
         except Exception as e:  # an absurd shape torch cannot represent

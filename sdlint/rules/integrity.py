@@ -20,7 +20,7 @@ from sdlint.formats.safetensors import (
     layout_problems,
     tensor_bytes,
 )
-from sdlint.registry import Finding, rule
+from sdlint.rule import Finding, rule
 from sdlint.sources.local import display
 
 

@@ -1,0 +1,75 @@
+"""SD104: the checkpoint has a tensor the model does not use; dropping it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from sdlint.context import CheckContext
+from sdlint.diagnostic import Applicability, Fix, Severity
+from sdlint.edits import DropTensors
+from sdlint.rule import Finding, FixAvailability, rule
+from sdlint.rules.model_common import group, path_of, verdict_of
+
+
+@rule(
+    "SD104",
+    "unexpected-key",
+    summary="The checkpoint has a tensor the model does not use.",
+    fix=FixAvailability.SOMETIMES,
+)
+def unexpected_key(ctx: CheckContext) -> Iterator[Finding]:
+    """## What it does
+    Lists every checkpoint tensor the model has no place for, after transformers' renames and
+    `_keys_to_ignore_on_load_unexpected`, by its name in the file (and, when transformers renames
+    it, the name it would have had). Also warns about a tensor transformers drops silently
+    because another tensor maps to the same parameter and wins.
+
+    ## Why is this bad?
+    transformers ignores such tensors, so data the user trained is not used: often the sign of a
+    checkpoint saved from another class, or of a config that does not match.
+
+    ## Example
+    ```
+    model.safetensors:1:1: SD104 `pooler.dense.weight` is in the checkpoint but
+    RobertaForSequenceClassification has no such weight: transformers ignores it
+    ```
+
+    ## Fix safety
+    **Unsafe**: drop the tensor from the file. The model loads exactly the same, but data leaves
+    the file (it may be what another class or a later config needs), so it is applied only with
+    `--fix --unsafe-fixes`; `--backup` keeps the original next to the fixed file.
+    """
+    found = verdict_of(ctx)
+    if found is None:
+        return
+    _, verdict, prefix = found
+    for u in verdict.unexpected:
+        renamed = f" (read as `{u.model_key}`)" if u.model_key != u.file_key else ""
+        yield Finding(
+            f"`{prefix}{u.file_key}`{renamed} is in the checkpoint but {verdict.architecture} has "
+            "no such weight: transformers ignores it",
+            path_of(ctx, prefix + u.file_key),
+            tensor=prefix + u.file_key,
+            group=group(u.file_key, verdict),
+            fix=_drop_fix(ctx, prefix + u.file_key),
+        )
+    for s in verdict.shadowed:
+        yield Finding(
+            f"`{prefix}{s.file_key}` is never loaded: `{prefix}{s.winner}` maps to the same "
+            f"parameter `{s.model_key}` and wins",
+            path_of(ctx, prefix + s.file_key),
+            Severity.WARNING,
+            tensor=prefix + s.file_key,
+            fix=_drop_fix(ctx, prefix + s.file_key),
+        )
+
+
+def _drop_fix(ctx: CheckContext, name: str) -> Fix | None:
+    file = ctx.checkpoint.file_of.get(name)
+    if file is None:
+        return None
+    return Fix(
+        Applicability.UNSAFE,
+        f"Drop `{name}` from {file.name} (the model loads the same; the data leaves the file)",
+        (DropTensors(file, (name,)),),
+    )
