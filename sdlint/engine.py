@@ -17,7 +17,7 @@ from sdlint.context import CheckContext, ModelTarget
 from sdlint.diagnostic import Diagnostic
 from sdlint.discover import find_checkpoints
 from sdlint.errors import UsageError
-from sdlint.registry import Selection, select_rules
+from sdlint.registry import Selection, select_rules, selector_matches
 from sdlint.rule import Rule
 
 
@@ -106,7 +106,7 @@ def check_checkpoint(checkpoint: Checkpoint, resolved: Resolved) -> list[Diagnos
                 config_key=finding.config_key,
             )
             ignored = resolved.project.ignored_codes(Path(diagnostic.path))
-            if not any(diagnostic.code.startswith(code) for code in ignored):
+            if not any(selector_matches(code, diagnostic.code) for code in ignored):
                 out.append(diagnostic)
     return out
 

@@ -55,7 +55,8 @@ def get_rule(code: str) -> Rule | None:
     return _BY_CODE.get(code.upper())
 
 
-def _matches(selector: str, code: str) -> bool:
+def selector_matches(selector: str, code: str) -> bool:
+    """Whether a (normalised) selector picks a rule code: ALL, a prefix, or the code itself."""
     return selector == "ALL" or code.startswith(selector)
 
 
@@ -106,7 +107,7 @@ def select_rules(layers: Sequence[Selection] = ()) -> list[Rule]:
         ignored = validate_selectors(layer.ignore)
         now = set()
         for r in rules:
-            candidates = [s for s in (selected or []) + extended if _matches(s, r.code)]
+            candidates = [s for s in (selected or []) + extended if selector_matches(s, r.code)]
             if not r.enabled_by_default:
                 candidates = [s for s in candidates if s == r.code]
             if selected is None and r.code in enabled:
@@ -114,7 +115,7 @@ def select_rules(layers: Sequence[Selection] = ()) -> list[Rule]:
             if not candidates:
                 continue
             chosen = max(candidates, key=_strength)
-            ignored_by = [s for s in ignored if _matches(s, r.code)]
+            ignored_by = [s for s in ignored if selector_matches(s, r.code)]
             if ignored_by and max(map(_strength, ignored_by)) >= _strength(chosen):
                 continue
             now.add(r.code)

@@ -73,6 +73,14 @@ def test_per_file_ignores(capsys: pytest.CaptureFixture[str]) -> None:
     assert codes(capsys, ".") == (1, ["new/model.safetensors:SD001"])
 
 
+def test_per_file_ignores_all(capsys: pytest.CaptureFixture[str]) -> None:
+    Path("sdlint.toml").write_text('[per-file-ignores]\n"*.safetensors" = ["ALL"]\n')
+    warning_file(Path("models/a/model.safetensors"))
+    assert codes(capsys, ".") == (0, [])
+    Path("sdlint.toml").write_text('[per-file-ignores]\n"other/*" = ["ALL"]\n')
+    assert codes(capsys, ".") == (1, ["models/a/model.safetensors:SD001"])
+
+
 @pytest.mark.parametrize(
     ("glob", "path", "expected"),
     [
