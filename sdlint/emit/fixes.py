@@ -14,11 +14,13 @@ from typing import TextIO
 
 from sdlint.diagnostic import Diagnostic
 from sdlint.emit import EmitContext
+from sdlint.emit.text import printable
 
 
 def format_fix(d: Diagnostic) -> str:
     assert d.fix is not None
-    return f"{d.path}: {d.code} {d.fix.description} ({d.fix.applicability.value})"
+    description = printable(d.fix.description)
+    return f"{printable(d.path)}: {d.code} {description} ({d.fix.applicability.value})"
 
 
 def emit(diagnostics: Sequence[Diagnostic], context: EmitContext, stream: TextIO) -> None:

@@ -3,6 +3,7 @@ then a summary line."""
 
 from __future__ import annotations
 
+import unicodedata
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import replace
@@ -19,15 +20,34 @@ def _plural(n: int, word: str) -> str:
     return f"{n} {word}{'' if n == 1 else 's'}"
 
 
+_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def printable(text: str) -> str:
+    """`text` on one line, with nothing a terminal acts on: control characters (newlines, escape
+    sequences) and line separators become escapes such as `\\n` and `\\x1b`. A tensor name is
+    arbitrary JSON, so a message quoting one could otherwise forge diagnostic lines (the github and
+    junit formats escape for the same reason)."""
+    if text.isprintable():
+        return text
+    return "".join(
+        _ESCAPES.get(c) or (repr(c)[1:-1] if unicodedata.category(c) in _UNSAFE else c)
+        for c in text
+    )
+
+
+_UNSAFE = frozenset({"Cc", "Zl", "Zp"})  # control characters, line and paragraph separators
+
+
 def format_line(d: Diagnostic, color: bool = False, unsafe_fixes: bool = False) -> str:
-    where = f"{d.path}:{d.location.line}:{d.location.column}:"
+    where = f"{printable(d.path)}:{d.location.line}:{d.location.column}:"
     marker = " [*]" if d.fix and d.fix.applies(unsafe_fixes) else ""
     if color:
         where = f"{_BOLD}{where}{_RESET}"
         code = f"{_BOLD}{_SEVERITY_COLOR[d.severity]}{d.code}{_RESET}"
     else:
         code = d.code
-    return f"{where} {code}{marker} {d.message}"
+    return f"{where} {code}{marker} {printable(d.message)}"
 
 
 def summary(diagnostics: Sequence[Diagnostic], context: EmitContext) -> str:

@@ -56,8 +56,7 @@ def test_every_format_is_registered() -> None:
 TEXT = """\
 ckpt/config.json:3:12: SD105 tensors are stored in F32, the config's dtype is bfloat16
 ckpt/model.safetensors:1:1: SD101 `classifier.weight` has shape [2, 768], the config builds [5, 768]
-ckpt/model.safetensors:1:1: SD104 `extra.bias` is unused:
-100% of its bytes are ignored
+ckpt/model.safetensors:1:1: SD104 `extra.bias` is unused:\\n100% of its bytes are ignored
 ckpt/model.safetensors:1:1: SD106 [*] every key carries the prefix `module.`
 ckpt/model.safetensors.index.json:4:5: SD004 index maps `a.weight` to a missing shard
 ckpt/model.safetensors.index.json:9:5: SD004 index maps `a.weight` to a missing shard
@@ -70,6 +69,25 @@ Found 8 problems (5 errors, 2 warnings, 1 info) in 5 files.
 
 def test_text_snapshot() -> None:
     assert render("text") == TEXT
+
+
+def test_text_one_line_per_finding_whatever_the_name() -> None:
+    d = Diagnostic(
+        "SD002",
+        Severity.ERROR,
+        "`a\nckpt/x.safetensors:1:1: SD001 forged` \x1b[2Jis bad\u2028",
+        "a\rb.safetensors",
+        fix=Fix(Applicability.SAFE, "Drop `a\nb`"),
+    )
+    out = render("text", (d,), quiet=True)
+    assert out == (
+        "a\\rb.safetensors:1:1: SD002 [*] `a\\nckpt/x.safetensors:1:1: SD001 forged` "
+        "\\x1b[2Jis bad\\u2028\n"
+    )
+    assert _report((d,), output_format="text", show_fixes=True, quiet=True).splitlines()[1] == (
+        "a\\rb.safetensors: SD002 Drop `a\\nb` (safe)"
+    )
+    assert "\u00e9t\u00e9 \u4e2d" in render("text", (replace(d, message="\u00e9t\u00e9 \u4e2d"),))
 
 
 def test_text_marks_unsafe_fixes_only_with_unsafe_fixes() -> None:
