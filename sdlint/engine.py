@@ -16,9 +16,9 @@ from sdlint.config_fields import read_config
 from sdlint.context import CheckContext, ModelTarget
 from sdlint.diagnostic import Diagnostic
 from sdlint.discover import find_checkpoints
-from sdlint.errors import UsageError
+from sdlint.errors import InternalError, UsageError
 from sdlint.registry import Selection, select_rules, selector_matches
-from sdlint.rule import Rule
+from sdlint.rule import FixAvailability, Rule
 
 
 @dataclass(frozen=True)
@@ -92,6 +92,8 @@ def check_checkpoint(checkpoint: Checkpoint, resolved: Resolved) -> list[Diagnos
         if not r.applies_to(checkpoint.format):
             continue
         for finding in r.check(context):
+            if finding.fix is not None and r.fix is FixAvailability.NONE:
+                raise InternalError(f"{r.code} offers a fix but its documentation says it has none")
             diagnostic = Diagnostic(
                 code=r.code,
                 severity=finding.severity or r.severity,

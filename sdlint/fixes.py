@@ -31,7 +31,7 @@ from sdlint.edits import (
     touched_names,
 )
 from sdlint.engine import Report, Settings, check_paths
-from sdlint.errors import SdlintError
+from sdlint.errors import InternalError, SdlintError
 from sdlint.formats.index import read_index
 from sdlint.formats.safetensors import Header, read_header
 from sdlint.rewrite import (
@@ -87,7 +87,8 @@ def plan_pass(diagnostics: Sequence[Diagnostic], unsafe: bool) -> FixPass:
 def fix_paths(
     paths: Sequence[Path | str], settings: Settings, *, unsafe: bool = False, backup: bool = False
 ) -> FixOutcome:
-    """Lint, apply the applicable fixes, lint again, until none is left. Raises FixError."""
+    """Lint, apply the applicable fixes, lint again, until none is left. Raises FixError when a
+    fix cannot be applied, InternalError when fixes do not settle (a bug)."""
     report = check_paths(paths, settings)
     outcome = FixOutcome(report)
     for _ in range(MAX_PASSES):
@@ -101,9 +102,9 @@ def fix_paths(
         report = check_paths(paths, settings)
         outcome.report = report
     codes = sorted({d.code for d in plan_pass(report.diagnostics, unsafe).diagnostics})
-    raise FixError(
+    raise InternalError(
         f"fixes did not settle after {MAX_PASSES} passes (still fixable: {', '.join(codes)}); "
-        "this is a bug in sdlint, please report it"
+        "the fixes applied so far are complete and in place"
     )
 
 

@@ -42,6 +42,7 @@ from types import MappingProxyType
 from typing import Final
 
 from sdlint.dtypes import DTYPE_BITS, is_uint, tensor_bits
+from sdlint.errors import SdlintError
 from sdlint.formats import LfsPointer
 from sdlint.formats.safetensors import (
     LENGTH_PREFIX,
@@ -164,7 +165,7 @@ class RewriteResult:
     new_size: int
 
 
-class RewriteError(Exception):
+class RewriteError(SdlintError):
     """A rewrite was refused or failed. `str()` is one line naming the file, what failed and the
     outcome. `original_intact` is False only when the folder fsync fails after the new file has
     taken the original's place: the new file is then in place but may not survive a power cut."""

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from sdlint.context import CheckContext, ModelView
 from sdlint.diagnostic import Applicability, Fix
 from sdlint.dtypes import TORCH_DTYPES, shape_text
-from sdlint.edits import InitTensor
+from sdlint.edits import InitTensor, can_init
 from sdlint.model.verdict import LoadVerdict
 from sdlint.rule import Finding, FixAvailability, rule
 from sdlint.rules.model_common import group, init_kind, initializer_range, verdict_of
@@ -74,10 +74,11 @@ def missing_key(ctx: CheckContext) -> Iterator[Finding]:
 def _add_head_fix(
     ctx: CheckContext, view: ModelView, verdict: LoadVerdict, key: str, shape: tuple[int, ...]
 ) -> Fix | None:
-    """Add a freshly initialised head tensor, in the model's dtype, to the (last) weights file."""
+    """Add a freshly initialised head tensor, in the model's dtype, to the (last) weights file;
+    none when sdlint cannot initialise that dtype (float8, as SD101's reinit fix)."""
     dtype = TORCH_DTYPES.get(verdict.dtype, (None, 0))[0]
     headers = ctx.checkpoint.headers
-    if not shape or dtype is None or not headers:
+    if not shape or dtype is None or not can_init(dtype) or not headers:
         return None
     init = init_kind(key)
     file = headers[-1].path
