@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from sdlint.errors import UsageError
@@ -20,7 +22,9 @@ def test_every_rule_is_documented() -> None:
         assert doc.startswith(f"# {r.name} ({r.code})")
         for section in ("## What it does", "## Why is this bad?", "## Example", "## Fix safety"):
             assert section in doc, (r.code, section)
-        assert r.code in r.doc or "```" in r.doc  # the example shows the output
+        # the example shows the output: a fenced diagnostic line of this rule
+        example = r.doc.split("## Example", 1)[1].split("## Fix safety", 1)[0]
+        assert re.search(rf"```\n(.*\n)*\S+:\d+:\d+: {r.code} ", example), (r.code, example)
 
 
 def test_default_set_leaves_out_informational_rules() -> None:
