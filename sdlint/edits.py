@@ -65,10 +65,6 @@ def config_values(edits: Iterable[Edit]) -> dict[Path, dict[str, Any]]:
     return out
 
 
-def edited_files(edits: tuple[Edit, ...]) -> set[Path]:
-    return {edit.file for edit in edits}
-
-
 def touched_names(edit: Edit) -> set[str]:
     """The tensor names (or config keys) an edit reads or writes, to keep two fixes applied in one
     pass from touching the same thing."""

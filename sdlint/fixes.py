@@ -134,7 +134,7 @@ def apply(
         for checkpoint in indexes:
             index = checkpoint.index
             if index is not None and changed & _shards(checkpoint):
-                text = _rebuilt_index(index.path, checkpoint)
+                text = _rebuilt_index(index.path)
                 done.append((index.path, write_text_atomic(index.path, text, backup=keep)))
         for path, text in texts.items():
             done.append((path, write_text_atomic(path, text, backup=keep)))
@@ -222,7 +222,7 @@ def _indent_of(text: str) -> int | None:
     return None
 
 
-def _rebuilt_index(index_path: Path, checkpoint: Checkpoint) -> str:
+def _rebuilt_index(index_path: Path) -> str:
     """The index with its weight_map and totals recomputed from the shards as they now are."""
     document = json.loads(index_path.read_text(encoding="utf-8"))
     index = read_index(index_path)

@@ -66,12 +66,3 @@ def _decode(raw: str) -> str:
         return str(json.loads(f'"{raw}"'))
     except ValueError:
         return raw
-
-
-def locate_key(text: str, *candidates: str) -> Location | None:
-    """The location of the first candidate key present."""
-    locations = key_locations(text)
-    for key in candidates:
-        if key in locations:
-            return locations[key]
-    return None

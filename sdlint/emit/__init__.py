@@ -42,10 +42,6 @@ def emitter(name: str) -> Emitter:
     return found
 
 
-def emitters() -> dict[str, Emitter]:
-    return {name: emitter(name) for name in FORMATS}
-
-
 def report_emitter(
     output_format: str, *, statistics: bool = False, show_fixes: bool = False
 ) -> Emitter:

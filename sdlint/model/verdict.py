@@ -122,7 +122,10 @@ class LoadVerdict:
     """
 
     architecture: str  # the model class the verdict is for
-    architecture_source: str  # ARCHITECTURE_SOURCES: where the class name came from
+    # Where the class name came from: "argument" (the caller named it, `--architecture`), "config"
+    # (`architectures[0]`), "config-task" (`architectures[0]` is not a transformers class: the class
+    # of the same task for model_type), "model_type" (no `architectures`: the base model class).
+    architecture_source: str
     model_type: str | None
     base_model_prefix: str
     # The model holds its base model under `base_model_prefix` (a task head such as
@@ -174,17 +177,8 @@ class LoadVerdict:
         return result
 
 
-# `LoadVerdict.architecture_source` values.
-ARCHITECTURE_SOURCES = (
-    "argument",  # the caller named the class (`--architecture`)
-    "config",  # `architectures[0]` of config.json
-    # `architectures[0]` is not a transformers class; the class of the same task for model_type
-    "config-task",
-    "model_type",  # config.json has no `architectures`; the base model class for its model_type
-)
-
 # `ConfigProblem.kind` values. All are SD107 for the rules (the expected model cannot be built),
-# except QUANTIZED, which is a deliberate skip the rules may report as info.
+# QUANTIZED included: a deliberate skip, which SD107 reports as info.
 NOT_INSTALLED = "not-installed"  # torch or transformers absent or broken
 UNSUPPORTED_VERSION = "unsupported-version"  # a transformers this oracle has no backend for
 UNREADABLE_CONFIG = "unreadable-config"  # config.json missing, not JSON, not an object
@@ -218,7 +212,7 @@ _ENVIRONMENT_KINDS = frozenset({NOT_INSTALLED, MISSING_DEPENDENCY})
 
 @dataclass(frozen=True)
 class ConfigProblem:
-    """The expected model cannot be built, so no key verdict exists (SD107, or info for QUANTIZED).
+    """The expected model cannot be built, so no key verdict exists (SD107; info for QUANTIZED).
 
     `message` reads "what failed: why. What to do."
     """

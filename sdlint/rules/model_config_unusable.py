@@ -25,8 +25,8 @@ def model_config_unusable(ctx: CheckContext) -> Iterator[Finding]:
     """## What it does
     Reports why the expected model cannot be built from the target config: unknown architecture or
     `model_type`, remote code required (sdlint never executes repository code), invalid config
-    values, an optional dependency missing, a `quantization_config` (key checks skipped, a
-    warning), or transformers/torch not installed. The integrity checks still run.
+    values, an optional dependency missing, a `quantization_config` (key checks skipped on purpose:
+    reported as info), or transformers/torch not installed. The integrity checks still run.
 
     ## Why is this bad?
     Without the model, SD101-SD106 cannot be checked; and a config transformers rejects would fail
@@ -49,7 +49,7 @@ def model_config_unusable(ctx: CheckContext) -> Iterator[Finding]:
     yield Finding(
         problem.message,
         view.config_display,
-        Severity.WARNING if problem.kind == QUANTIZED else None,
+        Severity.INFO if problem.kind == QUANTIZED else None,
         location=view.location_of(key),
         config_key=key,
     )

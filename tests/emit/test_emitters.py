@@ -23,7 +23,7 @@ import pytest
 
 from sdlint import __version__
 from sdlint.diagnostic import Applicability, Diagnostic, Fix, Location, Severity
-from sdlint.emit import EmitContext, emitters, report_emitter
+from sdlint.emit import FORMATS, EmitContext, Emitter, emitter, report_emitter
 from sdlint.emit.github import escape_data, escape_property
 from sdlint.emit.gitlab import fingerprints
 from sdlint.emit.sarif import artifact_location
@@ -34,6 +34,10 @@ from tests.emit.cases import DIAGNOSTICS, INDEX, ODD_PATH
 
 SCHEMA_PATH = Path(__file__).parent.parent / "data" / "sarif-schema-2.1.0.json"
 CONTEXT = EmitContext(files_checked=5)
+
+
+def emitters() -> dict[str, Emitter]:
+    return {name: emitter(name) for name in FORMATS}
 
 
 def render(name: str, diagnostics: tuple[Diagnostic, ...] = DIAGNOSTICS, **context: Any) -> str:

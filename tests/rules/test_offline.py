@@ -14,7 +14,15 @@ from typing import Any
 import pytest
 
 from sdlint.context import CheckContext, ModelView
-from sdlint.model.verdict import LoadVerdict, Mismatch, Missing, Unexpected, WrapperPrefix
+from sdlint.model.verdict import (
+    QUANTIZED,
+    ConfigProblem,
+    LoadVerdict,
+    Mismatch,
+    Missing,
+    Unexpected,
+    WrapperPrefix,
+)
 from sdlint.registry import all_rules
 from sdlint.rule import FixAvailability
 from tests.cli_helpers import run
@@ -35,9 +43,12 @@ TENSORS: TensorSpecs = {"roberta.w": ("F32", (4, 4)), "classifier.weight": ("F32
 
 
 def checkpoint(
-    folder: Path, verdict: LoadVerdict, monkeypatch: pytest.MonkeyPatch, tensors: TensorSpecs
+    folder: Path,
+    verdict: LoadVerdict | ConfigProblem,
+    monkeypatch: pytest.MonkeyPatch,
+    tensors: TensorSpecs,
 ) -> Path:
-    """A folder with weights and config.json whose model view is `verdict`."""
+    """A folder with weights and config.json whose model view is `verdict` (or a problem)."""
     folder.mkdir(parents=True, exist_ok=True)
     write_tensors(folder / "model.safetensors", tensors)
     config = folder / "config.json"
@@ -140,3 +151,14 @@ def test_errors_the_user_acts_on_are_sdlint_errors() -> None:
 
     assert issubclass(RewriteError, SdlintError) and issubclass(FixError, SdlintError)
     assert not issubclass(InternalError, SdlintError)
+
+
+def test_a_quantized_config_is_reported_as_documented(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    problem = ConfigProblem(QUANTIZED, "config.json has a `quantization_config` (gptq): skipped")
+    folder = checkpoint(tmp_path / "m", problem, monkeypatch, TENSORS)
+    (found,) = findings(capsys, folder)
+    assert (found["code"], found["severity"]) == ("SD107", "info")
+    doc = next(r for r in all_rules() if r.code == "SD107").doc
+    assert "`quantization_config` (key checks skipped on purpose:\nreported as info)" in doc
