@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import gc
+import json
 import os
 import struct
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +19,7 @@ from safetensors.numpy import save_file
 
 from sdlint.formats import LfsPointer, Unreadable
 from sdlint.formats.safetensors import Header, parse_header, read_header
-from tests.safetensors_files import ALL_DTYPES, write_raw, write_tensors
+from tests.safetensors_files import ALL_DTYPES, header_for, write_raw, write_tensors
 
 
 def test_every_dtype_matches_the_reference(tmp_path: Path) -> None:
@@ -175,3 +178,29 @@ def test_entry_errors_name_the_problem(entry: str, errors: tuple[str, ...]) -> N
     assert isinstance(result, Header)
     assert result.entries[0].name == "t" and result.entries[0].errors == errors
     assert "t" not in result.tensors
+
+
+def _gc_state_while_parsing(raw: bytes, monkeypatch: pytest.MonkeyPatch) -> list[bool]:
+    seen: list[bool] = []
+    loads = json.loads
+
+    def watching(*args: Any, **kwargs: Any) -> Any:
+        seen.append(gc.isenabled())
+        return loads(*args, **kwargs)
+
+    monkeypatch.setattr("sdlint.formats.safetensors.json.loads", watching)
+    return seen
+
+
+def test_garbage_collection_stays_on_while_other_threads_run(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The collector is process-wide: a parse in a worker thread (the language server's) must not
+    switch it off under the other threads."""
+    raw = json.dumps(header_for({f"t{i}": ("F32", (1,)) for i in range(5000)})[0]).encode()
+    assert len(raw) > 100_000
+    seen = _gc_state_while_parsing(raw, monkeypatch)
+    worker = threading.Thread(target=parse_header, args=(raw,))
+    worker.start()
+    worker.join()
+    assert seen == [True] and gc.isenabled()
