@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from sdlint.config_fields import read_config
 from sdlint.context import CheckContext, ModelView
 from sdlint.model.verdict import (
     QUANTIZED,
@@ -53,7 +54,7 @@ def checkpoint(
     write_tensors(folder / "model.safetensors", tensors)
     config = folder / "config.json"
     config.write_text(json.dumps(CONFIG, indent=2))
-    view = ModelView(config, config.read_text(), verdict)
+    view = ModelView(read_config(config), verdict)
     monkeypatch.setattr(CheckContext, "model", property(lambda self: view))
     return folder
 
