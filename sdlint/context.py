@@ -79,6 +79,9 @@ class ModelView:
 class CheckContext:
     checkpoint: Checkpoint
     target: ModelTarget = field(default_factory=ModelTarget)
+    # What the run tells the user besides the findings (the verdict's notes, such as a class
+    # guessed from model_type), one line each; the engine collects them into the report.
+    notes: list[str] = field(default_factory=list, compare=False)
 
     @cached_property
     def model(self) -> ModelView | None:
@@ -100,7 +103,7 @@ class CheckContext:
             )
             if recorded is None:
                 return None
-            return ModelView(config, recorded)
+            return self._viewed(config, recorded)
         outcome = load_verdict(
             config,
             tensors,
@@ -108,4 +111,11 @@ class CheckContext:
             cache_dir=self.target.cache_dir,
             use_cache=self.target.use_cache,
         )
+        return self._viewed(config, outcome)
+
+    def _viewed(self, config: ConfigFile, outcome: LoadVerdict | ConfigProblem) -> ModelView:
+        from sdlint.model.verdict import LoadVerdict
+
+        notes = outcome.notes if isinstance(outcome, LoadVerdict) else ()
+        self.notes.extend(f"{config.display}: {note}" for note in notes)
         return ModelView(config, outcome)

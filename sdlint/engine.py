@@ -49,6 +49,9 @@ class Settings:
 class Report:
     diagnostics: tuple[Diagnostic, ...]
     checkpoints: tuple[Checkpoint, ...]
+    # Lines for the user besides the findings (text output prints them, SARIF carries them as
+    # notifications, JSON output is the findings only).
+    notes: tuple[str, ...] = ()
 
     @property
     def files_checked(self) -> int:
@@ -84,7 +87,10 @@ def resolve(settings: Settings, project: ProjectConfig, checkpoint_path: Path) -
     return Resolved(tuple(select_rules(layers)), target, project)
 
 
-def check_checkpoint(checkpoint: Checkpoint, resolved: Resolved) -> list[Diagnostic]:
+def check_checkpoint(
+    checkpoint: Checkpoint, resolved: Resolved
+) -> tuple[list[Diagnostic], list[str]]:
+    """The checkpoint's findings under the resolved settings, and the notes for the user."""
     context = CheckContext(checkpoint, resolved.target)
     out = []
     local = checkpoint.local_path is not None  # fixes rewrite files: only local ones
@@ -110,7 +116,7 @@ def check_checkpoint(checkpoint: Checkpoint, resolved: Resolved) -> list[Diagnos
             ignored = resolved.project.ignored_codes(Path(diagnostic.path))
             if not any(selector_matches(code, diagnostic.code) for code in ignored):
                 out.append(diagnostic)
-    return out
+    return out, context.notes
 
 
 def check_paths(paths: Sequence[Path | str], settings: Settings | None = None) -> Report:
@@ -120,8 +126,15 @@ def check_paths(paths: Sequence[Path | str], settings: Settings | None = None) -
     resolver = ConfigResolver(config_file=settings.config_file, isolated=settings.isolated)
     checkpoints = find_checkpoints([Path(p) for p in paths])
     diagnostics: list[Diagnostic] = []
+    notes: list[str] = []
     for checkpoint in checkpoints:
         resolved = resolve(settings, resolver.for_path(checkpoint.path), checkpoint.path)
-        diagnostics.extend(check_checkpoint(checkpoint, resolved))
+        found, noted = check_checkpoint(checkpoint, resolved)
+        diagnostics.extend(found)
+        notes.extend(noted)
     unique = dict.fromkeys(diagnostics)  # a file reached through two paths reports once
-    return Report(tuple(sorted(unique, key=Diagnostic.sort_key)), tuple(checkpoints))
+    return Report(
+        tuple(sorted(unique, key=Diagnostic.sort_key)),
+        tuple(checkpoints),
+        tuple(dict.fromkeys(notes)),
+    )

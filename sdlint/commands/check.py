@@ -196,6 +196,7 @@ def run(args: argparse.Namespace) -> int:
         verbose=args.verbose,
         unsafe_fixes=unsafe,
         fixed=len(fixed),
+        notes=report.notes,
     )
     emit = report_emitter(
         args.output_format, statistics=args.statistics, show_fixes=args.show_fixes

@@ -19,6 +19,7 @@ class EmitContext:
     verbose: bool = False
     unsafe_fixes: bool = False  # fixes marked [*] are those --fix would apply at this level
     fixed: int = 0  # findings --fix has fixed in this run
+    notes: tuple[str, ...] = ()  # lines for the user besides the findings (Report.notes)
 
 
 Emitter = Callable[[Sequence[Diagnostic], EmitContext, TextIO], None]

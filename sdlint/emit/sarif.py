@@ -91,29 +91,35 @@ def _result(d: Diagnostic, rule_index: int) -> dict[str, Any]:
     return result
 
 
-def to_sarif(diagnostics: Sequence[Diagnostic]) -> dict[str, Any]:
+def to_sarif(diagnostics: Sequence[Diagnostic], notes: Sequence[str] = ()) -> dict[str, Any]:
+    """The log; `notes` (what the run tells the user besides the findings) become notifications
+    of the run's invocation, so the results stay the findings only."""
     known = {r.code: r for r in all_rules()}
     codes = sorted({d.code for d in diagnostics})
     index = {code: i for i, code in enumerate(codes)}
-    return {
-        "$schema": SCHEMA_URI,
-        "version": "2.1.0",
-        "runs": [
-            {
-                "tool": {
-                    "driver": {
-                        "name": "sdlint",
-                        "version": __version__,
-                        "informationUri": INFORMATION_URI,
-                        "rules": [_rule_descriptor(code, known.get(code)) for code in codes],
-                    }
-                },
-                "results": [_result(d, index[d.code]) for d in diagnostics],
+    run: dict[str, Any] = {
+        "tool": {
+            "driver": {
+                "name": "sdlint",
+                "version": __version__,
+                "informationUri": INFORMATION_URI,
+                "rules": [_rule_descriptor(code, known.get(code)) for code in codes],
             }
-        ],
+        },
+        "results": [_result(d, index[d.code]) for d in diagnostics],
     }
+    if notes:
+        run["invocations"] = [
+            {
+                "executionSuccessful": True,
+                "toolExecutionNotifications": [
+                    {"level": "note", "message": {"text": note}} for note in notes
+                ],
+            }
+        ]
+    return {"$schema": SCHEMA_URI, "version": "2.1.0", "runs": [run]}
 
 
 def emit(diagnostics: Sequence[Diagnostic], context: EmitContext, stream: TextIO) -> None:
-    json.dump(to_sarif(diagnostics), stream, indent=2)
+    json.dump(to_sarif(diagnostics, context.notes), stream, indent=2)
     stream.write("\n")

@@ -123,4 +123,6 @@ def emit(diagnostics: Sequence[Diagnostic], context: EmitContext, stream: TextIO
     for d in shown(diagnostics, context.verbose):
         stream.write(format_line(d, context.color, context.unsafe_fixes) + "\n")
     if not context.quiet:
+        for note in context.notes:
+            stream.write(f"note: {printable(note)}\n")
         stream.write(summary(diagnostics, context) + "\n")

@@ -326,6 +326,36 @@ def sarif_validator() -> jsonschema.Draft4Validator:
     return jsonschema.Draft4Validator(schema)
 
 
+def test_sarif_notes_are_invocation_notifications(
+    sarif_validator: jsonschema.Draft4Validator,
+) -> None:
+    log = json.loads(render("sarif", notes=("m/config.json: checked against RobertaModel",)))
+    sarif_validator.validate(log)
+    (run,) = log["runs"]
+    assert run["results"] == SARIF_RESULTS  # the findings are untouched
+    assert run["invocations"] == [
+        {
+            "executionSuccessful": True,
+            "toolExecutionNotifications": [
+                {
+                    "level": "note",
+                    "message": {"text": "m/config.json: checked against RobertaModel"},
+                }
+            ],
+        }
+    ]
+
+
+def test_text_notes_come_before_the_summary_and_not_with_quiet() -> None:
+    notes = ("m/config.json: checked against\nRobertaModel",)
+    lines = TEXT.splitlines(keepends=True)
+    assert render("text", notes=notes) == "".join(
+        [*lines[:-2], "note: m/config.json: checked against\\nRobertaModel\n", *lines[-2:]]
+    )
+    assert render("text", notes=notes, quiet=True) == render("text", quiet=True)
+    assert render("json", notes=notes) == render("json")
+
+
 def test_sarif_snapshot() -> None:
     assert render("sarif") == as_json(_sarif_log(SARIF_RULES, SARIF_RESULTS))
     assert render("sarif", ()) == as_json(_sarif_log([], []))

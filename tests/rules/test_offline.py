@@ -163,3 +163,22 @@ def test_a_quantized_config_is_reported_as_documented(
     assert (found["code"], found["severity"]) == ("SD107", "info")
     doc = next(r for r in all_rules() if r.code == "SD107").doc
     assert "`quantization_config` (key checks skipped on purpose:\nreported as info)" in doc
+
+
+def test_the_verdict_notes_are_shown(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    note = "config.json has no `architectures`; checked against RobertaModel"
+    folder = checkpoint(tmp_path / "m", VERDICT, monkeypatch, TENSORS)
+    monkeypatch.undo()  # the model view is made by the context this time, from this verdict
+    monkeypatch.setattr(
+        "sdlint.model.load_verdict", lambda *a, **k: replace(VERDICT, notes=(note,))
+    )
+    code, out, _ = run(capsys, "check", str(folder))
+    assert code == 0
+    assert out.splitlines() == [
+        f"note: {folder / 'config.json'}: {note}",
+        "All checks passed (1 file checked).",
+    ]
+    code, out, _ = run(capsys, "check", "--output-format", "json", str(folder))
+    assert (code, out) == (0, "[]\n")
