@@ -14,6 +14,7 @@ Globs and relative paths in a file are relative to the folder that holds it.
     unsafe-fixes = false
     head-fix = "config"                 # SD101 fix: "config" or "reinit"
     backup = false                      # keep the original next to a fixed file
+    model-checks = "required"           # a skipped model check is a finding (SD108)
 
     [tool.sdlint.per-file-ignores]      # glob -> codes
     "legacy/**" = ["SD104"]
@@ -47,6 +48,7 @@ else:  # pragma: no cover (Python 3.10)
 _T = TypeVar("_T")
 CONFIG_FILES = (".sdlint.toml", "sdlint.toml", "pyproject.toml")
 HEAD_FIXES = ("config", "reinit")
+MODEL_CHECKS = ("auto", "cached", "off", "required")
 
 
 @dataclass(frozen=True)
@@ -66,6 +68,7 @@ class ProjectConfig:
     unsafe_fixes: bool | None = None
     head_fix: str | None = None
     backup: bool | None = None
+    model_checks: str | None = None  # auto, cached, off or required (sdlint.engine.MODEL_CHECKS)
 
     def relative(self, path: Path) -> PurePosixPath | None:
         """`path` relative to this file's folder, or None when it lies outside."""
@@ -172,6 +175,7 @@ _KEYS = (
     "unsafe-fixes",
     "head-fix",
     "backup",
+    "model-checks",
 )
 
 
@@ -226,6 +230,9 @@ def _parse(table: Mapping[str, Any], path: Path, where: str) -> ProjectConfig:
     head_fix = table.get("head-fix")
     if head_fix is not None and head_fix not in HEAD_FIXES:
         raise fail("head-fix", " or ".join(f'"{h}"' for h in HEAD_FIXES))
+    model_checks = table.get("model-checks")
+    if model_checks is not None and model_checks not in MODEL_CHECKS:
+        raise fail("model-checks", " or ".join(f'"{m}"' for m in MODEL_CHECKS))
     cache_dir = table.get("cache-dir")
     if cache_dir is not None and not isinstance(cache_dir, str):
         raise fail("cache-dir", "a folder path")
@@ -246,6 +253,7 @@ def _parse(table: Mapping[str, Any], path: Path, where: str) -> ProjectConfig:
         unsafe_fixes=flag("unsafe-fixes"),
         head_fix=head_fix,
         backup=flag("backup"),
+        model_checks=model_checks,
     )
 
 

@@ -12,6 +12,7 @@ from sdlint.checkpoint import Checkpoint
 from sdlint.config_fields import ConfigFile
 from sdlint.diagnostic import Location
 from sdlint.json_locations import key_locations
+from sdlint.libraries import foreign_config, foreign_folder
 
 if TYPE_CHECKING:
     from sdlint.model.verdict import ConfigProblem, LoadVerdict
@@ -31,10 +32,30 @@ class ModelTarget:
     # "auto": build the expected model when the cache has no verdict; "cached": only use a verdict
     # some run with transformers recorded (never import it); "off": no model checks.
     model_checks: str = "auto"
+    # `--model-checks=required`: a skipped model check is a finding (SD108), not a note.
+    required: bool = False
 
     @property
     def config_path(self) -> Path | None:
         return self.config.path if self.config is not None else None
+
+
+# Why the model checks were skipped for a checkpoint (the run's note groups checkpoints by it).
+NO_CONFIG = "no config.json beside the weights; pass --model-config to check against one"
+NOT_TRANSFORMERS = "not a transformers model, so there is no model to check against"
+NO_VERDICT = (
+    "no recorded verdict for this config; run sdlint with transformers installed, "
+    "or use the sdlint-model hook"
+)
+
+
+@dataclass(frozen=True)
+class Skip:
+    """The model checks did not run for a checkpoint: `reason` (one of the above) and `detail`
+    (which file, and what it is)."""
+
+    reason: str
+    detail: str
 
 
 @dataclass(frozen=True)
@@ -82,18 +103,22 @@ class CheckContext:
     # What the run tells the user besides the findings (the verdict's notes, such as a class
     # guessed from model_type), one line each; the engine collects them into the report.
     notes: list[str] = field(default_factory=list, compare=False)
+    # Why the model checks were skipped, when they were (at most one): a note for the run, or
+    # with `--model-checks=required` an SD108 finding.
+    skipped: list[Skip] = field(default_factory=list, compare=False)
 
     @cached_property
     def model(self) -> ModelView | None:
-        """None when there is nothing to compare: no config.json, weights that cannot be read (the
-        integrity rules report those), or a PEFT adapter."""
-        if self.checkpoint.is_adapter:
-            return None  # a PEFT adapter's tensors are not the model's (PEFT checks: not yet)
-        config = self.target.config or self.checkpoint.config
-        if config is None:
-            return None
+        """None when there is nothing to compare: weights that cannot be read (the integrity rules
+        report those), model checks turned off, or a skip (recorded in `skipped`)."""
         if not self.checkpoint.loadable or self.target.model_checks == "off":
             return None
+        skip = self._skip()
+        if skip is not None:
+            self.skipped.append(skip)
+            return None
+        config = self.target.config or self.checkpoint.config
+        assert config is not None  # _skip says why when there is none
         from sdlint.model import cached_verdict, load_verdict
 
         tensors = self.checkpoint.signature()
@@ -102,6 +127,7 @@ class CheckContext:
                 config, tensors, self.target.architecture, cache_dir=self.target.cache_dir
             )
             if recorded is None:
+                self.skipped.append(Skip(NO_VERDICT, config.display))
                 return None
             return self._viewed(config, recorded)
         outcome = load_verdict(
@@ -112,6 +138,22 @@ class CheckContext:
             use_cache=self.target.use_cache,
         )
         return self._viewed(config, outcome)
+
+    def _skip(self) -> Skip | None:
+        """Why there is no transformers model to check against, found without transformers."""
+        if self.checkpoint.is_adapter:  # its tensors are not the model's (PEFT checks: not yet)
+            return Skip(NOT_TRANSFORMERS, f"{self.checkpoint.display_path} is a PEFT adapter")
+        if self.target.config is None:
+            other = foreign_folder(self.checkpoint.folder)
+            if other is not None:
+                return Skip(NOT_TRANSFORMERS, f"{self.checkpoint.display_path} is {other}")
+        config = self.target.config or self.checkpoint.config
+        if config is None:
+            return Skip(NO_CONFIG, self.checkpoint.display_path)
+        other = foreign_config(config.data)
+        if other is not None:
+            return Skip(NOT_TRANSFORMERS, f"{config.display} is {other}")
+        return None
 
     def _viewed(self, config: ConfigFile, outcome: LoadVerdict | ConfigProblem) -> ModelView:
         from sdlint.model.verdict import LoadVerdict

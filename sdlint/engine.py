@@ -9,11 +9,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from sdlint.checkpoint import Checkpoint
 from sdlint.config import ConfigResolver, ProjectConfig
 from sdlint.config_fields import read_config
-from sdlint.context import CheckContext, ModelTarget
+from sdlint.context import CheckContext, ModelTarget, Skip
 from sdlint.diagnostic import Diagnostic
 from sdlint.discover import find_checkpoints
 from sdlint.errors import InternalError, UsageError
@@ -38,7 +39,8 @@ class Settings:
     config_file: Path | None = None
     isolated: bool = False
     head_fix: str | None = None  # SD101's fix; None: the configuration's, else "config"
-    model_checks: str = "auto"  # see ModelTarget.model_checks
+    # auto, cached, off or required (see ModelTarget); None: the configuration's, else auto
+    model_checks: str | None = None
 
     @property
     def selection(self) -> Selection:
@@ -82,15 +84,38 @@ def resolve(settings: Settings, project: ProjectConfig, checkpoint_path: Path) -
         cache_dir=project.cache_dir,
         use_cache=settings.use_cache,
         head_fix=settings.head_fix or project.head_fix or "config",
-        model_checks=settings.model_checks,
+        **_model_checks(settings.model_checks, project.model_checks),
     )
     return Resolved(tuple(select_rules(layers)), target, project)
 
 
-def check_checkpoint(
+def _model_checks(command_line: str | None, configured: str | None) -> dict[str, Any]:
+    """The model-checks mode and whether a skip is a finding. The command line wins, except that
+    `required` in the configuration keeps skips findings under the mode the command line picks
+    (the light pre-commit hook passes `--model-checks=cached`); `off` turns everything off.
+
+    `required` alone checks as `auto` where transformers is installed and as `cached` where it is
+    not, so a missing verdict is reported as such rather than as a missing transformers."""
+    chosen = command_line or configured or "auto"
+    required = "required" in (command_line, configured) and chosen != "off"
+    mode = chosen if chosen != "required" else "auto"
+    if command_line == "required" or (command_line is None and configured == "required"):
+        import importlib.util
+
+        mode = "auto" if importlib.util.find_spec("transformers") is not None else "cached"
+    return {"model_checks": mode, "required": required}
+
+
+def check_checkpoint(checkpoint: Checkpoint, resolved: Resolved) -> list[Diagnostic]:
+    """The checkpoint's findings under the resolved settings."""
+    return _check(checkpoint, resolved)[0]
+
+
+def _check(
     checkpoint: Checkpoint, resolved: Resolved
-) -> tuple[list[Diagnostic], list[str]]:
-    """The checkpoint's findings under the resolved settings, and the notes for the user."""
+) -> tuple[list[Diagnostic], list[str], list[Skip]]:
+    """The findings, the notes for the user, and why the model checks were skipped (when a model
+    rule asked for the model and there was none)."""
     context = CheckContext(checkpoint, resolved.target)
     out = []
     local = checkpoint.local_path is not None  # fixes rewrite files: only local ones
@@ -116,7 +141,7 @@ def check_checkpoint(
             ignored = resolved.project.ignored_codes(Path(diagnostic.path))
             if not any(selector_matches(code, diagnostic.code) for code in ignored):
                 out.append(diagnostic)
-    return out, context.notes
+    return out, context.notes, context.skipped
 
 
 def check_paths(paths: Sequence[Path | str], settings: Settings | None = None) -> Report:
@@ -127,14 +152,30 @@ def check_paths(paths: Sequence[Path | str], settings: Settings | None = None) -
     checkpoints = find_checkpoints([Path(p) for p in paths])
     diagnostics: list[Diagnostic] = []
     notes: list[str] = []
+    skips: list[Skip] = []
     for checkpoint in checkpoints:
         resolved = resolve(settings, resolver.for_path(checkpoint.path), checkpoint.path)
-        found, noted = check_checkpoint(checkpoint, resolved)
+        found, noted, skipped = _check(checkpoint, resolved)
         diagnostics.extend(found)
         notes.extend(noted)
+        if not resolved.target.required:  # required: SD108 reports each skip
+            skips.extend(skipped)
     unique = dict.fromkeys(diagnostics)  # a file reached through two paths reports once
     return Report(
         tuple(sorted(unique, key=Diagnostic.sort_key)),
         tuple(checkpoints),
-        tuple(dict.fromkeys(notes)),
+        tuple(dict.fromkeys(notes)) + skip_notes(skips),
     )
+
+
+def skip_notes(skips: Sequence[Skip]) -> tuple[str, ...]:
+    """One line per reason the model checks were skipped, with how many checkpoints it covers."""
+    by_reason: dict[str, list[str]] = {}
+    for skip in skips:
+        by_reason.setdefault(skip.reason, []).append(skip.detail)
+    lines = []
+    for reason, details in by_reason.items():
+        count = f"{len(details)} checkpoint{'s' if len(details) != 1 else ''}"
+        shown = "; ".join(details[:3]) + ("; ..." if len(details) > 3 else "")
+        lines.append(f"model checks skipped for {count}: {reason} ({shown})")
+    return tuple(lines)

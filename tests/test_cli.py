@@ -58,6 +58,8 @@ SNAPSHOTS: list[tuple[str, Callable[[Path], object], str, str]] = [
         "model.safetensors",
         "model.safetensors:1:1: SD002 tensor `classifier.weight`: shape [2, 3] of F32 needs 24 bytes, "
         "but its data_offsets [0, 32] span 32\n"
+        "note: model checks skipped for 1 checkpoint: no config.json beside the weights; pass "
+        "--model-config to check against one (model.safetensors)\n"
         "Found 1 problem (1 error) in 1 file.\n",
     ),
     (
@@ -66,6 +68,8 @@ SNAPSHOTS: list[tuple[str, Callable[[Path], object], str, str]] = [
         "model.safetensors",
         "model.safetensors:1:1: SD003 data section ends at byte 40 but the file holds only 34 bytes "
         "of data: 6 bytes are missing (truncated download?); 1 tensor affected: `classifier.bias`\n"
+        "note: model checks skipped for 1 checkpoint: no config.json beside the weights; pass "
+        "--model-config to check against one (model.safetensors)\n"
         "Found 1 problem (1 error) in 1 file.\n",
     ),
     (
@@ -78,6 +82,8 @@ SNAPSHOTS: list[tuple[str, Callable[[Path], object], str, str]] = [
         "model.safetensors.index.json:1:1: SD004 index maps `b.weight` to "
         "model-00001-of-00002.safetensors, but that shard has no such tensor "
         "(it is in model-00002-of-00002.safetensors)\n"
+        "note: model checks skipped for 1 checkpoint: no config.json beside the weights; pass "
+        "--model-config to check against one (model.safetensors.index.json)\n"
         "Found 2 problems (2 errors) in 1 file.\n",
     ),
     (
@@ -114,6 +120,8 @@ def test_clean_file(capsys: pytest.CaptureFixture[str]) -> None:
     write_tensors(Path("model.safetensors"), TENSORS)
     assert run(capsys, "check", "model.safetensors") == (
         0,
+        "note: model checks skipped for 1 checkpoint: no config.json beside the weights; pass "
+        "--model-config to check against one (model.safetensors)\n"
         "All checks passed (1 file checked).\n",
         "",
     )

@@ -38,22 +38,25 @@ def test_default_set_leaves_out_informational_rules() -> None:
         ([Selection(select=("SD0",))], ["SD001", "SD002", "SD003", "SD004", "SD005"]),
         ([Selection(select=("SD1",), ignore=("SD10",))], []),
         ([Selection(select=("SD101",), ignore=("SD1",))], ["SD101"]),  # more specific wins
-        ([Selection(select=("SD1",))], ["SD101", "SD102", "SD103", "SD104", "SD106", "SD107"]),
+        (
+            [Selection(select=("SD1",))],
+            ["SD101", "SD102", "SD103", "SD104", "SD106", "SD107", "SD108"],
+        ),
         ([Selection(select=("SD105",))], ["SD105"]),
         ([Selection(extend_select=("SD105",), ignore=("SD0", "SD1"))], ["SD105"]),
         (
             [Selection(select=("ALL",), ignore=("SD0",))],
-            ["SD101", "SD102", "SD103", "SD104", "SD106", "SD107"],
+            ["SD101", "SD102", "SD103", "SD104", "SD106", "SD107", "SD108"],
         ),
         # a configuration layer, then the command line
         (
             [Selection(ignore=("SD104",)), Selection(ignore=("SD0",))],
-            ["SD101", "SD102", "SD103", "SD106", "SD107"],
+            ["SD101", "SD102", "SD103", "SD106", "SD107", "SD108"],
         ),
         ([Selection(ignore=("SD0", "SD1")), Selection(extend_select=("SD004",))], ["SD004"]),
         (
             [Selection(extend_select=("SD105",)), Selection(select=("SD10",))],
-            ["SD101", "SD102", "SD103", "SD104", "SD106", "SD107"],
+            ["SD101", "SD102", "SD103", "SD104", "SD106", "SD107", "SD108"],
         ),
         ([Selection(select=("SD105",)), Selection(ignore=("SD0",))], ["SD105"]),
     ],

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-from sdlint.config import HEAD_FIXES, ConfigResolver
+from sdlint.config import HEAD_FIXES, MODEL_CHECKS, ConfigResolver
 from sdlint.diagnostic import Diagnostic
 from sdlint.emit import FORMATS, EmitContext, report_emitter
 from sdlint.engine import Settings, check_paths
@@ -96,11 +96,12 @@ def add_parser(commands: argparse._SubParsersAction[Any]) -> None:
     )
     check.add_argument(
         "--model-checks",
-        choices=("auto", "cached", "off"),
-        default="auto",
+        choices=MODEL_CHECKS,
         help="auto: build the expected model with transformers when no verdict is cached; "
         "cached: only use verdicts a run with transformers recorded (never imports it); "
-        "off: integrity checks only",
+        "off: integrity checks only; required: auto where transformers is installed, cached "
+        "where not, and a skipped model check is a finding (SD108) instead of a note "
+        "(default: the configuration's model-checks, else auto)",
     )
     check.add_argument("-q", "--quiet", action="store_true", help="print diagnostics only")
     check.add_argument(

@@ -19,6 +19,7 @@ from sdlint.rules.integrity import (
 )
 from sdlint.rules.key_prefix_mismatch import key_prefix_mismatch
 from sdlint.rules.missing_key import missing_key
+from sdlint.rules.model_checks_skipped import model_checks_skipped
 from sdlint.rules.model_config_unusable import model_config_unusable
 from sdlint.rules.unexpected_key import unexpected_key
 
@@ -35,4 +36,5 @@ RULES: tuple[Rule, ...] = (
     dtype_differs,  # SD105
     key_prefix_mismatch,  # SD106
     model_config_unusable,  # SD107
+    model_checks_skipped,  # SD108
 )

@@ -175,6 +175,8 @@ def test_show_fixes_without_fixes(capsys: pytest.CaptureFixture[str]) -> None:
     assert run(capsys, "check", "--show-fixes", "model.safetensors") == (
         1,
         f"model.safetensors:1:1: SD003 {SD003}\n"
+        "note: model checks skipped for 1 checkpoint: no config.json beside the weights; pass "
+        "--model-config to check against one (model.safetensors)\n"
         "Found 1 problem (1 error) in 1 file.\n"
         "No fixes available.\n",
         "",

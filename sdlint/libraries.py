@@ -1,0 +1,76 @@
+"""Which library a checkpoint folder belongs to, when it is not transformers.
+
+Only a config transformers would load drives the model rules (SD101-SD107). Other libraries write a
+`config.json` too (diffusers models, sentence-transformers modules, timm) or save adapters beside a
+base model's config (PEFT); checking their weights against it would report every key. For those
+the integrity rules run and the model checks are skipped with a note. Recognised from the files
+the libraries themselves write, without importing them:
+
+- diffusers: a model's `config.json` carries `_class_name` and `_diffusers_version`; a pipeline
+  folder's `model_index.json` names each component folder's library (`"unet": ["diffusers",
+  "UNet2DConditionModel"]`, `"text_encoder": ["transformers", "CLIPTextModel"]`), so a transformers
+  component of a pipeline is still checked.
+- sentence-transformers: `modules.json` lists the modules and their folders; the Transformer module
+  (the folder itself) is a transformers model, the others (`2_Dense`, ...) are not.
+- timm: `config.json` names the model in `architecture` (singular) with `num_classes` or
+  `pretrained_cfg`, and has neither `architectures` nor `model_type`.
+
+A PEFT adapter (`adapter_model.safetensors`) is recognised by the read stage:
+`Checkpoint.is_adapter`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from sdlint.sources import ReadError
+from sdlint.sources.local import read_bounded
+
+MODEL_INDEX = "model_index.json"
+MODULES = "modules.json"
+_TRANSFORMER_MODULE = "sentence_transformers.models.Transformer"
+
+
+def foreign_config(config: Mapping[str, Any]) -> str | None:
+    """What other library wrote this config.json, in words (None: none recognised)."""
+    if "_diffusers_version" in config or "_class_name" in config:
+        name = config.get("_class_name")
+        return f"a diffusers config ({name})" if isinstance(name, str) else "a diffusers config"
+    if "architectures" in config or "model_type" in config:
+        return None
+    architecture = config.get("architecture")
+    if isinstance(architecture, str) and ("num_classes" in config or "pretrained_cfg" in config):
+        return f"a timm config ({architecture})"
+    return None
+
+
+def foreign_folder(folder: Path) -> str | None:
+    """What other library the checkpoint in `folder` belongs to, from the files around it (None:
+    none recognised, or transformers)."""
+    parent = folder.parent
+    index = _json(parent / MODEL_INDEX)
+    if isinstance(index, dict):
+        entry = index.get(folder.name)
+        if isinstance(entry, list) and len(entry) == 2 and entry[0] != "transformers":
+            return f"part of a diffusers pipeline ({entry[0]} {entry[1]})"
+    modules = _json(parent / MODULES)
+    if isinstance(modules, list):
+        for module in modules:
+            if (
+                isinstance(module, dict)
+                and module.get("path") == folder.name
+                and module.get("type") != _TRANSFORMER_MODULE
+            ):
+                kind = str(module.get("type", "")).rpartition(".")[2] or "a"
+                return f"a sentence-transformers {kind} module"
+    return None
+
+
+def _json(path: Path) -> Any:
+    try:
+        return json.loads(read_bounded(path))
+    except (ReadError, ValueError, RecursionError):
+        return None
