@@ -7,10 +7,31 @@ from collections.abc import Iterator
 from sdlint.context import CheckContext
 from sdlint.diagnostic import Applicability, Fix
 from sdlint.edits import RenameTensors
-from sdlint.model.verdict import ConfigProblem
+from sdlint.model.verdict import LoadVerdict
 from sdlint.rule import Finding, FixAvailability, rule
 
 _WRAPPER_NAMES = {"module.": "DistributedDataParallel", "_orig_mod.": "torch.compile"}
+_MAX_WRAPPERS = 3  # `module._orig_mod.` is two
+
+
+def header_wrapper_prefix(keys: list[str]) -> str | None:
+    """The known wrappers every key starts with (`module.`, `_orig_mod.`, or a run of them such
+    as `module._orig_mod.`), from the header alone; None when a key lacks them or there are no
+    keys. Lint policy: a model built from a config confirms it where there is one."""
+    prefix = ""
+    for _ in range(_MAX_WRAPPERS):
+        rest = [k[len(prefix) :] for k in keys]
+        wrapper = next(
+            (w for w in _WRAPPER_NAMES if rest and all(r.startswith(w) for r in rest)), None
+        )
+        if wrapper is None:
+            break
+        prefix += wrapper
+    return prefix or None
+
+
+def _components(prefix: str) -> list[str]:
+    return [c + "." for c in prefix.split(".") if c]
 
 
 @rule(
@@ -25,7 +46,10 @@ def key_prefix_mismatch(ctx: CheckContext) -> Iterator[Finding]:
     `module.` (saved from a DistributedDataParallel model), `_orig_mod.` (from a torch.compile'd
     model) or a doubled prefix. One finding for the whole checkpoint, instead of every key missing
     and every key unexpected. Never reported for a base-model prefix difference (`roberta.`,
-    `model.`), which transformers resolves itself.
+    `model.`), which transformers resolves itself. Where a model can be built from the config, it
+    confirms the prefix (stripping it must make the keys load); without one (no config.json,
+    transformers not installed, a config it cannot build) the header alone decides, when every key
+    starts with `module.`, `_orig_mod.` or a run of them.
 
     ## Why is this bad?
     transformers 5 loads such a checkpoint *without an error*: every weight is missing and
@@ -43,23 +67,29 @@ def key_prefix_mismatch(ctx: CheckContext) -> Iterator[Finding]:
     name would collide with an existing key.
     """
     view = ctx.model
-    if view is None or isinstance(view.outcome, ConfigProblem):
-        return
-    wrapper = view.outcome.wrapper_prefix
-    if wrapper is None:
-        return
-    origin = _WRAPPER_NAMES.get(wrapper.prefix)
+    if view is not None and isinstance(view.outcome, LoadVerdict):
+        # The model decides: the prefix is reported only when stripping it makes the keys load.
+        wrapper = view.outcome.wrapper_prefix
+        if wrapper is None:
+            return
+        prefix, carried = wrapper.prefix, wrapper.keys
+    else:
+        # No verdict (no config, a config transformers cannot build, transformers not installed):
+        # the header alone, for the wrappers every key carries.
+        if not ctx.checkpoint.loadable or ctx.target.model_checks == "off":
+            return
+        found = header_wrapper_prefix(list(ctx.checkpoint.tensors))
+        if found is None:
+            return
+        prefix, carried = found, len(ctx.checkpoint.tensors)
+    origin = " and ".join(_WRAPPER_NAMES[w] for w in _components(prefix) if w in _WRAPPER_NAMES)
     what = f" ({origin})" if origin else ""
     total = len(ctx.checkpoint.tensors)
-    share = f"all {total}" if wrapper.keys == total else f"{wrapper.keys} of {total}"
+    share = f"all {total}" if carried == total else f"{carried} of {total}"
     renames = [
         RenameTensors(
             header.path,
-            tuple(
-                (k, k[len(wrapper.prefix) :])
-                for k in header.tensors
-                if k.startswith(wrapper.prefix)
-            ),
+            tuple((k, k[len(prefix) :]) for k in header.tensors if k.startswith(prefix)),
         )
         for header in ctx.checkpoint.headers
     ]
@@ -70,12 +100,12 @@ def key_prefix_mismatch(ctx: CheckContext) -> Iterator[Finding]:
         if collision
         else Fix(
             Applicability.SAFE,
-            f"Strip the prefix `{wrapper.prefix}` from {len(stripped)} keys (data untouched)",
+            f"Strip the prefix `{prefix}` from {len(stripped)} keys (data untouched)",
             tuple(edit for edit in renames if edit.renames),
         )
     )
     yield Finding(
-        f"{share} keys carry the prefix `{wrapper.prefix}`{what}, which transformers does not "
+        f"{share} keys carry the prefix `{prefix}`{what}, which transformers does not "
         "strip: every weight would be missing and randomly initialized; strip the prefix from "
         "the keys",
         ctx.checkpoint.display_path,

@@ -182,3 +182,49 @@ def test_the_verdict_notes_are_shown(
     ]
     code, out, _ = run(capsys, "check", "--output-format", "json", str(folder))
     assert (code, out) == (0, "[]\n")
+
+
+@pytest.mark.parametrize(
+    ("prefix", "origin"),
+    [
+        ("module.", " (DistributedDataParallel)"),
+        ("_orig_mod.", " (torch.compile)"),
+        ("module._orig_mod.", " (DistributedDataParallel and torch.compile)"),
+    ],
+)
+def test_a_wrapper_prefix_needs_no_config(
+    prefix: str, origin: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write_tensors(
+        tmp_path / "model.safetensors", {prefix + k: v for k, v in TENSORS.items()}
+    )
+    code, out, _ = run(capsys, "check", "-q", "--select", "SD106", str(path))
+    assert (code, out) == (
+        1,
+        f"{path}:1:1: SD106 [*] all 2 keys carry the prefix `{prefix}`{origin}, which transformers "
+        "does not strip: every weight would be missing and randomly initialized; strip the prefix "
+        "from the keys\n",
+    )
+    code, _, _ = run(capsys, "check", "-q", "--fix", "--select", "SD106", str(path))
+    assert code == 0
+    code, out, _ = run(capsys, "check", "-q", "--select", "SD106", str(path))
+    assert (code, out) == (0, "")
+
+
+def test_no_wrapper_prefix_from_the_header_unless_every_key_has_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write_tensors(
+        tmp_path / "model.safetensors", {"module.a": ("F32", (1,)), "b": ("F32", (1,))}
+    )
+    assert run(capsys, "check", "-q", "--select", "SD106", str(path)) == (0, "", "")
+    assert run(capsys, "check", "-q", "--model-checks=off", str(tmp_path)) == (0, "", "")
+
+
+def test_the_model_overrules_the_header_where_it_can_be_built(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # a model whose own keys start with `module.` loads them as they are: no wrapper
+    tensors: TensorSpecs = {"module.w": ("F32", (1,))}
+    folder = checkpoint(tmp_path / "m", VERDICT, monkeypatch, tensors)
+    assert run(capsys, "check", "-q", "--select", "SD106", str(folder)) == (0, "", "")
