@@ -6,14 +6,15 @@ report = check_paths(["models/"], Settings(ignore=("SD104",)))
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sdlint.checkpoint import Checkpoint
 from sdlint.config import ConfigResolver, ProjectConfig
-from sdlint.config_fields import read_config
+from sdlint.config_fields import CONFIG_NAME, read_config
 from sdlint.context import CheckContext, ModelTarget, Skip
 from sdlint.diagnostic import Diagnostic
 from sdlint.discover import find_checkpoints
@@ -21,13 +22,20 @@ from sdlint.errors import InternalError, UsageError
 from sdlint.registry import Selection, select_rules, selector_matches
 from sdlint.rule import FixAvailability, Rule
 
+Codes = str | Sequence[str]
+PathArg = str | os.PathLike[str]
+
 
 @dataclass(frozen=True)
 class Settings:
     """What the caller (the command line) decides; `None` leaves it to the project configuration.
 
     The configuration file nearest to each checkpoint supplies the rest (sdlint/config.py);
-    `config_file` names one file for every path, `isolated` ignores them all.
+    `config_file` names one file for every path, `isolated` ignores them all. Rule selectors are
+    codes or prefixes, one (`"SD104"`, `"SD1,SD005"`) or a sequence; paths are `str` or path-like;
+    both are normalised on construction (to tuples and `Path`s).
+
+    `model_config`: the transformers config.json to load into, or a folder holding one.
     """
 
     select: tuple[str, ...] | None = None
@@ -42,9 +50,40 @@ class Settings:
     # auto, cached, off or required (see ModelTarget); None: the configuration's, else auto
     model_checks: str | None = None
 
+    if TYPE_CHECKING:  # what the constructor accepts, before normalisation
+
+        def __init__(
+            self,
+            select: Codes | None = None,
+            extend_select: Codes = (),
+            ignore: Codes = (),
+            model_config: PathArg | None = None,
+            architecture: str | None = None,
+            use_cache: bool = True,
+            config_file: PathArg | None = None,
+            isolated: bool = False,
+            head_fix: str | None = None,
+            model_checks: str | None = None,
+        ) -> None: ...
+
+    def __post_init__(self) -> None:
+        for name in ("select", "extend_select", "ignore"):
+            value = getattr(self, name)
+            if value is not None:
+                object.__setattr__(self, name, _codes(value))
+        for name in ("model_config", "config_file"):
+            value = getattr(self, name)
+            if value is not None:
+                object.__setattr__(self, name, Path(value))
+
     @property
     def selection(self) -> Selection:
         return Selection(self.select, self.extend_select, self.ignore)
+
+
+def _codes(value: Codes) -> tuple[str, ...]:
+    parts = value.split(",") if isinstance(value, str) else value
+    return tuple(p.strip() for p in parts if p.strip())
 
 
 @dataclass(frozen=True)
@@ -87,6 +126,18 @@ def resolve(settings: Settings, project: ProjectConfig, checkpoint_path: Path) -
         **_model_checks(settings.model_checks, project.model_checks),
     )
     return Resolved(tuple(select_rules(layers)), target, project)
+
+
+def _model_config(given: Path | None) -> Path | None:
+    """The config.json `--model-config` names: a file, or a folder holding one (as transformers'
+    `from_pretrained(folder)` reads it). Raises UsageError when there is none."""
+    if given is None:
+        return None
+    path = given / CONFIG_NAME if given.is_dir() else given
+    if not path.exists():
+        what = f"{given} has no {CONFIG_NAME}" if given.is_dir() else f"{given} does not exist"
+        raise UsageError(f"--model-config: {what}")
+    return path
 
 
 def _model_checks(command_line: str | None, configured: str | None) -> dict[str, Any]:
@@ -144,10 +195,11 @@ def _check(
     return out, context.notes, context.skipped
 
 
-def check_paths(paths: Sequence[Path | str], settings: Settings | None = None) -> Report:
+def check_paths(paths: Sequence[PathArg], settings: Settings | None = None) -> Report:
     """Lint every checkpoint the paths stand for. Raises `UsageError` for a path that names none
     or a configuration file that is invalid."""
     settings = settings or Settings()
+    settings = replace(settings, model_config=_model_config(settings.model_config))
     resolver = ConfigResolver(config_file=settings.config_file, isolated=settings.isolated)
     checkpoints = find_checkpoints([Path(p) for p in paths])
     diagnostics: list[Diagnostic] = []

@@ -30,7 +30,7 @@ from sdlint.edits import (
     init_chunks,
     touched_names,
 )
-from sdlint.engine import Report, Settings, check_paths
+from sdlint.engine import PathArg, Report, Settings, check_paths
 from sdlint.errors import InternalError, SdlintError
 from sdlint.formats.index import read_index
 from sdlint.formats.safetensors import Header, read_header
@@ -85,7 +85,11 @@ def plan_pass(diagnostics: Sequence[Diagnostic], unsafe: bool) -> FixPass:
 
 
 def fix_paths(
-    paths: Sequence[Path | str], settings: Settings, *, unsafe: bool = False, backup: bool = False
+    paths: Sequence[PathArg],
+    settings: Settings | None = None,
+    *,
+    unsafe: bool = False,
+    backup: bool = False,
 ) -> FixOutcome:
     """Lint, apply the applicable fixes, lint again, until none is left. Raises FixError when a
     fix cannot be applied, InternalError when fixes do not settle (a bug)."""

@@ -795,8 +795,9 @@ def _check_target(target: Path) -> os.stat_result | None:
         # Replacing the link would detach it from its target; rewriting the target in place would,
         # in a Hugging Face cache, change a content-addressed blob other snapshots share.
         raise _Failure(
-            f"it is a symbolic link (to {target.readlink()}); rewrite the file it points to, "
-            "or replace the link with a copy first"
+            f"it is a symbolic link (to {target.readlink()}); in a Hugging Face cache the file it "
+            "points to is shared by other revisions, so never fix it in place: copy the folder "
+            "with its links resolved (`cp -rL SNAPSHOT COPY`) and fix the copy"
         )
     if not stat.S_ISREG(st.st_mode):
         raise _Failure("it is not a regular file")
