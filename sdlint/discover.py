@@ -140,13 +140,12 @@ def _walk_folders(root: Path) -> Iterator[Path]:
 
 
 def _roots_for_path(path: Path) -> list[Root]:
-    """The checkpoints one command-line PATH stands for. Raises UsageError if there are none."""
+    """The checkpoints one command-line PATH stands for (none for a folder without weights, or a
+    config.json without weights beside it). Raises UsageError if the PATH does not exist."""
     if path.is_dir():
         found = [r for folder in _walk_folders(path) for r in _roots_in_folder(folder)]
         if not found and path.name.endswith(WEIGHTS_SUFFIX):
             return [(path, False)]  # a folder where weights should be: SD001 says so
-        if not found:
-            raise UsageError(f"no safetensors checkpoint found in {display(path)}")
         return found
     if not path.exists() and not path.is_symlink():
         raise UsageError(f"{display(path)}: no such file or directory")
@@ -167,11 +166,22 @@ def _roots_for_path(path: Path) -> list[Root]:
 
 def find_checkpoints(paths: Sequence[Path]) -> list[Checkpoint]:
     """Resolve PATHs to checkpoints, each once and read once, in command-line order."""
+    return discover(paths)[0]
+
+
+def discover(paths: Sequence[Path]) -> tuple[list[Checkpoint], list[Path]]:
+    """The checkpoints the PATHs stand for (each once and read once, in command-line order), and
+    the PATHs that stand for none (a folder without weights, a config.json without weights)."""
     roots: dict[Path, Root] = {}
+    empty: list[Path] = []
     for path in paths:
-        for root in _roots_for_path(path):
+        found = _roots_for_path(path)
+        if not found:
+            empty.append(path)
+        for root in found:
             roots.setdefault(Path(_real(root[0])), root)
-    return [
+    checkpoints = [
         load_index_checkpoint(p) if is_index else load_file_checkpoint(p)
         for p, is_index in roots.values()
     ]
+    return checkpoints, empty

@@ -17,10 +17,11 @@ from sdlint.config import ConfigResolver, ProjectConfig
 from sdlint.config_fields import CONFIG_NAME, read_config
 from sdlint.context import CheckContext, ModelTarget, Skip
 from sdlint.diagnostic import Diagnostic
-from sdlint.discover import find_checkpoints
+from sdlint.discover import discover
 from sdlint.errors import InternalError, UsageError
 from sdlint.registry import Selection, select_rules, selector_matches
 from sdlint.rule import FixAvailability, Rule
+from sdlint.sources.local import display
 
 Codes = str | Sequence[str]
 PathArg = str | os.PathLike[str]
@@ -196,12 +197,12 @@ def _check(
 
 
 def check_paths(paths: Sequence[PathArg], settings: Settings | None = None) -> Report:
-    """Lint every checkpoint the paths stand for. Raises `UsageError` for a path that names none
+    """Lint every checkpoint the paths stand for. Raises `UsageError` for a path that does not exist
     or a configuration file that is invalid."""
     settings = settings or Settings()
     settings = replace(settings, model_config=_model_config(settings.model_config))
     resolver = ConfigResolver(config_file=settings.config_file, isolated=settings.isolated)
-    checkpoints = find_checkpoints([Path(p) for p in paths])
+    checkpoints, empty = discover([Path(p) for p in paths])
     diagnostics: list[Diagnostic] = []
     notes: list[str] = []
     skips: list[Skip] = []
@@ -216,8 +217,16 @@ def check_paths(paths: Sequence[PathArg], settings: Settings | None = None) -> R
     return Report(
         tuple(sorted(unique, key=Diagnostic.sort_key)),
         tuple(checkpoints),
-        tuple(dict.fromkeys(notes)) + skip_notes(skips),
+        tuple(_nothing_found(p) for p in empty) + tuple(dict.fromkeys(notes)) + skip_notes(skips),
     )
+
+
+def _nothing_found(path: Path) -> str:
+    """The note for a PATH that names no checkpoint: as ruff, a note and not an error, so a commit
+    of a config.json alone passes the pre-commit hooks; the same for the folder form."""
+    if path.name == CONFIG_NAME and not path.is_dir():
+        return f"no safetensors checkpoint beside {display(path)}: nothing to check"
+    return f"no safetensors checkpoint found in {display(path)}: nothing to check"
 
 
 def skip_notes(skips: Sequence[Skip]) -> tuple[str, ...]:

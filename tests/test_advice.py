@@ -55,3 +55,26 @@ def test_a_cached_blob_is_never_fixed_in_place(capsys: pytest.CaptureFixture[str
     assert code == 2 and "cp -rL SNAPSHOT COPY" in err and "fix the copy" in err, err
     assert "rewrite the file it points to" not in err
     assert blob.read_bytes() == before
+
+
+@pytest.mark.parametrize("form", ["folder", "config"])
+def test_a_folder_and_its_config_json_agree_when_there_are_no_weights(
+    form: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    Path("tok").mkdir()
+    Path("tok/config.json").write_text("{}")
+    arg = "tok" if form == "folder" else "tok/config.json"
+    where = "found in tok" if form == "folder" else "beside tok/config.json"
+    assert run(capsys, "check", arg) == (
+        0,
+        f"note: no safetensors checkpoint {where}: nothing to check\n"
+        "All checks passed (0 files checked).\n",
+        "",
+    )
+
+
+def test_would_fix_one_problem(capsys: pytest.CaptureFixture[str]) -> None:
+    write_tensors(Path("m/model.safetensors"), {"module.w": ("F32", (2,))})
+    code, out, err = run(capsys, "check", "--diff", "m")
+    assert code == 1 and "renamed   module.w -> w" in out
+    assert err == "Would fix 1 problem.\n"

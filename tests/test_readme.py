@@ -37,3 +37,26 @@ def test_example_paths_exist() -> None:
     example, _ = first_commands()
     for path in re.findall(r"examples/[\w./-]+", example):
         assert (ROOT / path).exists(), path
+
+
+def test_ci_snippets_install_the_model_checks() -> None:
+    yaml = "".join(re.findall(r"```yaml\n(.*?)```", README, re.S))
+    ci = re.findall(r"pip install [^\n]*", yaml)
+    assert ci and all("'sdlint[model]'" in line and "torch==" in line for line in ci), ci
+
+
+def test_the_pre_commit_example_enables_one_hook_per_block() -> None:
+    blocks = re.findall(r"```yaml\n(.*?)```", README, re.S)
+    hooks = [b for b in blocks if "- id: sdlint" in b]
+    assert hooks and all(len(re.findall(r"^\s*- id: ", b, re.M)) == 1 for b in hooks)
+    assert "rev: main" in README  # no tag of this repository is named
+
+
+def test_every_configuration_key_and_flag_is_documented() -> None:
+    from sdlint.config import _KEYS
+
+    table = README.split("## Configuration", 1)[1].split("## Rules", 1)[0]
+    missing = [key for key in _KEYS if f"\n{key} =" not in table and f"{key}]" not in table]
+    assert not missing, missing
+    for flag in ("--model-checks", "rule --all --docs", "--head-fix", "--backup"):
+        assert flag in README, flag

@@ -223,7 +223,8 @@ def _run_diff(args: argparse.Namespace, settings: Settings, unsafe: bool) -> int
     sys.stdout.write(render_diff(fix_pass))
     hidden = len(plan_pass(report.diagnostics, True).diagnostics) - len(fix_pass.diagnostics)
     more = f" ({hidden} more with --unsafe-fixes)" if hidden and not unsafe else ""
-    sys.stderr.write(f"Would fix {len(fix_pass.diagnostics)} problems{more}.\n")
+    count = len(fix_pass.diagnostics)
+    sys.stderr.write(f"Would fix {count} problem{'' if count == 1 else 's'}{more}.\n")
     if args.exit_zero:
         return EXIT_CLEAN
     return EXIT_FINDINGS if report.diagnostics else EXIT_CLEAN
