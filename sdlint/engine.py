@@ -136,7 +136,11 @@ def _model_config(given: Path | None) -> Path | None:
         return None
     path = given / CONFIG_NAME if given.is_dir() else given
     if not path.exists():
-        what = f"{given} has no {CONFIG_NAME}" if given.is_dir() else f"{given} does not exist"
+        what = (
+            f"{given} is a folder without a {CONFIG_NAME} (not a regular file)"
+            if given.is_dir()
+            else f"{given} does not exist"
+        )
         raise UsageError(f"--model-config: {what}")
     return path
 

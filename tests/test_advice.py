@@ -39,7 +39,7 @@ def test_a_folder_given_as_model_config_means_its_config_json(
     Path("empty").mkdir()
     assert run(capsys, "check", "m", "--model-config", "empty")[::2] == (
         2,
-        "sdlint: error: --model-config: empty has no config.json\n",
+        "sdlint: error: --model-config: empty is a folder without a config.json (not a regular file)\n",
     )
 
 

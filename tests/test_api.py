@@ -48,7 +48,9 @@ def test_a_missing_model_config_is_a_usage_error(tmp_path: Path) -> None:
     truncated(tmp_path / "model.safetensors")
     with pytest.raises(sdlint.UsageError, match=r"--model-config: .*nope.json does not exist"):
         sdlint.check_paths([tmp_path], sdlint.Settings(model_config=tmp_path / "nope.json"))
-    with pytest.raises(sdlint.UsageError, match=r"--model-config: .* has no config.json"):
+    with pytest.raises(
+        sdlint.UsageError, match=r"--model-config: .* is a folder without a config.json"
+    ):
         sdlint.check_paths([tmp_path], sdlint.Settings(model_config=tmp_path))
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from sdlint.discover import find_checkpoints
+from sdlint.discover import discover, find_checkpoints
 from sdlint.errors import UsageError
 from tests.safetensors_files import TensorSpecs, write_sharded, write_tensors
 
@@ -67,13 +67,15 @@ def test_hidden_folders_are_skipped(tmp_path: Path) -> None:
     ]
 
 
-@pytest.mark.parametrize("what", ["missing", "empty"])
-def test_paths_that_name_no_checkpoint(tmp_path: Path, what: str) -> None:
+def test_paths_that_name_no_checkpoint(tmp_path: Path) -> None:
     path = tmp_path / "nothing"
-    if what == "empty":
-        path.mkdir()
     with pytest.raises(UsageError):
         find_checkpoints([path])
+    # a folder without weights names no checkpoint, as a config.json without weights beside it
+    # does: the caller says so (a note), it is not an error (issue 10)
+    path.mkdir()
+    (path / "config.json").write_text("{}")
+    assert discover([path, path / "config.json"]) == ([], [path, path / "config.json"])
 
 
 def test_every_changed_shard_reads_each_header_once(
