@@ -108,32 +108,51 @@ def test_strip_wrapper_prefix_in_a_sharded_checkpoint(
     assert loading_info(folder) == CLEAN_LOAD
 
 
+HEAD = [
+    "classifier.dense.bias",
+    "classifier.dense.weight",
+    "classifier.out_proj.bias",
+    "classifier.out_proj.weight",
+]
+
+
 def test_base_checkpoint_into_a_head_class(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """SD103 adds the missing head, freshly initialized; SD104 drops the unused pooler."""
+    """A base checkpoint loaded into a task class is how fine-tuning starts: SD103 says so, as
+    info that does not fail the run, and no fix invents a head (transformers still warns that the
+    head must be trained)."""
     monkeypatch.chdir(tmp_path)
     base = save_roberta(Path("m"), "RobertaModel")
-    before = tensor_digests(base)
+    weights = (base / "model.safetensors").read_bytes()
     capsys.readouterr()
-    args = ["check", "m", "--architecture", "RobertaForSequenceClassification"]
+    args = ["check", "m", "--architecture", "RobertaForSequenceClassification", "--select", "SD103"]
+    code, out, _ = run(capsys, *args, "--output-format", "json")
+    assert code == 0, out
+    findings = json.loads(out)
+    assert sorted(f["tensor"] for f in findings) == HEAD
+    assert {f["severity"] for f in findings} == {"info"}
+    assert all("the normal start of fine-tuning" in f["message"] for f in findings)
+    assert all(f["fix"] is None for f in findings)
+
     code, out, err = run(capsys, *args, "--fix", "--unsafe-fixes")
     assert code == 0, out + err
-    after = tensor_digests(base)
-    pooler = {k for k in before if k.startswith("pooler.")}
-    assert {k: before[k] for k in before.keys() - pooler} == {
-        k: after[k] for k in before.keys() - pooler
-    }
-    assert sorted(after.keys() - before.keys()) == [
-        "classifier.dense.bias",
-        "classifier.dense.weight",
-        "classifier.out_proj.bias",
-        "classifier.out_proj.weight",
-    ]
-    with safe_open(str(base / "model.safetensors"), framework="pt") as f:
-        assert bool((f.get_tensor("classifier.dense.bias") == 0).all())
-        assert 0.01 < float(f.get_tensor("classifier.dense.weight").std()) < 0.03
-    assert loading_info(base) == CLEAN_LOAD
+    assert (base / "model.safetensors").read_bytes() == weights
+    assert loading_info(base)["missing_keys"] == HEAD
+
+
+def test_a_partly_missing_head_is_an_error(model: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Only a checkpoint with none of the head is a base checkpoint: a head with a tensor missing
+    is broken, and SD103 fails the run."""
+    edit_weights(
+        model / "model.safetensors",
+        lambda t: {k: v for k, v in t.items() if k != "classifier.out_proj.weight"},
+    )
+    code, out, _ = run(capsys, "check", "m", "--select", "SD103", "--output-format", "json")
+    assert code == 1
+    [finding] = json.loads(out)
+    assert (finding["tensor"], finding["severity"]) == ("classifier.out_proj.weight", "error")
+    assert "fine-tuning" not in finding["message"]
 
 
 def test_dropping_unexpected_keys_needs_unsafe_fixes(
@@ -215,7 +234,36 @@ def test_head_fix_reinit(canonical: tuple[Path, Path], capsys: pytest.CaptureFix
         and 0.01 < float(weight.std()) < 0.03
         and abs(float(weight.mean())) < 0.01
     )
+    # The folder loads with the target config, and with its own, whose labels the same fix set.
     assert loading_info(weights, config) == CLEAN_LOAD
+    assert loading_info(weights) == CLEAN_LOAD
+    own = json.loads((weights / "config.json").read_text())
+    target = json.loads(config_text)
+    assert (own["id2label"], own["label2id"]) == (target["id2label"], target["label2id"])
+    assert err.splitlines() == [
+        f"Fixed {(weights / 'model.safetensors').as_posix()}",
+        f"Fixed {(weights / 'config.json').as_posix()}",
+    ]
+
+
+def test_head_fix_reinit_is_all_or_nothing(
+    canonical: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """When the folder's own config.json cannot take the new labels, the weights are not
+    re-initialized either."""
+    weights, config = canonical
+    own = weights / "config.json"
+    before = {p: p.read_bytes() for p in (weights / "model.safetensors", own)}
+    own.chmod(0o444)
+    code, out, err = run(
+        capsys,
+        *("check", str(weights), "--model-config", str(config)),
+        *("--fix", "--unsafe-fixes", "--head-fix", "reinit"),
+    )
+    assert (code, out) == (2, "")
+    assert "config.json: the file is read-only" in err
+    assert "put back as they were: model.safetensors" in err
+    assert {p: p.read_bytes() for p in before} == before
 
 
 def test_reinit_keeps_bfloat16(model: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -266,12 +314,15 @@ def test_diff_writes_nothing(
         "reinit",
         "--unsafe-fixes",
     )
-    assert out == (
+    weights_diff, config_diff = out.split("--- examples/roberta-2-labels/config.json\n")
+    assert weights_diff == (
         "--- examples/roberta-2-labels/model.safetensors\n"
         "+++ examples/roberta-2-labels/model.safetensors\n"
         "  re-initialized classifier.out_proj.bias F32 [2] -> F32 [5] (zeros)\n"
         "  re-initialized classifier.out_proj.weight F32 [2, 32] -> F32 [5, 32] (normal(0, 0.02))\n"
     )
+    # The folder's own config takes the target's labels in the same fix.
+    assert '-    "0": "negative",' in config_diff and '+    "4": "LABEL_4"' in config_diff
     assert {p: p.read_bytes() for p in files} == files
 
 

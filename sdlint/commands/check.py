@@ -6,11 +6,12 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from sdlint.config import HEAD_FIXES, MODEL_CHECKS, ConfigResolver
-from sdlint.diagnostic import Diagnostic
+from sdlint.diagnostic import Diagnostic, Severity
 from sdlint.emit import FORMATS, EmitContext, report_emitter
 from sdlint.engine import Settings, check_paths
 from sdlint.exit_codes import EXIT_CLEAN, EXIT_FINDINGS
@@ -205,9 +206,15 @@ def run(args: argparse.Namespace) -> int:
     emit(report.diagnostics, context, sys.stdout)
     if args.exit_zero:
         return EXIT_CLEAN
-    if report.diagnostics or (fixed and args.exit_non_zero_on_fix):
+    if failing(report.diagnostics) or (fixed and args.exit_non_zero_on_fix):
         return EXIT_FINDINGS
     return EXIT_CLEAN
+
+
+def failing(diagnostics: Sequence[Diagnostic]) -> bool:
+    """Whether findings fail the run: any error or warning. Info findings (a new task head,
+    SD105's dtype note) are shown but never fail it, nor block a commit."""
+    return any(d.severity is not Severity.INFO for d in diagnostics)
 
 
 def _choose(flag: bool | None, configured: bool | None) -> bool:
@@ -227,7 +234,7 @@ def _run_diff(args: argparse.Namespace, settings: Settings, unsafe: bool) -> int
     sys.stderr.write(f"Would fix {count} problem{'' if count == 1 else 's'}{more}.\n")
     if args.exit_zero:
         return EXIT_CLEAN
-    return EXIT_FINDINGS if report.diagnostics else EXIT_CLEAN
+    return EXIT_FINDINGS if failing(report.diagnostics) else EXIT_CLEAN
 
 
 def _report_fixes(outcome: FixOutcome) -> None:

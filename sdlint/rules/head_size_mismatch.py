@@ -5,11 +5,14 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from dataclasses import replace
+from pathlib import Path
+from typing import Any
 
+from sdlint.config_fields import num_labels
 from sdlint.context import CheckContext, ModelView
 from sdlint.diagnostic import Applicability, Fix
 from sdlint.dtypes import shape_text
-from sdlint.edits import InitTensor, SetConfigValues, can_init
+from sdlint.edits import Edit, InitTensor, SetConfigValues, can_init
 from sdlint.model.verdict import Mismatch
 from sdlint.rule import Finding, FixAvailability, rule
 from sdlint.rules.model_common import (
@@ -19,6 +22,7 @@ from sdlint.rules.model_common import (
     mismatch_finding,
     verdict_of,
 )
+from sdlint.sources.local import display
 
 
 @rule(
@@ -57,7 +61,11 @@ def head_size_mismatch(ctx: CheckContext) -> Iterator[Finding]:
       The weights are untouched.
     - `reinit`: re-initialize the head tensors to the config's shape as transformers'
       `_init_weights` does (normal(0, initializer_range) weights, zero biases); this throws away
-      the trained head. Every other tensor is copied bit for bit.
+      the trained head. Every other tensor is copied bit for bit. When the config.json beside the
+      weights is not the target config, the same fix gives it the target's labels, so the folder
+      loads with its own config and with the target one; the weights and that file change
+      together or not at all. Where that cannot be done (the head's size is not the label count,
+      or that file is unreadable) no fix is offered and the finding says why.
     """
     found = verdict_of(ctx)
     if found is None:
@@ -66,15 +74,19 @@ def head_size_mismatch(ctx: CheckContext) -> Iterator[Finding]:
     for m in verdict.mismatched:
         if not m.in_base_model:
             finding = mismatch_finding(ctx, view, m, prefix, head=True)
-            yield replace(finding, fix=_head_fix(ctx, view, m, prefix))
+            if ctx.target.head_fix == "reinit":
+                fix, refused = _reinit_fix(ctx, view, m, prefix)
+                if refused:
+                    finding = replace(
+                        finding, message=f"{finding.message}; no --head-fix reinit: {refused}"
+                    )
+                yield replace(finding, fix=fix)
+            else:
+                yield replace(finding, fix=_config_fix(ctx, view, m))
 
 
-def _head_fix(ctx: CheckContext, view: ModelView, m: Mismatch, prefix: str) -> Fix | None:
-    """The SD101 fix `--head-fix` picks; both are unsafe: they change what the user meant."""
-    if ctx.target.head_fix == "reinit":
-        return _reinit_fix(
-            ctx, view, m.model_key, prefix + m.file_key if m.file_key else None, m.model_shape
-        )
+def _config_fix(ctx: CheckContext, view: ModelView, m: Mismatch) -> Fix | None:
+    """`--head-fix config`: the target config takes the checkpoint's label count."""
     _, field, labels = explain(view, m)
     if field != "num_labels" or labels is None:
         return None
@@ -103,21 +115,68 @@ def _label_names(ctx: CheckContext, labels: int) -> list[str]:
 
 
 def _reinit_fix(
-    ctx: CheckContext,
-    view: ModelView,
-    model_key: str,
-    file_key: str | None,
-    shape: tuple[int, ...],
-) -> Fix | None:
-    """Re-initialize one head tensor to the model's shape, as transformers' `_init_weights` does:
-    normal(0, initializer_range) weights, zero biases, unit norm weights."""
+    ctx: CheckContext, view: ModelView, m: Mismatch, prefix: str
+) -> tuple[Fix | None, str | None]:
+    """`--head-fix reinit`: re-initialize one head tensor to the model's shape, as transformers'
+    `_init_weights` does (normal(0, initializer_range) weights, zero biases, unit norm weights).
+
+    The folder must still load with its own config.json afterwards, so when that is not the
+    target config, the same fix gives it the target's labels (the pass is all or nothing). When it
+    cannot (the head's size is not the label count, or the file cannot be read), no fix is offered
+    and the second value says why.
+    """
+    file_key = prefix + m.file_key if m.file_key else None
     source = ctx.checkpoint.tensors.get(file_key) if file_key else None
     if file_key is None or source is None or not can_init(source.dtype):
-        return None
-    std = initializer_range(view.config)
-    init = init_kind(model_key)
-    return Fix(
-        Applicability.UNSAFE,
-        f"Re-initialize `{file_key}` to {shape_text(shape)} (discards the trained values)",
-        (InitTensor(ctx.checkpoint.file_of[file_key], file_key, source.dtype, shape, init, std),),
+        return None, None
+    own_labels, refused = _own_config_labels(ctx, view, m)
+    if refused:
+        return None, refused
+    shape, std, init = m.model_shape, initializer_range(view.config), init_kind(m.model_key)
+    edits: tuple[Edit, ...] = (
+        InitTensor(ctx.checkpoint.file_of[file_key], file_key, source.dtype, shape, init, std),
     )
+    description = f"Re-initialize `{file_key}` to {shape_text(shape)} (discards the trained values)"
+    if own_labels is not None:
+        edits += (own_labels,)
+        description += f", and give {display(own_labels.file)} the target config's labels"
+    return Fix(Applicability.UNSAFE, description, edits), None
+
+
+def _own_config_labels(
+    ctx: CheckContext, view: ModelView, m: Mismatch
+) -> tuple[SetConfigValues | None, str | None]:
+    """The edit that gives the config.json beside the weights the target's labels, when it is
+    another file and differs; or why it cannot be made to match the re-initialized head."""
+    own = ctx.checkpoint.config
+    if own is None or _same_file(own.path, view.config_path):
+        return None, None  # the weights are re-initialized to the very config they load with
+    _, field, _ = explain(view, m)
+    labels = num_labels(view.config)
+    if field != "num_labels" or labels is None:
+        return None, (
+            f"the head's size does not come from the label count alone, so "
+            f"{own.display} could not be made to match a re-initialized head"
+        )
+    if own.document is None:
+        return None, f"{own.display} cannot be read ({own.reason}), so it cannot take new labels"
+    id2label = view.config.get("id2label")
+    if not isinstance(id2label, dict) or len(id2label) != labels:
+        id2label = {str(i): f"LABEL_{i}" for i in range(labels)}
+    label2id = view.config.get("label2id")
+    if not isinstance(label2id, dict) or len(label2id) != labels:
+        label2id = {name: int(i) for i, name in id2label.items()}
+    values: dict[str, Any] = {"id2label": id2label, "label2id": label2id}
+    if "num_labels" in own.data or "num_labels" in view.config:
+        values["num_labels"] = labels
+    if all(own.data.get(key) == value for key, value in values.items()):
+        return None, None
+    items = tuple((key, json.dumps(value)) for key, value in values.items())
+    return SetConfigValues(own.path, items), None
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return a.samefile(b)
+    except OSError:
+        return a.absolute() == b.absolute()

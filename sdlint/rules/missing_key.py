@@ -1,24 +1,17 @@
-"""SD103: the model expects a tensor the checkpoint does not have; adding a task head."""
+"""SD103: the model expects a tensor the checkpoint does not have."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
-from sdlint.context import CheckContext, ModelView
-from sdlint.diagnostic import Applicability, Fix
-from sdlint.dtypes import TORCH_DTYPES, shape_text
-from sdlint.edits import InitTensor, can_init
+from sdlint.context import CheckContext
+from sdlint.diagnostic import Severity
 from sdlint.model.verdict import LoadVerdict
-from sdlint.rule import Finding, FixAvailability, rule
-from sdlint.rules.model_common import group, init_kind, initializer_range, verdict_of
+from sdlint.rule import Finding, rule
+from sdlint.rules.model_common import group, verdict_of
 
 
-@rule(
-    "SD103",
-    "missing-key",
-    summary="The model expects a tensor the checkpoint does not have.",
-    fix=FixAvailability.SOMETIMES,
-)
+@rule("SD103", "missing-key", summary="The model expects a tensor the checkpoint does not have.")
 def missing_key(ctx: CheckContext) -> Iterator[Finding]:
     """## What it does
     Lists every tensor the model expects and the checkpoint lacks, after transformers' own
@@ -26,64 +19,67 @@ def missing_key(ctx: CheckContext) -> Iterator[Finding]:
     to the embeddings is fine), non-persistent buffers, `_keys_to_ignore_on_load_missing`, and the
     checkpoint conversions of transformers 5 (legacy names, MoE expert fusion, VLM layouts).
 
+    When the only missing tensors are a task head of which the checkpoint has nothing (a base
+    checkpoint such as `roberta-base` loaded into `RobertaForSequenceClassification`), the findings
+    are **info**: that is how fine-tuning starts, and info never fails a run (nor blocks a commit).
+    A missing base-model tensor, or part of a head the checkpoint otherwise has, is an error.
+
     ## Why is this bad?
     transformers initializes missing tensors randomly and only logs a warning ("Some weights of
-    ... were not initialized"). A missing task head is expected when fine-tuning starts from a base
-    checkpoint; a missing base-model tensor means the model will not work as trained.
+    ... were not initialized"). A missing base-model tensor means the model will not work as
+    trained; a new task head must be trained before the model is used.
 
     ## Example
     ```
-    model.safetensors:1:1: SD103 `classifier.out_proj.weight` is not in the checkpoint:
-    transformers will initialize it randomly (a missing task head is expected when starting from
-    a base-model checkpoint: train it before use)
+    model.safetensors:1:1: SD103 `roberta.encoder.layer.1.output.dense.bias` is not in the
+    checkpoint: transformers will initialize it randomly (the model will not work as trained)
     ```
     Text output folds a whole missing module into one line; `--verbose` lists every key, and JSON
     output always has one object per key.
 
     ## Fix safety
-    For a missing task-head tensor, an **unsafe** fix adds it to the checkpoint freshly initialized
-    as transformers would (normal(0, initializer_range) weights, zero biases), so the checkpoint
-    loads without a warning: it makes a random head explicit, which still needs training. No fix
-    for a missing base-model tensor: inventing pretrained weights would hide a broken checkpoint;
+    No automatic fix. A new task head is made by training, and transformers initializes it when
+    the model is loaded: writing random tensors into the checkpoint would only hide that warning.
+    Inventing pretrained weights for a missing base-model tensor would hide a broken checkpoint;
     re-export it instead.
     """
     found = verdict_of(ctx)
     if found is None:
         return
-    view, verdict, _ = found
+    _, verdict, prefix = found
+    new_head = _is_new_head(ctx, verdict, prefix)
     for m in verdict.missing:
-        why = (
-            "the model will not work as trained"
-            if m.in_base_model
-            else "a missing task head is expected when starting from a base-model checkpoint: "
-            "train it before use"
-        )
+        if m.in_base_model:
+            why, severity = "the model will not work as trained", None
+        elif new_head:
+            why = (
+                "the checkpoint has no task head: a base checkpoint loaded into a task class is "
+                "the normal start of fine-tuning; train the head before using the model"
+            )
+            severity = Severity.INFO
+        else:
+            why, severity = "the checkpoint's task head is incomplete: train or re-export it", None
         yield Finding(
             f"`{m.model_key}` is not in the checkpoint: transformers will initialize it randomly "
             f"({why})",
             ctx.checkpoint.display_path,
+            severity,
             tensor=m.model_key,
             expected=m.shape or None,
             group=group(m.model_key, verdict),
-            fix=None
-            if m.in_base_model
-            else _add_head_fix(ctx, view, verdict, m.model_key, m.shape),
         )
 
 
-def _add_head_fix(
-    ctx: CheckContext, view: ModelView, verdict: LoadVerdict, key: str, shape: tuple[int, ...]
-) -> Fix | None:
-    """Add a freshly initialised head tensor, in the model's dtype, to the (last) weights file;
-    none when sdlint cannot initialise that dtype (float8, as SD101's reinit fix)."""
-    dtype = TORCH_DTYPES.get(verdict.dtype, (None, 0))[0]
-    headers = ctx.checkpoint.headers
-    if not shape or dtype is None or not can_init(dtype) or not headers:
-        return None
-    init = init_kind(key)
-    file = headers[-1].path
-    return Fix(
-        Applicability.UNSAFE,
-        f"Add `{key}` to {file.name}, freshly initialized to {shape_text(shape)} ({init})",
-        (InitTensor(file, key, dtype, shape, init, initializer_range(view.config)),),
+def _is_new_head(ctx: CheckContext, verdict: LoadVerdict, prefix: str) -> bool:
+    """Every missing tensor belongs to the task head, and the checkpoint has none of the modules
+    they are in: a base checkpoint loaded into a task class."""
+    if not verdict.has_base_model or not verdict.missing:
+        return False
+    if any(m.in_base_model for m in verdict.missing) or any(
+        not m.in_base_model for m in verdict.mismatched
+    ):
+        return False
+    modules = {m.model_key.split(".")[0] for m in verdict.missing}
+    return not any(
+        name.removeprefix(prefix).split(".")[0] in modules for name in ctx.checkpoint.tensors
     )
