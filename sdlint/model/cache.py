@@ -23,7 +23,17 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import sdlint
-from sdlint.model.verdict import FORMAT_VERSION, Outcome, TensorSpec, from_dict
+from sdlint.model.verdict import (
+    FORMAT_VERSION,
+    AdapterOutcome,
+    AdapterVerdict,
+    ConfigProblem,
+    LoadVerdict,
+    Outcome,
+    Stored,
+    TensorSpec,
+    from_dict,
+)
 
 CACHE_DIR_ENV = "SDLINT_CACHE_DIR"
 # Entries are verdict documents (sdlint/model/verdict.py) under their key, so the verdicts' format
@@ -61,6 +71,7 @@ def cache_key(
     *,
     transformers_version: str | None,
     torch_version: str | None,
+    extra: Mapping[str, str | None] | None = None,
 ) -> str:
     """sha256 over everything the verdict depends on.
 
@@ -78,6 +89,8 @@ def cache_key(
         "architecture": architecture,
         "signature": signature,
     }
+    if extra:  # more inputs (an adapter verdict's: its adapter config, the peft version)
+        document["extra"] = dict(sorted(extra.items()))
     text = json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
     return hashlib.sha256(text.encode("ascii")).hexdigest()
 
@@ -97,7 +110,16 @@ class VerdictCache:
         return self.directory / f"{key}.json"
 
     def get(self, key: str) -> Outcome | None:
-        """The stored verdict, or None for a miss (including any entry that does not decode)."""
+        """The stored model verdict, or None for a miss (or an entry that does not decode)."""
+        value = self._get(key)
+        return value if isinstance(value, (LoadVerdict, ConfigProblem)) else None
+
+    def get_adapter(self, key: str) -> AdapterOutcome | None:
+        """The stored adapter verdict (sdlint/model/peft.py), or None for a miss."""
+        value = self._get(key)
+        return value if isinstance(value, (AdapterVerdict, ConfigProblem)) else None
+
+    def _get(self, key: str) -> Stored | None:
         try:
             with self.path(key).open("rb") as f:
                 raw = f.read(_MAX_ENTRY_BYTES + 1)
@@ -113,7 +135,7 @@ class VerdictCache:
         except (ValueError, RecursionError):  # JSONDecodeError and from_dict's errors
             return None
 
-    def put(self, key: str, value: Outcome) -> bool:
+    def put(self, key: str, value: Stored) -> bool:
         """Store `value` under `key`; False when the cache cannot be written (never raises)."""
         payload = json.dumps(
             {"key": key, "value": value.to_dict()}, sort_keys=True, separators=(",", ":")

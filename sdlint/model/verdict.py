@@ -239,10 +239,88 @@ class ConfigProblem:
         return result
 
 
+@dataclass(frozen=True)
+class AdapterMissing:
+    """An adapter tensor peft expects and the adapter file lacks (peft leaves it initialised).
+
+    `model_key` is peft's in-memory name (with the adapter name, `...lora_A.default.weight`);
+    `file_key` the name the adapter file would hold it under (`...lora_A.weight`).
+    """
+
+    model_key: str
+    file_key: str
+    shape: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class AdapterMismatch:
+    """An adapter tensor whose shape differs from the one peft builds for it on the base model.
+
+    `in_head` marks a `modules_to_save` copy of a base-model module (a task head such as
+    `classifier.out_proj`); otherwise it is an adapter weight (`lora_A`, `lora_B`, `ia3_l`, ...).
+    """
+
+    model_key: str
+    file_key: str
+    checkpoint_shape: tuple[int, ...]
+    model_shape: tuple[int, ...]
+    in_head: bool
+
+
+@dataclass(frozen=True)
+class AdapterVerdict:
+    """What `PeftModel.from_pretrained(base, adapter_dir)` reports for a PEFT adapter.
+
+    `missing` (peft's adapter-filtered `missing_keys`), `unexpected` (its `unexpected_keys`, by
+    model key) and `mismatched` (the size mismatches it raises on, or drops with
+    `ignore_mismatched_sizes=True`) are peft's own answer on a meta-device base model.
+    `unknown_targets` are `target_modules` entries that name no module of the base model.
+    `load_error` is what peft raises while loading besides a size mismatch (None: nothing).
+    """
+
+    peft_type: str
+    task_type: str | None
+    architecture: str  # the base model class
+    peft_version: str
+    transformers_version: str
+    missing: tuple[AdapterMissing, ...] = ()
+    unexpected: tuple[Unexpected, ...] = ()
+    mismatched: tuple[AdapterMismatch, ...] = ()
+    unknown_targets: tuple[str, ...] = ()
+    load_error: str | None = None
+    notes: tuple[str, ...] = ()
+
+    @property
+    def is_clean(self) -> bool:
+        return not (
+            self.missing
+            or self.unexpected
+            or self.mismatched
+            or self.unknown_targets
+            or self.load_error
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return _document("adapter_verdict", self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> AdapterVerdict:
+        result = decode(text)
+        if not isinstance(result, AdapterVerdict):
+            raise ValueError("the JSON holds no AdapterVerdict")
+        return result
+
+
 Outcome = LoadVerdict | ConfigProblem
+AdapterOutcome = AdapterVerdict | ConfigProblem
+# Everything a verdict document (and so a cache entry) can hold.
+Stored = LoadVerdict | ConfigProblem | AdapterVerdict
 
 
-def decode(text: str | bytes) -> Outcome:
+def decode(text: str | bytes) -> Stored:
     """Read what `to_json` wrote. Raises ValueError on anything else, including other versions."""
     try:
         document = json.loads(text)
@@ -251,7 +329,7 @@ def decode(text: str | bytes) -> Outcome:
     return from_dict(document)
 
 
-def from_dict(document: Any) -> Outcome:
+def from_dict(document: Any) -> Stored:
     """Read what `to_dict` returned. Raises ValueError on anything else."""
     obj = _as_dict(document, "document")
     if obj.get("format") != FORMAT_VERSION:
@@ -262,13 +340,14 @@ def from_dict(document: Any) -> Outcome:
     cls = _TYPES.get(kind) if isinstance(kind, str) else None
     if cls is None:
         raise ValueError(f"unknown type {kind!r}")
-    result: Outcome = _decoder(cls, positional=False)(obj.get("value"))
+    result: Stored = _decoder(cls, positional=False)(obj.get("value"))
     return result
 
 
 _TYPES: dict[str, type] = {
     "load_verdict": LoadVerdict,
     "config_problem": ConfigProblem,
+    "adapter_verdict": AdapterVerdict,
 }
 
 
@@ -309,11 +388,12 @@ def _schema() -> str:
 
     describe(LoadVerdict)
     describe(ConfigProblem)
+    describe(AdapterVerdict)
     text = ";".join(seen[tp] for tp in sorted(seen, key=lambda t: t.__name__))
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def _document(kind: str, value: LoadVerdict | ConfigProblem) -> dict[str, Any]:
+def _document(kind: str, value: Stored) -> dict[str, Any]:
     return {
         "format": FORMAT_VERSION,
         "schema": schema(),

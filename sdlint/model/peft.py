@@ -1,0 +1,423 @@
+"""What `PeftModel.from_pretrained(base_model, adapter_dir)` reports for a PEFT adapter, from the
+adapter's header and two configs alone.
+
+`predict_adapter` builds the base model on the meta device (the class the base config.json names,
+resolved as the model oracle resolves it), lets peft itself inject the adapter described by
+adapter_config.json, and runs peft's own loading code (`set_peft_model_state_dict`: its key
+renames, transformers 5 weight conversion, `modules_to_save` load map and size checks) on empty
+meta tensors with the header's shapes. So LoRA, DoRA, IA3, AdaLoRA and `modules_to_save` heads are
+judged as peft judges them (tests/model/test_peft_differential.py holds the verdict to the real
+`PeftModel.from_pretrained`). Nothing is downloaded, no tensor data is read, no repository code is
+run.
+
+`adapter_verdict` answers from the verdict cache when it can (the key covers both configs, the
+signature and the transformers, torch and peft versions), so a warm run imports none of them.
+Like oracle.py, this module imports torch, transformers and peft only inside functions.
+"""
+
+from __future__ import annotations
+
+import copy
+import importlib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from sdlint.config_fields import ConfigFile
+from sdlint.model._text import describe_exception
+from sdlint.model.verdict import (
+    CANNOT_INSTANTIATE,
+    INVALID_CONFIG,
+    LOAD_FAILED,
+    NOT_INSTALLED,
+    QUANTIZED,
+    AdapterMismatch,
+    AdapterMissing,
+    AdapterOutcome,
+    AdapterVerdict,
+    ConfigProblem,
+    TensorSpec,
+    Unexpected,
+)
+
+INSTALL_HINT = "pip install 'sdlint[model,peft]'"
+ADAPTER_NAME = "default"  # the name PeftModel.from_pretrained loads an adapter under
+
+# safetensors dtype -> torch dtype for the meta tensors (peft compares shapes only).
+_TORCH_DTYPES = {
+    "BOOL": "bool",
+    "U8": "uint8",
+    "I8": "int8",
+    "I16": "int16",
+    "I32": "int32",
+    "I64": "int64",
+    "F16": "float16",
+    "BF16": "bfloat16",
+    "F32": "float32",
+    "F64": "float64",
+}
+
+
+def adapter_verdict(
+    base: ConfigFile,
+    adapter: ConfigFile,
+    tensors: Mapping[str, TensorSpec],
+    architecture: str | None = None,
+    *,
+    cache_dir: Path | None = None,
+    use_cache: bool = True,
+) -> AdapterOutcome:
+    """`predict_adapter`, cached on disk like the model verdicts (sdlint/model/cache.py)."""
+    from sdlint.model.cache import VerdictCache, default_cache_dir, installed_version
+
+    if not use_cache or base.document is None or adapter.document is None:
+        return predict_adapter(base, adapter, tensors, architecture)
+    versions = {name: installed_version(name) for name in ("transformers", "torch", "peft")}
+    key = adapter_cache_key(base, adapter, tensors, architecture, versions)
+    root = cache_dir if cache_dir is not None else default_cache_dir()
+    cache = VerdictCache(root)
+    hit = cache.get_adapter(key)
+    if hit is not None:
+        return hit
+    result = predict_adapter(base, adapter, tensors, architecture)
+    if not isinstance(result, ConfigProblem) or result.cacheable:
+        cache.put(key, result)
+        recorded = adapter_cache_key(base, adapter, tensors, architecture, _ANY_VERSION)
+        VerdictCache.recorded(root).put(recorded, result)
+    return result
+
+
+def cached_adapter_verdict(
+    base: ConfigFile,
+    adapter: ConfigFile,
+    tensors: Mapping[str, TensorSpec],
+    architecture: str | None = None,
+    *,
+    cache_dir: Path | None = None,
+) -> AdapterOutcome | None:
+    """The verdict a run with peft recorded for exactly these configs and signature, from any
+    versions, or None. Imports none of torch, transformers, peft (the light pre-commit hook)."""
+    from sdlint.model.cache import VerdictCache, default_cache_dir
+
+    root = cache_dir if cache_dir is not None else default_cache_dir()
+    key = adapter_cache_key(base, adapter, tensors, architecture, _ANY_VERSION)
+    return VerdictCache.recorded(root).get_adapter(key)
+
+
+_ANY_VERSION: Mapping[str, str | None] = {
+    "transformers": "recorded:any",
+    "torch": "recorded:any",
+    "peft": "recorded:any",
+}
+
+
+def adapter_cache_key(
+    base: ConfigFile,
+    adapter: ConfigFile,
+    tensors: Mapping[str, TensorSpec],
+    architecture: str | None,
+    versions: Mapping[str, str | None],
+) -> str:
+    """Everything an adapter verdict depends on: both configs' bytes, the adapter's signature, the
+    base class, and the transformers, torch and peft versions."""
+    import hashlib
+
+    from sdlint.model.cache import cache_key
+
+    return cache_key(
+        base.raw,
+        tensors,
+        architecture,
+        transformers_version=versions["transformers"],
+        torch_version=versions["torch"],
+        extra={
+            "kind": "peft-adapter",
+            "adapter_config_sha256": hashlib.sha256(adapter.raw).hexdigest(),
+            "peft": versions["peft"],
+        },
+    )
+
+
+def predict_adapter(
+    base: ConfigFile,
+    adapter: ConfigFile,
+    tensors: Mapping[str, TensorSpec],
+    architecture: str | None = None,
+) -> AdapterOutcome:
+    """What peft reports loading an adapter with `tensors` and `adapter` (adapter_config.json) onto
+    the model `base` (its base model's config.json) describes. Never raises on bad input."""
+    from sdlint.model import oracle
+
+    adapter_document = _adapter_document(adapter)
+    if isinstance(adapter_document, ConfigProblem):
+        return adapter_document
+    base_document = oracle._config_document(base)
+    if isinstance(base_document, ConfigProblem):
+        return base_document
+    if base_document.get("quantization_config") is not None:
+        return ConfigProblem(
+            QUANTIZED,
+            f"{base.path.name} has a `quantization_config`: quantization replaces the modules an "
+            "adapter attaches to, which sdlint does not model, so the adapter checks are skipped.",
+        )
+    with oracle._quiet():
+        imported = oracle._import_transformers()
+        if isinstance(imported, ConfigProblem):
+            return imported
+        transformers, torch = imported
+        try:
+            peft = importlib.import_module("peft")
+        except ImportError as e:
+            return ConfigProblem(
+                NOT_INSTALLED,
+                f"the adapter checks need peft, which is not installed ({e}): the adapter cannot "
+                f"be built on its base model. Install it with `{INSTALL_HINT}`.",
+            )
+        except Exception as e:  # a broken install raises anything at import time
+            return ConfigProblem(
+                NOT_INSTALLED,
+                f"peft fails to import ({describe_exception(e)}): the adapter checks need it. "
+                f"Reinstall it with `{INSTALL_HINT}`.",
+            )
+        restore = oracle._silence_transformers(transformers)
+        try:
+            return _predict(
+                transformers, torch, peft, base, base_document, adapter, adapter_document,
+                tensors, architecture,
+            )  # fmt: skip
+        finally:
+            restore()
+
+
+def _adapter_document(adapter: ConfigFile) -> dict[str, Any] | ConfigProblem:
+    from sdlint.model import oracle
+
+    document = oracle._config_document(adapter)
+    if isinstance(document, ConfigProblem):
+        return ConfigProblem(
+            document.kind,
+            document.message.replace("config.json", "adapter_config.json").replace(
+                "(`model.config.save_pretrained(dir)`)", "(`peft_model.save_pretrained(dir)`)"
+            ),
+        )
+    peft_type = document.get("peft_type")
+    if not isinstance(peft_type, str):
+        return ConfigProblem(
+            INVALID_CONFIG,
+            f"{adapter.path.name} has no `peft_type` string: peft cannot tell which adapter it "
+            "describes. Regenerate it with `peft_model.save_pretrained(dir)`.",
+        )
+    return document
+
+
+def _predict(
+    transformers: Any,
+    torch: Any,
+    peft: Any,
+    base: ConfigFile,
+    base_document: dict[str, Any],
+    adapter: ConfigFile,
+    adapter_document: dict[str, Any],
+    tensors: Mapping[str, TensorSpec],
+    architecture: str | None,
+) -> AdapterOutcome:
+    from sdlint.model import oracle
+
+    # 1. The adapter config, as PeftConfig.from_pretrained reads it.
+    try:
+        mapping = importlib.import_module("peft.mapping")
+        save_and_load = importlib.import_module("peft.utils.save_and_load")
+        set_state_dict = save_and_load.set_peft_model_state_dict
+        get_state_dict = save_and_load.get_peft_model_state_dict
+        find_mismatched = save_and_load._find_mismatched_keys
+        prefixes = mapping.PEFT_TYPE_TO_PREFIX_MAPPING
+        config_classes = mapping.PEFT_TYPE_TO_CONFIG_MAPPING
+        model_classes = importlib.import_module("peft.peft_model")
+        peft_model_classes = peft.MODEL_TYPE_TO_PEFT_MODEL_MAPPING
+    except (ImportError, AttributeError) as e:
+        return ConfigProblem(
+            NOT_INSTALLED,
+            f"peft {peft.__version__} lacks the loading functions sdlint calls ({e}): sdlint's "
+            "adapter checks follow peft 0.21. Install it with `pip install 'peft==0.21.*'`.",
+        )
+    peft_type = adapter_document["peft_type"]
+    config_class = config_classes.get(peft_type)
+    if config_class is None:
+        return ConfigProblem(
+            INVALID_CONFIG,
+            f"{adapter.path.name}: peft_type {peft_type!r} is unknown to peft {peft.__version__}. "
+            "Fix `peft_type`, or upgrade peft.",
+        )
+    try:
+        document = {k: v for k, v in adapter_document.items() if k != "runtime_config"}
+        kwargs = config_class.check_kwargs(**document)
+        peft_config = config_class.from_peft_type(**kwargs)
+        peft_config.inference_mode = True  # from_pretrained: not is_trainable
+    except Exception as e:
+        return ConfigProblem(
+            INVALID_CONFIG,
+            f"{adapter.path.name} is not a valid {config_class.__name__}: "
+            f"{describe_exception(e)}. Fix the value in adapter_config.json.",
+        )
+
+    # 2. The base model on meta, of the class the model oracle would check the base config with.
+    resolved = oracle._resolve_class(transformers, base_document, architecture)
+    if isinstance(resolved, ConfigProblem):
+        return resolved
+    cls, _, notes = resolved
+    try:
+        model_config = cls.config_class.from_pretrained(
+            str(base.path), local_files_only=True, trust_remote_code=False
+        )
+    except Exception as e:
+        return ConfigProblem(
+            INVALID_CONFIG,
+            f"{base.path.name} is not a valid config for {cls.__name__}: "
+            f"{describe_exception(e)}. Fix the value in config.json.",
+        )
+    try:
+        with torch.device("meta"):
+            model = cls(copy.deepcopy(model_config))
+    except Exception as e:
+        return ConfigProblem(
+            CANNOT_INSTANTIATE,
+            f"{cls.__name__} cannot be built from {base.path.name}: {describe_exception(e)}.",
+        )
+
+    # 3. The adapter injected by peft, as from_pretrained does (the PeftModel class of the task).
+    unknown = _unknown_targets(peft, peft_config, model)
+    peft_model_class = peft_model_classes.get(peft_config.task_type, model_classes.PeftModel)
+    verdict = AdapterVerdict(
+        peft_type=str(peft_type),
+        task_type=peft_config.task_type if isinstance(peft_config.task_type, str) else None,
+        architecture=cls.__name__,
+        peft_version=str(peft.__version__),
+        transformers_version=str(transformers.__version__),
+        unknown_targets=unknown,
+        notes=tuple(notes),
+    )
+    try:
+        with torch.device("meta"):
+            peft_model = peft_model_class(model, peft_config, ADAPTER_NAME)
+    except Exception as e:
+        if unknown:  # peft refuses an adapter none of whose targets exist: SD1xx says which
+            return _with(verdict, load_error=describe_exception(e))
+        return ConfigProblem(
+            CANNOT_INSTANTIATE,
+            f"peft cannot attach the {peft_type} adapter of {adapter.path.name} to "
+            f"{cls.__name__}: {describe_exception(e)}.",
+        )
+
+    # 4. peft's own loading on meta tensors of the header shapes.
+    file_tensors: dict[str, Any] = {}
+    for key in sorted(tensors):
+        spec = tensors[key]
+        dtype = getattr(torch, _TORCH_DTYPES.get(spec.dtype, "float32"))
+        try:
+            file_tensors[key] = torch.empty(spec.shape, dtype=dtype, device="meta")
+        except Exception as e:
+            return ConfigProblem(
+                LOAD_FAILED,
+                f"tensor {key!r} cannot be represented by torch (shape {list(spec.shape)}): "
+                f"{describe_exception(e)}.",
+            )
+    saved = get_state_dict(peft_model)  # what save_pretrained would write: the expected tensors
+    expected = {k: tuple(v.shape) for k, v in saved.items()}
+    captured: dict[str, Any] = {}
+    original_load = peft_model.load_state_dict
+
+    def recording_load(
+        state_dict: Mapping[str, Any], strict: bool = True, assign: bool = False
+    ) -> Any:
+        # What `ignore_mismatched_sizes=True` drops is what `False` raises on: record both ways.
+        kept, mismatched = find_mismatched(peft_model, dict(state_dict), True)
+        captured["mismatched"] = mismatched
+        captured["sources"] = {k: id(v) for k, v in state_dict.items()}
+        return original_load(kept, strict=strict, assign=assign)
+
+    def load(state_dict: dict[str, Any]) -> tuple[Any, dict[str, str]]:
+        """peft's load result, and the file key each model key came from."""
+        file_key_of = {id(t): k for k, t in state_dict.items()}
+        result = set_state_dict(peft_model, state_dict, adapter_name=ADAPTER_NAME)
+        sources: dict[str, int] = captured.get("sources", {})
+        return result, {k: file_key_of[i] for k, i in sources.items() if i in file_key_of}
+
+    peft_model.load_state_dict = recording_load  # this model only: nothing global is patched
+    absent: list[str] = []
+    load_error: str | None = None
+    try:
+        _, names = load(dict(saved))  # peft's own renames, learnt on the tensors it would save
+        try:
+            result, file_keys = load(dict(file_tensors))
+        except KeyError as e:
+            # A `modules_to_save` tensor the file lacks: peft's load map looks it up and raises.
+            load_error = describe_exception(e)
+            absent = [k for k in expected if k not in file_tensors]
+            filled = dict(file_tensors)
+            filled.update({k: torch.empty(expected[k], device="meta") for k in absent})
+            result, file_keys = load(filled)
+    except Exception as e:
+        return _with(verdict, load_error=describe_exception(e))
+    finally:
+        del peft_model.load_state_dict
+
+    model_shapes = {k: tuple(v.shape) for k, v in peft_model.state_dict().items()}
+    prefix = prefixes.get(peft_config.peft_type, "")
+    model_key_of = {file_key: model_key for model_key, file_key in names.items()}
+    missing = [
+        AdapterMissing(k, names.get(k, k), model_shapes.get(k, ()))
+        for k in result.missing_keys
+        if prefix in k and ADAPTER_NAME in k and not _shared_parameter(k)
+    ]
+    missing += [AdapterMissing(model_key_of.get(k, k), k, expected[k]) for k in absent]
+    unexpected = [Unexpected(file_keys.get(k, k), k) for k in result.unexpected_keys]
+    mismatched = [
+        AdapterMismatch(
+            k,
+            file_keys.get(k, k),
+            tuple(checkpoint_shape),
+            tuple(model_shape),
+            ".modules_to_save." in k,
+        )
+        for k, checkpoint_shape, model_shape in captured.get("mismatched", [])
+    ]
+    return _with(
+        verdict,
+        missing=tuple(sorted(missing, key=lambda m: m.model_key)),
+        unexpected=tuple(sorted(unexpected, key=lambda u: (u.model_key, u.file_key))),
+        mismatched=tuple(sorted(mismatched, key=lambda m: m.model_key)),
+        load_error=load_error,
+    )
+
+
+def _with(verdict: AdapterVerdict, **changes: Any) -> AdapterVerdict:
+    import dataclasses
+
+    return dataclasses.replace(verdict, **changes)
+
+
+def _unknown_targets(peft: Any, peft_config: Any, model: Any) -> tuple[str, ...]:
+    """`target_modules` entries that name no module of the base model, by peft's own matching.
+
+    Only a list of names is checked entry by entry; a regex string (or `all-linear`) is judged by
+    peft when it injects the adapter."""
+    targets = getattr(peft_config, "target_modules", None)
+    if not targets or isinstance(targets, str):
+        return ()
+    check = importlib.import_module("peft.tuners.tuners_utils").check_target_module_exists
+    names = [name for name, _ in model.named_modules() if name]
+    unknown = []
+    for target in sorted(targets):
+        probe = copy.copy(peft_config)
+        probe.target_modules = {target}
+        for attribute in ("exclude_modules", "modules_to_save", "layers_to_transform"):
+            if hasattr(probe, attribute):
+                setattr(probe, attribute, None)
+        if not any(check(probe, name) for name in names):
+            unknown.append(target)
+    return tuple(unknown)
+
+
+def _shared_parameter(key: str) -> bool:
+    """Keys PeftModel.from_pretrained leaves out of its missing-key warning (shared parameters)."""
+    return "vblora_vector_bank" in key or "prompt_encoder" in key or ".tinylora_v." in key
