@@ -17,7 +17,7 @@ from sdlint.config_fields import ConfigFile
 from sdlint.formats import SAFETENSORS, FileDescription, LfsPointer, Tensor, TensorSpec, Unreadable
 from sdlint.formats.index import ShardIndex
 from sdlint.formats.safetensors import Header
-from sdlint.sources import Source
+from sdlint.sources import Source, remote_location
 from sdlint.sources.local import LocalFile, display
 
 # A weights file of a PEFT adapter (`adapter_model.safetensors`, `adapter_model.bin`) holds adapter
@@ -57,8 +57,9 @@ class Checkpoint:
 
     @property
     def local_path(self) -> Path | None:
-        """The checkpoint on the local disk, or None: fixes are offered only when it is set."""
-        return self.source.local_path
+        """The checkpoint on the local disk, or None: fixes are offered only when it is set (a
+        remote checkpoint is read-only)."""
+        return None if remote_location(self.path) else self.source.local_path
 
     @property
     def is_adapter(self) -> bool:

@@ -11,12 +11,14 @@ import re
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sdlint.checkpoint import ADAPTER_CONFIG_NAME, Checkpoint
 from sdlint.config_fields import CONFIG_NAME, ConfigFile, read_config
 from sdlint.errors import UsageError
 from sdlint.formats.index import read_index
 from sdlint.formats.safetensors import INDEX_SUFFIX, WEIGHTS_SUFFIX, read_header
+from sdlint.sources import remote_location
 from sdlint.sources.local import (
     confined,
     display,
@@ -24,6 +26,9 @@ from sdlint.sources.local import (
     list_folder,
     regular_file_kind,
 )
+
+if TYPE_CHECKING:
+    from sdlint.sources.http import HttpClient
 
 # Folders a recursive search never enters: VCS data, environments and caches hold no user weights.
 _SKIPPED_DIRS = {"node_modules", "__pycache__", "site-packages"}
@@ -164,24 +169,41 @@ def _roots_for_path(path: Path) -> list[Root]:
     return [(path, False)]
 
 
-def find_checkpoints(paths: Sequence[Path]) -> list[Checkpoint]:
+def find_checkpoints(paths: Sequence[Path], client: HttpClient | None = None) -> list[Checkpoint]:
     """Resolve PATHs to checkpoints, each once and read once, in command-line order."""
-    return discover(paths)[0]
+    return discover(paths, client)[0]
 
 
-def discover(paths: Sequence[Path]) -> tuple[list[Checkpoint], list[Path]]:
+def discover(
+    paths: Sequence[Path], client: HttpClient | None = None
+) -> tuple[list[Checkpoint], list[Path]]:
     """The checkpoints the PATHs stand for (each once and read once, in command-line order), and
-    the PATHs that stand for none (a folder without weights, a config.json without weights)."""
-    roots: dict[Path, Root] = {}
+    the PATHs that stand for none (a folder without weights, a config.json without weights). A
+    remote PATH (a URL or `hf://`, sdlint/sources/remote.py) is read through `client`."""
+    found: dict[Path, Root | Checkpoint] = {}
     empty: list[Path] = []
     for path in paths:
-        found = _roots_for_path(path)
-        if not found:
+        url = remote_location(path)
+        if url is not None:
+            # Imported only for a remote PATH: local runs do not load http.client and ssl.
+            from sdlint.sources.http import HttpClient
+            from sdlint.sources.remote import find_remote_checkpoints
+
+            client = client or HttpClient()
+            for checkpoint in find_remote_checkpoints(url, client):
+                found.setdefault(checkpoint.path, checkpoint)
+            continue
+        roots = _roots_for_path(path)
+        if not roots:
             empty.append(path)
-        for root in found:
-            roots.setdefault(Path(_real(root[0])), root)
+        for root in roots:
+            found.setdefault(Path(_real(root[0])), root)
     checkpoints = [
-        load_index_checkpoint(p) if is_index else load_file_checkpoint(p)
-        for p, is_index in roots.values()
+        item
+        if isinstance(item, Checkpoint)
+        else load_index_checkpoint(item[0])
+        if item[1]
+        else load_file_checkpoint(item[0])
+        for item in found.values()
     ]
     return checkpoints, empty

@@ -14,14 +14,18 @@ from typing import TYPE_CHECKING, Any
 
 from sdlint.checkpoint import Checkpoint
 from sdlint.config import ConfigResolver, ProjectConfig
-from sdlint.config_fields import CONFIG_NAME, read_config
+from sdlint.config_fields import CONFIG_NAME, ConfigFile, read_config
 from sdlint.context import CheckContext, ModelTarget, Skip
 from sdlint.diagnostic import Diagnostic
 from sdlint.discover import discover
 from sdlint.errors import InternalError, UsageError
 from sdlint.registry import Selection, select_rules, selector_matches
 from sdlint.rule import FixAvailability, Rule
+from sdlint.sources import remote_location
 from sdlint.sources.local import display
+
+if TYPE_CHECKING:
+    from sdlint.sources.http import HttpClient
 
 Codes = str | Sequence[str]
 PathArg = str | os.PathLike[str]
@@ -50,6 +54,7 @@ class Settings:
     head_fix: str | None = None  # SD101's fix; None: the configuration's, else "config"
     # auto, cached, off or required (see ModelTarget); None: the configuration's, else auto
     model_checks: str | None = None
+    jobs: int = 8  # remote reads in flight at once (URLs and hf:// paths)
 
     if TYPE_CHECKING:  # what the constructor accepts, before normalisation
 
@@ -65,6 +70,7 @@ class Settings:
             isolated: bool = False,
             head_fix: str | None = None,
             model_checks: str | None = None,
+            jobs: int = 8,
         ) -> None: ...
 
     def __post_init__(self) -> None:
@@ -109,10 +115,19 @@ class Resolved:
     project: ProjectConfig
 
 
-def resolve(settings: Settings, project: ProjectConfig, checkpoint_path: Path) -> Resolved:
+def resolve(
+    settings: Settings,
+    project: ProjectConfig,
+    checkpoint_path: Path,
+    model_config: ConfigFile | None = None,
+) -> Resolved:
+    """`model_config`: the --model-config file when the caller has read it already (a remote one
+    is read once per run)."""
     layers = [Selection(project.select, project.extend_select, project.ignore), settings.selection]
     config_path = settings.model_config or project.model_config_for(checkpoint_path)
-    config = read_config(config_path) if config_path is not None else None
+    config = model_config
+    if config is None and config_path is not None:
+        config = read_config(config_path)
     if config is not None and config.refused:  # a FIFO, /dev/zero, a folder, a huge file
         raise UsageError(
             f"the model config {config.display} cannot be used: {config.reason} "
@@ -132,8 +147,8 @@ def resolve(settings: Settings, project: ProjectConfig, checkpoint_path: Path) -
 def _model_config(given: Path | None) -> Path | None:
     """The config.json `--model-config` names: a file, or a folder holding one (as transformers'
     `from_pretrained(folder)` reads it). Raises UsageError when there is none."""
-    if given is None:
-        return None
+    if given is None or remote_location(given) is not None:  # a remote one is read by the run
+        return given
     path = given / CONFIG_NAME if given.is_dir() else given
     if not path.exists():
         what = (
@@ -200,18 +215,40 @@ def _check(
     return out, context.notes, context.skipped
 
 
+def _remote_client(settings: Settings, paths: Sequence[Path]) -> HttpClient | None:
+    """One client per run when anything is remote: its limit on requests in flight holds for the
+    whole run."""
+    named = [*paths, *([settings.model_config] if settings.model_config else [])]
+    if not any(remote_location(p) for p in named):
+        return None
+    from sdlint.sources.http import HttpClient
+
+    return HttpClient(jobs=settings.jobs)
+
+
 def check_paths(paths: Sequence[PathArg], settings: Settings | None = None) -> Report:
     """Lint every checkpoint the paths stand for. Raises `UsageError` for a path that does not exist
     or a configuration file that is invalid."""
     settings = settings or Settings()
     settings = replace(settings, model_config=_model_config(settings.model_config))
     resolver = ConfigResolver(config_file=settings.config_file, isolated=settings.isolated)
-    checkpoints, empty = discover([Path(p) for p in paths])
+    inputs = [Path(p) for p in paths]
+    client = _remote_client(settings, inputs)
+    checkpoints, empty = discover(inputs, client)
+    model_config = None
+    if client is not None and settings.model_config is not None:
+        url = remote_location(settings.model_config)
+        if url is not None:
+            from sdlint.sources.remote import remote_config
+
+            model_config = remote_config(url, client)
     diagnostics: list[Diagnostic] = []
     notes: list[str] = []
     skips: list[Skip] = []
     for checkpoint in checkpoints:
-        resolved = resolve(settings, resolver.for_path(checkpoint.path), checkpoint.path)
+        resolved = resolve(
+            settings, resolver.for_path(checkpoint.path), checkpoint.path, model_config
+        )
         found, noted, skipped = _check(checkpoint, resolved)
         diagnostics.extend(found)
         notes.extend(noted)

@@ -14,7 +14,9 @@ from sdlint.config import HEAD_FIXES, MODEL_CHECKS, ConfigResolver
 from sdlint.diagnostic import Diagnostic, Severity
 from sdlint.emit import FORMATS, EmitContext, report_emitter
 from sdlint.engine import Settings, check_paths
+from sdlint.errors import UsageError
 from sdlint.exit_codes import EXIT_CLEAN, EXIT_FINDINGS
+from sdlint.sources import remote_location
 from sdlint.sources.local import display
 
 if TYPE_CHECKING:
@@ -31,7 +33,15 @@ def add_parser(commands: argparse._SubParsersAction[Any]) -> None:
         help="lint checkpoints (files, sharded index files, model folders)",
         description="Lint safetensors checkpoints: files, sharded index files or model folders.",
     )
-    check.add_argument("paths", nargs="+", type=Path, metavar="PATH")
+    check.add_argument(
+        "paths",
+        nargs="+",
+        type=Path,
+        metavar="PATH",
+        help="a file, index or folder; or a URL (https://HOST/model.safetensors, an index URL) or "
+        "a hub repository (hf://ORG/NAME[@REVISION]), read by HTTP range requests, never "
+        "downloaded",
+    )
     check.add_argument(
         "--select",
         action="extend",
@@ -80,8 +90,15 @@ def add_parser(commands: argparse._SubParsersAction[Any]) -> None:
         "--model-config",
         type=Path,
         metavar="FILE",
-        help="the transformers config.json the checkpoint will be loaded into "
-        "(default: the config.json beside the weights)",
+        help="the transformers config.json the checkpoint will be loaded into, a file, URL or "
+        "hf://ORG/NAME[@REVISION][/config.json] (default: the config.json beside the weights)",
+    )
+    check.add_argument(
+        "--jobs",
+        type=_positive,
+        default=8,
+        metavar="N",
+        help="remote reads in flight at once (default: 8); the output order does not depend on it",
     )
     check.add_argument(
         "--architecture",
@@ -158,6 +175,12 @@ def _use_color(stream: TextIO) -> bool:
     return hasattr(stream, "isatty") and stream.isatty()
 
 
+def _positive(value: str) -> int:
+    if not value.isdigit() or int(value) < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive whole number, got {value!r}")
+    return int(value)
+
+
 def run(args: argparse.Namespace) -> int:
     settings = Settings(
         select=tuple(args.select) if args.select is not None else None,
@@ -170,13 +193,20 @@ def run(args: argparse.Namespace) -> int:
         isolated=args.isolated,
         head_fix=args.head_fix,
         model_checks=args.model_checks,
+        jobs=args.jobs,
     )
+    remote = [url for url in map(remote_location, args.paths) if url]
+    if remote and (args.fix or args.diff):
+        raise UsageError(
+            f"{remote[0]}: remote checkpoints are read-only; --fix and --diff need local files "
+            "(download the checkpoint first)"
+        )
     # Fixing is decided once per run, by the command line or else the configuration in force for
     # the first PATH.
     project = ConfigResolver(config_file=args.config, isolated=args.isolated).for_path(
         args.paths[0]
     )
-    fix = _choose(args.fix, project.fix)
+    fix = _choose(args.fix, project.fix) and not remote
     unsafe = _choose(args.unsafe_fixes, project.unsafe_fixes)
     if args.diff:
         return _run_diff(args, settings, unsafe)

@@ -35,6 +35,11 @@ def read_index(path: Path) -> ShardIndex:
         # "cannot read the index: Permission denied", "the index is 200,000,000 bytes, more than..."
         problem = "index is " + e.reason if e.special else e.reason.replace("the file", "the index")
         return ShardIndex(path, problem=problem)
+    return parse_index(path, raw)
+
+
+def parse_index(path: Path, raw: bytes) -> ShardIndex:
+    """An index's bytes, however they were read (a remote index is fetched whole)."""
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:

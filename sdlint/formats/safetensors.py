@@ -28,7 +28,7 @@ import json
 import re
 import threading
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -95,6 +95,9 @@ class Header:
     entries: tuple[TensorEntry, ...]  # JSON order, duplicates included
     metadata: dict[str, str] | None
     warnings: tuple[str, ...] = ()  # file-level departures from the written format (SD001 warnings)
+    # False when the file's size could not be known (a remote server that gave none): `file_size`
+    # is then only what the header implies, and the file's end is not checked.
+    size_known: bool = True
 
     @property
     def format(self) -> str:
@@ -139,6 +142,7 @@ class Problem:
     message: str
     tensor: str | None = None
     error: bool = True
+    note: bool = False  # not a departure: something that could not be checked (info)
 
 
 def entry_problems(header: Header) -> Iterator[Problem]:
@@ -216,7 +220,14 @@ def layout_problems(header: Header) -> Iterator[Problem]:
             )
         cursor, previous = max(cursor, end), name
     data_size = header.data_size
-    if cursor > data_size:
+    if not header.size_known:
+        yield Problem(
+            "the file's size is unknown (the server sent neither Content-Range nor "
+            "Content-Length): truncation and trailing bytes are not checked",
+            error=False,
+            note=True,
+        )
+    elif cursor > data_size:
         beyond = [n for n, (_, end) in spans.items() if end > data_size]
         shown = ", ".join(f"`{n}`" for n in beyond[:3]) + (" ..." if len(beyond) > 3 else "")
         yield Problem(
@@ -253,9 +264,9 @@ def read_header(source: Source | Path, *, quote: bool = True) -> HeaderResult:
     path = source.local_path or Path(source.display)
     try:
         with source.open() as f:  # a regular file: no FIFO, device or folder is ever opened
-            size = f.size
+            size = f.size  # None: unknown (a remote server that did not say)
             prefix = f.read(0, LENGTH_PREFIX)
-            if prefix == LFS_SIGNATURE[:LENGTH_PREFIX] and size <= _LFS_MAX_SIZE:
+            if prefix == LFS_SIGNATURE[:LENGTH_PREFIX] and (size or 0) <= _LFS_MAX_SIZE:
                 text = f.read(0, _LFS_MAX_SIZE)
                 if text.startswith(LFS_SIGNATURE):
                     return _parse_lfs_pointer(path, text)
@@ -272,10 +283,17 @@ def read_header(source: Source | Path, *, quote: bool = True) -> HeaderResult:
         return Unreadable(path, e.reason)
     if len(raw) != n:  # the file shrank between stat and read
         return Unreadable(path, f"file ended after {len(raw)} of {n} header bytes")
+    if size is None:
+        parsed = parse_header(raw, path=path)
+        if isinstance(parsed, Header):  # assume the end the header implies, and say so
+            end = max((e.offsets[1] for e in parsed.entries if e.offsets), default=0)
+            size = LENGTH_PREFIX + n + end
+            return replace(parsed, file_size=size, size_known=False)
+        return parsed
     return parse_header(raw, path=path, file_size=size)
 
 
-def _check_header_length(n: int, file_size: int, prefix: bytes) -> str | None:
+def _check_header_length(n: int, file_size: int | None, prefix: bytes) -> str | None:
     if n > MAX_HEADER_SIZE:
         hint = ""
         if prefix and all(32 <= b < 127 for b in prefix):
@@ -285,7 +303,7 @@ def _check_header_length(n: int, file_size: int, prefix: bytes) -> str | None:
             f"header length {n:,} exceeds the {MAX_HEADER_SIZE:,}-byte limit of the safetensors "
             f"reader{hint}"
         )
-    if LENGTH_PREFIX + n > file_size:
+    if file_size is not None and LENGTH_PREFIX + n > file_size:
         return (
             f"header length {n:,} runs past the end of the file ({file_size:,} bytes): "
             "the file is truncated or not a safetensors file"

@@ -28,6 +28,7 @@ from sdlint.model.verdict import (
     Unexpected,
     WrapperPrefix,
 )
+from sdlint.sources import remote_location
 
 __all__ = [
     "ConfigProblem",
@@ -82,7 +83,9 @@ def load_verdict(
     storable = not isinstance(result, ConfigProblem) or result.cacheable
     # Store only if config.json did not change while the oracle ran: transformers reads the file
     # again to build the config, and the key must describe the bytes the verdict came from.
-    if storable and _read_or_none(config.path) == config.raw:
+    # A remote config was fetched once: the bytes the oracle read are `config.raw`.
+    unchanged = remote_location(config.path) is not None or _read_or_none(config.path) == config.raw
+    if storable and unchanged:
         cache.put(key, result)
         VerdictCache.recorded(root).put(recorded_key(config.raw, tensors, architecture), result)
     return result

@@ -24,13 +24,14 @@ import importlib
 import io
 import re
 import sys
+import tempfile
 import warnings
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from sdlint.config_fields import NOT_JSON, NOT_OBJECT, ConfigFile
+from sdlint.config_fields import CONFIG_NAME, NOT_JSON, NOT_OBJECT, ConfigFile
 from sdlint.model._text import describe_exception, missing_package
 from sdlint.model.verdict import (
     INVALID_CONFIG,
@@ -48,6 +49,7 @@ from sdlint.model.verdict import (
     TensorSpec,
     WrapperPrefix,
 )
+from sdlint.sources import remote_location
 
 INSTALL_HINT = "pip install 'sdlint[model]'"
 
@@ -107,9 +109,24 @@ def predict_load(
         transformers, torch = imported
         restore = _silence_transformers(transformers)
         try:
-            return _predict(transformers, torch, config.path, document, tensors, architecture)
+            with _local_copy(config) as config_path:
+                return _predict(transformers, torch, config_path, document, tensors, architecture)
         finally:
             restore()
+
+
+@contextlib.contextmanager
+def _local_copy(config: ConfigFile) -> Iterator[Path]:
+    """A path transformers can read the config from: the file itself, or for a remote config (a
+    URL or hf:// path, sdlint/sources/remote.py) the bytes the read stage fetched, in a temporary
+    folder (transformers would otherwise take the path for a hub repository id)."""
+    if remote_location(config.path) is None:
+        yield config.path
+        return
+    with tempfile.TemporaryDirectory(prefix="sdlint-config-") as tmp:
+        path = Path(tmp) / CONFIG_NAME
+        path.write_bytes(config.raw)
+        yield path
 
 
 def _predict(

@@ -114,6 +114,10 @@ def invalid_data_layout(ctx: CheckContext) -> Iterator[Finding]:
     A data section that does not start at a multiple of 8 bytes (an unpadded header) is a warning:
     safetensors writes padded headers so that tensors can be memory-mapped aligned.
 
+    A remote file's size comes from the server (`Content-Range`, `Content-Length`, or the hub's
+    listing); when the server gives none, the end of the file is not checked and an info note says
+    so.
+
     ## Why is this bad?
     safetensors refuses such a file (`MetadataIncompleteBuffer`, `InvalidOffset`). Bytes that belong
     to no tensor are also how polyglot files hide a second payload.
@@ -134,7 +138,8 @@ def invalid_data_layout(ctx: CheckContext) -> Iterator[Finding]:
 def _findings(header: Header, problems: Iterator[Problem]) -> Iterator[Finding]:
     path = display(header.path)
     for p in problems:
-        yield Finding(p.message, path, None if p.error else Severity.WARNING, tensor=p.tensor)
+        severity = Severity.INFO if p.note else None if p.error else Severity.WARNING
+        yield Finding(p.message, path, severity, tensor=p.tensor)
 
 
 @rule(

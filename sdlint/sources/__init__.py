@@ -21,6 +21,25 @@ from typing import Protocol
 MAX_TEXT_FILE_SIZE = 16_000_000
 
 
+# A remote file is identified by its URL as a Path (`https://h/a` becomes `https:/h/a`: a Path folds
+# the double slash), so every stage keeps its Path identity; `location` gives the URL back.
+REMOTE_SCHEMES = ("https", "http", "hf")
+
+
+def remote_location(path: Path | str) -> str | None:
+    """The URL (`https://...`, `hf://...`) a remote file's Path stands for; None for a local one."""
+    text = path if isinstance(path, str) else path.as_posix()
+    scheme, sep, rest = text.partition(":/")
+    if not sep or scheme not in REMOTE_SCHEMES:
+        return None
+    return f"{scheme}://{rest.lstrip('/')}"
+
+
+def location(path: Path) -> str:
+    """How a file is named to the user: a local path as given (POSIX), a remote one as its URL."""
+    return remote_location(path) or path.as_posix()
+
+
 class ReadError(Exception):
     """A file cannot be read; `reason` is one line without the file's name ("not a regular file",
     "cannot read the file: Permission denied"). Raised by sources, turned into values by their
@@ -39,10 +58,11 @@ class ReadError(Exception):
 
 
 class Reader(Protocol):
-    """An open file: its size when opened, and reads at an offset (short at the end)."""
+    """An open file: its size when opened, and reads at an offset (short at the end). The size is
+    None when it cannot be known (a server that sends neither Content-Range nor Content-Length)."""
 
     @property
-    def size(self) -> int: ...
+    def size(self) -> int | None: ...
 
     def read(self, offset: int, length: int) -> bytes: ...
 

@@ -111,7 +111,8 @@ class HttpClient:
     only to its own host), a concurrency limit and a cost counter."""
 
     jobs: int = 4
-    timeout: float = 20.0  # seconds for a connection, and for a whole response body
+    # seconds for a connection, and for a whole response body; SDLINT_HTTP_TIMEOUT overrides
+    timeout: float = field(default_factory=lambda: _env_float("SDLINT_HTTP_TIMEOUT", 20.0))
     retries: int = 3
     backoff: float = 0.5  # seconds before the first retry, doubling
     tokens: Mapping[str, str] = field(default_factory=env_tokens)  # host -> bearer token
@@ -276,6 +277,14 @@ class HttpClient:
                 f"the connection failed after {received:,} bytes: {_os_reason(e)}"
             ) from e
         return b"".join(chunks)
+
+
+def _env_float(name: str, default: float) -> float:
+    try:
+        value = float(os.environ.get(name, ""))
+    except ValueError:
+        return default
+    return value if value > 0 else default
 
 
 def _content_length(response: http.client.HTTPResponse) -> int | None:

@@ -17,7 +17,7 @@ from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from sdlint.sources import MAX_TEXT_FILE_SIZE, ReadError
+from sdlint.sources import MAX_TEXT_FILE_SIZE, ReadError, location
 
 _OPEN_FLAGS = (
     os.O_RDONLY
@@ -29,8 +29,9 @@ _OPEN_FLAGS = (
 
 
 def display(path: Path) -> str:
-    """A path as the user typed it when relative, so editors and CI annotations can resolve it."""
-    return path.as_posix()
+    """A path as the user typed it when relative, so editors and CI annotations can resolve it; a
+    remote file's as its URL."""
+    return location(path)
 
 
 def os_reason(e: OSError | ValueError) -> str:
