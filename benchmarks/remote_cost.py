@@ -1,6 +1,6 @@
 """What a remote check costs: requests, bytes and time per checkpoint, against the local fake hub.
 
-    .venv/bin/python benchmarks/remote_cost.py [--jobs 8]
+    .venv/bin/python -m benchmarks.remote_cost [--jobs 8]
 
 Three repositories shaped like real ones (tensor names and shapes of BERT-base, Llama-2-7B in two
 shards, Llama-2-70B in fifteen), their weights sparse files of the real size. Each is checked with
@@ -22,6 +22,7 @@ from pathlib import Path
 
 from benchmarks._util import write_sparse_checkpoint
 from sdlint.cli import main
+from sdlint.dtypes import tensor_bits
 from tests.http_server import LocalServers, serve
 
 Tensors = dict[str, tuple[str, tuple[int, ...]]]
@@ -82,16 +83,17 @@ def write_repo(folder: Path, tensors: Tensors, shards: int) -> int:
     names = list(tensors)
     per = -(-len(names) // shards)
     weight_map: dict[str, str] = {}
-    total = 0
+    files = 0
     for s in range(shards):
         part = {n: tensors[n] for n in names[s * per : (s + 1) * per]}
         shard = f"model-{s + 1:05d}-of-{shards:05d}.safetensors"
-        total += write_sparse_checkpoint(folder / shard, part)
+        files += write_sparse_checkpoint(folder / shard, part)
         weight_map.update(dict.fromkeys(part, shard))
+    tensor_bytes = sum((tensor_bits(d, s) or 0) // 8 for d, s in tensors.values())
     (folder / "model.safetensors.index.json").write_text(
-        json.dumps({"metadata": {"total_size": total}, "weight_map": weight_map})
+        json.dumps({"metadata": {"total_size": tensor_bytes}, "weight_map": weight_map})
     )
-    return total
+    return files
 
 
 def measure(jobs: int) -> list[dict[str, object]]:

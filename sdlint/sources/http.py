@@ -102,7 +102,7 @@ class Chunk:
 
     data: bytes
     size: int | None
-    url: str  # after redirects (redacted)
+    url: str  # after redirects, with its query: may carry a CDN signature, never show it
 
 
 @dataclass
@@ -128,7 +128,7 @@ class HttpClient:
         """Bytes [start, start + length) of the file (fewer at its end). A server that ignores
         `Range` is cut off after `length` bytes and reported, never read to the end."""
         if length <= 0:
-            return Chunk(b"", None, redact(url))
+            return Chunk(b"", None, url)
         headers = {"Range": f"bytes={start}-{start + length - 1}"}
         with self._request(url, headers) as (response, final):
             if response.status == 416:
@@ -212,7 +212,7 @@ class HttpClient:
             connection, response = self._send(url, headers)
             location = response.getheader("Location")
             if response.status not in (301, 302, 303, 307, 308) or not location:
-                return connection, response, redact(url)
+                return connection, response, url
             connection.close()
             url = urljoin(url, location)
             if not is_url(url):
@@ -320,8 +320,9 @@ class RemoteReader:
 
     def __init__(self, client: HttpClient, url: str) -> None:
         self._client = client
-        self._url = url
         first = client.read_range(url, 0, SPECULATIVE_READ)
+        # Later reads go where the first was redirected (the hub's CDN): one request, not two.
+        self._url = first.url
         self._head = first.data
         self.size = first.size
         # fewer bytes than asked for and no size: the file ended there

@@ -195,3 +195,17 @@ def test_concurrency_is_limited_per_client(servers: LocalServers) -> None:
         t.join()
     assert http.cost.requests == 8
     assert peak <= 2
+
+
+def test_a_second_read_goes_where_the_first_was_redirected(servers: LocalServers) -> None:
+    path = many_tensors(servers.root / "long.safetensors", 2000)
+    n = int.from_bytes(path.read_bytes()[:8], "little")
+    host = servers.base.removeprefix("http://")
+    http = client(tokens={host: "secret-token"})
+    raw, _ = read_header_bytes(http, f"{servers.base}/redirect/long.safetensors")
+    assert raw == path.read_bytes()[8 : 8 + n]
+    assert [(r.host, r.path, r.authorization) for r in servers.log.requests] == [
+        ("127.0.0.1", "/redirect/long.safetensors", "Bearer secret-token"),
+        ("127.0.0.2", "/files/long.safetensors", None),
+        ("127.0.0.2", "/files/long.safetensors", None),  # no second trip through the redirect
+    ]
