@@ -1,5 +1,6 @@
-"""Regenerate the bundled examples: a tiny RoBERTa fine-tuned for 2 labels, and the 5-label config
-a user might load it into (the canonical head-size mismatch, SD101).
+"""Regenerate the bundled examples: a tiny RoBERTa fine-tuned for 2 labels, and a 5-label one whose
+config a user might load the first into (the canonical head-size mismatch, SD101; and the two
+checkpoints `sdlint diff` compares in the README).
 
     .venv/bin/python examples/make_examples.py
 
@@ -39,7 +40,7 @@ def main() -> None:
     two = RobertaConfig(**TINY, **labels(2), architectures=["RobertaForSequenceClassification"])
     RobertaForSequenceClassification(two).save_pretrained(HERE / "roberta-2-labels")
     five = RobertaConfig(**TINY, **labels(5), architectures=["RobertaForSequenceClassification"])
-    five.save_pretrained(HERE / "roberta-5-labels")  # the config only: what the user loads into
+    RobertaForSequenceClassification(five).save_pretrained(HERE / "roberta-5-labels")
 
 
 if __name__ == "__main__":

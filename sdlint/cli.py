@@ -14,7 +14,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from sdlint import __version__
-from sdlint.commands import check, rule, server
+from sdlint.commands import check, diff, rule, server, show
 from sdlint.errors import SdlintError
 from sdlint.exit_codes import EXIT_BROKEN_PIPE, EXIT_ERROR
 
@@ -24,6 +24,8 @@ _COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "check": check.run,
     "rule": rule.run,
     "server": server.run,
+    "show": show.run,
+    "diff": diff.run,
 }
 
 
@@ -34,7 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"sdlint {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for module in (check, rule, server):
+    for module in (check, rule, server, show, diff):
         module.add_parser(commands)
     return parser
 

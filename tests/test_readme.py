@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import re
+import shlex
 from pathlib import Path
 
+import pytest
+
+from sdlint.cli import main
 from sdlint.registry import all_rules
 
 ROOT = Path(__file__).parent.parent
@@ -60,3 +64,15 @@ def test_every_configuration_key_and_flag_is_documented() -> None:
     assert not missing, missing
     for flag in ("--model-checks", "rule --all --docs", "--head-fix", "--backup"):
         assert flag in README, flag
+
+
+def test_console_examples_print_what_the_readme_shows(capsys: pytest.CaptureFixture[str]) -> None:
+    """Each ```console block's command, run in process from the repository root, prints exactly
+    the lines shown."""
+    blocks = re.findall(r"```console\n\$ sdlint (.+?)\n(.*?)```", README, re.DOTALL)
+    assert blocks
+    for command, shown in blocks:
+        with pytest.MonkeyPatch.context() as patch:
+            patch.chdir(ROOT)
+            main(shlex.split(command))
+        assert capsys.readouterr().out == shown, command
