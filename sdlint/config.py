@@ -15,6 +15,7 @@ Globs and relative paths in a file are relative to the folder that holds it.
     head-fix = "config"                 # SD101 fix: "config" or "reinit"
     backup = false                      # keep the original next to a fixed file
     model-checks = "required"           # a skipped model check is a finding (SD108)
+    baseline = "sdlint-baseline.json"   # report only findings not in this baseline
 
     [tool.sdlint.per-file-ignores]      # glob -> codes
     "legacy/**" = ["SD104"]
@@ -69,6 +70,7 @@ class ProjectConfig:
     head_fix: str | None = None
     backup: bool | None = None
     model_checks: str | None = None  # auto, cached, off or required (sdlint.engine.MODEL_CHECKS)
+    baseline: Path | None = None
 
     def relative(self, path: Path) -> PurePosixPath | None:
         """`path` relative to this file's folder, or None when it lies outside."""
@@ -176,6 +178,7 @@ _KEYS = (
     "head-fix",
     "backup",
     "model-checks",
+    "baseline",
 )
 
 
@@ -236,6 +239,9 @@ def _parse(table: Mapping[str, Any], path: Path, where: str) -> ProjectConfig:
     cache_dir = table.get("cache-dir")
     if cache_dir is not None and not isinstance(cache_dir, str):
         raise fail("cache-dir", "a folder path")
+    baseline = table.get("baseline")
+    if baseline is not None and not isinstance(baseline, str):
+        raise fail("baseline", "a file path")
 
     return ProjectConfig(
         path=path,
@@ -254,6 +260,7 @@ def _parse(table: Mapping[str, Any], path: Path, where: str) -> ProjectConfig:
         head_fix=head_fix,
         backup=flag("backup"),
         model_checks=model_checks,
+        baseline=root / baseline if baseline is not None else None,
     )
 
 

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
 from collections.abc import Sequence
@@ -13,7 +14,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 from sdlint.config import HEAD_FIXES, MODEL_CHECKS, ConfigResolver
 from sdlint.diagnostic import Diagnostic, Severity
 from sdlint.emit import FORMATS, EmitContext, report_emitter
-from sdlint.engine import Settings, check_paths
+from sdlint.engine import Report, Settings, check_paths
 from sdlint.errors import UsageError
 from sdlint.exit_codes import EXIT_CLEAN, EXIT_FINDINGS
 from sdlint.sources import remote_location
@@ -162,6 +163,19 @@ def add_parser(commands: argparse._SubParsersAction[Any]) -> None:
         help="exit 1 when --fix changed a file, even if nothing remains",
     )
     check.add_argument(
+        "--baseline",
+        type=Path,
+        metavar="FILE",
+        help="report only the findings this baseline file does not hold (see --write-baseline)",
+    )
+    check.add_argument(
+        "--write-baseline",
+        type=Path,
+        metavar="FILE",
+        help="record today's findings in FILE (JSON) and exit 0; later runs with --baseline FILE "
+        "report only new ones",
+    )
+    check.add_argument(
         "-v",
         "--verbose",
         action="store_true",
@@ -221,6 +235,11 @@ def run(args: argparse.Namespace) -> int:
         _report_fixes(outcome)
     else:
         report = check_paths(args.paths, settings)
+    if args.write_baseline is not None:
+        return _write_baseline(args.write_baseline, report)
+    baseline = args.baseline or project.baseline
+    if baseline is not None:
+        report = _apply_baseline(baseline, report, args)
     context = EmitContext(
         files_checked=report.files_checked,
         color=_use_color(sys.stdout),
@@ -245,6 +264,35 @@ def failing(diagnostics: Sequence[Diagnostic]) -> bool:
     """Whether findings fail the run: any error or warning. Info findings (a new task head,
     SD105's dtype note) are shown but never fail it, nor block a commit."""
     return any(d.severity is not Severity.INFO for d in diagnostics)
+
+
+def _write_baseline(path: Path, report: Report) -> int:
+    from sdlint import baseline
+
+    count = baseline.write(path, report.diagnostics, report.checkpoints)
+    sys.stderr.write(f"Wrote {count} findings to the baseline {display(path)}\n")
+    return EXIT_CLEAN
+
+
+def _apply_baseline(path: Path, report: Report, args: argparse.Namespace) -> Report:
+    """The report without the baseline's findings; the count (and, with --verbose, the stale
+    entries) on stderr, so that stdout stays the report."""
+    from sdlint import baseline
+
+    filtered = baseline.apply(path, report.diagnostics, report.checkpoints)
+    if filtered.suppressed and not args.quiet:
+        s = "" if filtered.suppressed == 1 else "s"
+        sys.stderr.write(
+            f"{filtered.suppressed} finding{s} suppressed by the baseline {display(path)}\n"
+        )
+    if args.verbose:
+        for entry in filtered.stale:
+            where = f"{entry.path} {entry.tensor}".rstrip()
+            sys.stderr.write(
+                f"{display(path)}: stale entry {entry.code} {where}: matches no finding any "
+                "more (write the baseline again to drop it)\n"
+            )
+    return dataclasses.replace(report, diagnostics=filtered.diagnostics)
 
 
 def _choose(flag: bool | None, configured: bool | None) -> bool:
