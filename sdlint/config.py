@@ -16,6 +16,7 @@ Globs and relative paths in a file are relative to the folder that holds it.
     backup = false                      # keep the original next to a fixed file
     model-checks = "required"           # a skipped model check is a finding (SD108)
     baseline = "sdlint-baseline.json"   # report only findings not in this baseline
+    verdicts = ".sdlint/verdicts"       # verdicts recorded for the light hook
 
     [tool.sdlint.per-file-ignores]      # glob -> codes
     "legacy/**" = ["SD104"]
@@ -71,6 +72,7 @@ class ProjectConfig:
     backup: bool | None = None
     model_checks: str | None = None  # auto, cached, off or required (sdlint.engine.MODEL_CHECKS)
     baseline: Path | None = None
+    verdicts: Path | None = None
 
     def relative(self, path: Path) -> PurePosixPath | None:
         """`path` relative to this file's folder, or None when it lies outside."""
@@ -179,6 +181,7 @@ _KEYS = (
     "backup",
     "model-checks",
     "baseline",
+    "verdicts",
 )
 
 
@@ -242,6 +245,9 @@ def _parse(table: Mapping[str, Any], path: Path, where: str) -> ProjectConfig:
     baseline = table.get("baseline")
     if baseline is not None and not isinstance(baseline, str):
         raise fail("baseline", "a file path")
+    verdicts = table.get("verdicts")
+    if verdicts is not None and not isinstance(verdicts, str):
+        raise fail("verdicts", "a folder path")
 
     return ProjectConfig(
         path=path,
@@ -261,6 +267,7 @@ def _parse(table: Mapping[str, Any], path: Path, where: str) -> ProjectConfig:
         backup=flag("backup"),
         model_checks=model_checks,
         baseline=root / baseline if baseline is not None else None,
+        verdicts=root / verdicts if verdicts is not None else None,
     )
 
 

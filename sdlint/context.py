@@ -34,6 +34,8 @@ class ModelTarget:
     model_checks: str = "auto"
     # `--model-checks=required`: a skipped model check is a finding (SD108), not a note.
     required: bool = False
+    # A committed folder of verdicts (`--record-verdicts`) read beside the cache's in "cached" mode.
+    verdicts: Path | None = None
 
     @property
     def config_path(self) -> Path | None:
@@ -124,7 +126,11 @@ class CheckContext:
         tensors = self.checkpoint.signature()
         if self.target.model_checks == "cached":
             recorded = cached_verdict(
-                config, tensors, self.target.architecture, cache_dir=self.target.cache_dir
+                config,
+                tensors,
+                self.target.architecture,
+                cache_dir=self.target.cache_dir,
+                shared=self.target.verdicts,
             )
             if recorded is None:
                 self.skipped.append(Skip(NO_VERDICT, config.display))

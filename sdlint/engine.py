@@ -55,6 +55,7 @@ class Settings:
     # auto, cached, off or required (see ModelTarget); None: the configuration's, else auto
     model_checks: str | None = None
     jobs: int = 8  # remote reads in flight at once (URLs and hf:// paths)
+    verdicts: Path | None = None  # shared verdicts (see ModelTarget.verdicts); None: configured
 
     if TYPE_CHECKING:  # what the constructor accepts, before normalisation
 
@@ -71,6 +72,7 @@ class Settings:
             head_fix: str | None = None,
             model_checks: str | None = None,
             jobs: int = 8,
+            verdicts: PathArg | None = None,
         ) -> None: ...
 
     def __post_init__(self) -> None:
@@ -78,7 +80,7 @@ class Settings:
             value = getattr(self, name)
             if value is not None:
                 object.__setattr__(self, name, _codes(value))
-        for name in ("model_config", "config_file"):
+        for name in ("model_config", "config_file", "verdicts"):
             value = getattr(self, name)
             if value is not None:
                 object.__setattr__(self, name, Path(value))
@@ -140,6 +142,7 @@ def resolve(
         use_cache=settings.use_cache,
         head_fix=settings.head_fix or project.head_fix or "config",
         **_model_checks(settings.model_checks, project.model_checks),
+        verdicts=settings.verdicts or project.verdicts,
     )
     return Resolved(tuple(select_rules(layers)), target, project)
 

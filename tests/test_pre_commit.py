@@ -199,3 +199,67 @@ def test_light_hook_reports_recorded_model_verdicts(
     blocked = commit(repo, isolated, "model")
     assert blocked.returncode != 0
     assert "SD101" in blocked.stdout + blocked.stderr
+
+
+def test_shared_verdicts_reach_another_clones_light_hook(
+    tmp_path: Path, hooks_repo: tuple[Path, str], env: dict[str, str]
+) -> None:
+    """One clone records verdicts into a committed folder (as CI or the sdlint-model hook would);
+    another clone, with a cold cache and only the light hook (no torch), is blocked by a label
+    change that matches a recorded verdict. A change no verdict matches is not reported."""
+    origin = tmp_path / "origin.git"
+    git(tmp_path, "init", "-q", "--bare", str(origin))
+    recorder_env = {**env, "SDLINT_CACHE_DIR": str(tmp_path / "cache-a")}
+    a = make_repo(tmp_path / "a", hooks_repo, recorder_env, "  - id: sdlint\n    verbose: true\n")
+    (a / "pyproject.toml").write_text('[tool.sdlint]\nverdicts = ".sdlint/verdicts"\n')
+    save_roberta(a / "model")
+    config = a / "model" / "config.json"
+    trained = config.read_bytes()
+
+    def record() -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(VENV_BIN / "sdlint"), "check", "--record-verdicts", ".sdlint/verdicts", "model"],
+            cwd=a,
+            env=recorder_env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+
+    assert record().returncode == 0
+    five = {str(i): f"L{i}" for i in range(5)}
+    edit_config(config, id2label=five, label2id={v: int(k) for k, v in five.items()})
+    assert "SD101" in record().stdout  # the 5-label config's verdict is recorded too
+    config.write_bytes(trained)
+    assert len(list((a / ".sdlint" / "verdicts").rglob("*.json"))) == 2
+    first = commit(a, recorder_env, ".")
+    assert first.returncode == 0, first.stdout + first.stderr
+    git(a, "push", "-q", str(origin), "HEAD:main")
+
+    b = tmp_path / "b"
+    git(tmp_path, "clone", "-q", "-b", "main", str(origin), str(b))
+    user_env = {**env, "SDLINT_CACHE_DIR": str(tmp_path / "cache-b")}  # cold: nothing local
+    subprocess.run(
+        [sys.executable, "-m", "pre_commit", "install"],
+        cwd=b,
+        env=user_env,
+        check=True,
+        capture_output=True,
+    )
+    edit_config(
+        b / "model" / "config.json", id2label=five, label2id={v: int(k) for k, v in five.items()}
+    )
+    blocked = commit(b, user_env, "model/config.json")
+    output = blocked.stdout + blocked.stderr
+    assert blocked.returncode != 0, output
+    assert "SD101" in output and "checkpoint head has 2 labels, config has num_labels=5" in output
+
+    three = {str(i): f"L{i}" for i in range(3)}
+    edit_config(
+        b / "model" / "config.json", id2label=three, label2id={v: int(k) for k, v in three.items()}
+    )
+    unmatched = commit(b, user_env, "model/config.json")
+    output = unmatched.stdout + unmatched.stderr
+    assert unmatched.returncode == 0, output
+    assert "SD101" not in output  # no verdict: never guessed
+    assert "model checks skipped for 1 checkpoint: no recorded verdict for this config" in output

@@ -122,6 +122,20 @@ def add_parser(commands: argparse._SubParsersAction[Any]) -> None:
         "where not, and a skipped model check is a finding (SD108) instead of a note "
         "(default: the configuration's model-checks, else auto)",
     )
+    check.add_argument(
+        "--record-verdicts",
+        type=Path,
+        metavar="DIR",
+        help="write the model verdicts of the checked checkpoints into DIR, a folder to commit "
+        "so that the light hook (--model-checks=cached) reports them for everyone",
+    )
+    check.add_argument(
+        "--verdicts",
+        type=Path,
+        metavar="DIR",
+        help="with --model-checks=cached: also read the verdicts recorded in DIR "
+        "(default: the `verdicts` configuration key)",
+    )
     check.add_argument("-q", "--quiet", action="store_true", help="print diagnostics only")
     check.add_argument(
         "--config",
@@ -208,6 +222,7 @@ def run(args: argparse.Namespace) -> int:
         head_fix=args.head_fix,
         model_checks=args.model_checks,
         jobs=args.jobs,
+        verdicts=args.verdicts,
     )
     remote = [url for url in map(remote_location, args.paths) if url]
     if remote and (args.fix or args.diff):
@@ -235,6 +250,12 @@ def run(args: argparse.Namespace) -> int:
         _report_fixes(outcome)
     else:
         report = check_paths(args.paths, settings)
+    if args.record_verdicts is not None:
+        from sdlint.verdicts import record
+
+        count = record(report.checkpoints, settings, args.record_verdicts)
+        if not args.quiet:
+            sys.stderr.write(f"Recorded {count} verdicts in {display(args.record_verdicts)}\n")
     if args.write_baseline is not None:
         return _write_baseline(args.write_baseline, report)
     baseline = args.baseline or project.baseline

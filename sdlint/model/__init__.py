@@ -97,16 +97,22 @@ def cached_verdict(
     architecture: str | None = None,
     *,
     cache_dir: Path | None = None,
+    shared: Path | None = None,
 ) -> LoadVerdict | ConfigProblem | None:
     """The verdict a run with transformers recorded for exactly this config and signature, from
     any transformers version, or None. Never imports torch or transformers: this is what an
-    environment without them (pre-commit's light hook) can check against."""
+    environment without them (pre-commit's light hook) can check against. `shared` is a folder of
+    verdicts recorded for a team (`sdlint check --record-verdicts`), read after the cache."""
     from sdlint.model.cache import VerdictCache, default_cache_dir
 
     if config.problem == UNREADABLE:
         return None
+    key = recorded_key(config.raw, tensors, architecture)
     root = cache_dir if cache_dir is not None else default_cache_dir()
-    return VerdictCache.recorded(root).get(recorded_key(config.raw, tensors, architecture))
+    found = VerdictCache.recorded(root).get(key)
+    if found is None and shared is not None:
+        found = VerdictCache(shared).get(key)
+    return found
 
 
 def recorded_key(

@@ -1,0 +1,67 @@
+"""Shared verdicts: model verdicts recorded into a folder a team commits, so that the light
+pre-commit hook (no torch, `--model-checks=cached`) reports model findings for everyone.
+
+    sdlint check --record-verdicts .sdlint/verdicts models/     # CI, or the sdlint-model hook
+    sdlint check --model-checks=cached --verdicts .sdlint/verdicts models/   # or `verdicts = ...`
+
+The folder is laid out as the cache's recorded verdicts are (sdlint/model/cache.py): one small
+JSON file per key, the key a hash of the config.json bytes, the architecture, the sdlint version
+and the checkpoint's key/dtype/shape signature. A file holds nothing else: no path, no time, no
+user; the same inputs write the same bytes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+from sdlint.checkpoint import Checkpoint
+from sdlint.config import ConfigResolver
+from sdlint.engine import Settings, resolve
+
+
+def record(checkpoints: Iterable[Checkpoint], settings: Settings, folder: Path) -> int:
+    """Write the verdict of each checkpoint against its target config into `folder`; the number
+    written. Where the model checks run in "auto" mode a verdict missing from the cache is built
+    (transformers); in "cached" mode only recorded ones are copied; "off" writes nothing."""
+    from sdlint.model import ConfigProblem, LoadVerdict, cached_verdict, load_verdict, recorded_key
+    from sdlint.model.cache import VerdictCache
+
+    resolver = ConfigResolver(config_file=settings.config_file, isolated=settings.isolated)
+    shared = VerdictCache(folder)
+    written = 0
+    for checkpoint in checkpoints:
+        if not checkpoint.loadable or checkpoint.is_adapter:
+            continue
+        target = resolve(settings, resolver.for_path(checkpoint.path), checkpoint.path).target
+        if target.model_checks == "off":
+            continue
+        config = target.config or checkpoint.config
+        if config is None or not config.raw:
+            continue
+        tensors = checkpoint.signature()
+        outcome: LoadVerdict | ConfigProblem | None
+        if target.model_checks == "auto":
+            outcome = load_verdict(
+                config,
+                tensors,
+                target.architecture,
+                cache_dir=target.cache_dir,
+                use_cache=target.use_cache,
+            )
+        else:
+            outcome = cached_verdict(
+                config, tensors, target.architecture, cache_dir=target.cache_dir
+            )
+        if outcome is None or (isinstance(outcome, ConfigProblem) and not outcome.cacheable):
+            continue  # nothing known, or an answer about this machine (a package not installed)
+        if _names_a_local_path(outcome.to_json(), config.path):
+            continue  # a committed file must not carry this machine's paths
+        if shared.put(recorded_key(config.raw, tensors, target.architecture), outcome):
+            written += 1
+    return written
+
+
+def _names_a_local_path(text: str, config_path: Path) -> bool:
+    folders = {str(config_path.resolve().parent), str(Path.cwd()), str(Path.home())}
+    return any(folder in text for folder in folders if len(folder) > 1)
