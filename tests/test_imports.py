@@ -71,7 +71,7 @@ def test_pickle_reader_imports_nothing_heavy(tmp_path: Path) -> None:
         "from sdlint.formats.pickle import read_pickle_checkpoint\n"
         "checkpoint = read_pickle_checkpoint(Path(sys.argv[1]))\n"
         f"heavy = [m for m in {HEAVY!r} if m in sys.modules]\n"
-        "print(json.dumps({'tensors': [t.name for t in checkpoint.tensors], 'heavy': heavy}))\n"
+        "print(json.dumps({'tensors': [t.name for t in checkpoint.entries], 'heavy': heavy}))\n"
     )
     result = subprocess.run(
         [sys.executable, "-c", script, str(path)],

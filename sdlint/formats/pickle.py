@@ -123,7 +123,7 @@ class PickleProblem:
 class PickleCheckpoint:
     """What a torch.save file holds, as far as can be known without running it.
 
-    `tensors` is empty unless the pickle was read to its end and holds a state dict (at the top,
+    `entries` is empty unless the pickle was read to its end and holds a state dict (at the top,
     or under one of WRAPPER_KEYS, named in `wrapper`). `unsafe` lists every global outside the
     allow-list, whatever else the file holds.
     """
@@ -131,7 +131,7 @@ class PickleCheckpoint:
     path: Path
     layout: Layout | None  # None: neither a zip archive nor a pickle stream
     file_size: int
-    tensors: tuple[PickleTensor, ...] = ()
+    entries: tuple[PickleTensor, ...] = ()
     storages: tuple[StorageRecord, ...] = ()
     wrapper: tuple[str, ...] = ()
     other_entries: tuple[str, ...] = ()  # state dict keys whose values are not tensors
@@ -1095,6 +1095,15 @@ def _describe(
                     itemsize,
                 )
             )
+            if safetensors_dtype is None:
+                problems.append(
+                    PickleProblem(
+                        "unsupported-tensor",
+                        f"`{key}` has dtype {value.torch_dtype}, which has no safetensors name: "
+                        "sdlint does not compare it with the model",
+                        key,
+                    )
+                )
         elif isinstance(value, _Opaque):
             if not value.what.startswith("a call of"):
                 problems.append(

@@ -39,7 +39,7 @@ LAYOUTS = [pytest.param(False, id="zip"), pytest.param(True, id="legacy")]
 
 
 def tensors_of(checkpoint: PickleCheckpoint) -> dict[str, tuple[str | None, tuple[int, ...]]]:
-    return {t.name: (t.dtype, t.shape) for t in checkpoint.tensors}
+    return {t.name: (t.dtype, t.shape) for t in checkpoint.entries}
 
 
 # -- files torch writes --------------------------------------------------------------------------
@@ -84,9 +84,10 @@ def test_every_dtype_torch_saves(tmp_path: Path, name: str, legacy: bool) -> Non
     tensor = torch.zeros(2, 3, dtype=getattr(torch, name))
     path = torch_save(tmp_path / "x.pt", {"t": tensor, "view": tensor[1]}, legacy=legacy)
     checkpoint = read_pickle_checkpoint(path)
-    assert checkpoint.problems == () and checkpoint.unsafe == ()
     expected_dtype, itemsize = TORCH_DTYPES[name]
-    t, view = checkpoint.tensors
+    assert checkpoint.unsafe == ()
+    assert [p.tensor for p in checkpoint.problems] == ([] if expected_dtype else ["t", "view"])
+    t, view = checkpoint.entries
     assert (t.name, t.torch_dtype, t.dtype, t.shape, t.itemsize) == (
         "t",
         name,
@@ -119,7 +120,7 @@ def test_parameters_and_shared_storage(tmp_path: Path) -> None:
         "row": ("F32", (2,)),
     }
     assert len(checkpoint.storages) == 1
-    assert checkpoint.tensors[2].storage_offset == 6
+    assert checkpoint.entries[2].storage_offset == 6
 
 
 @pytest.mark.parametrize("legacy", LAYOUTS)
@@ -172,7 +173,7 @@ def test_other_structures_are_not_state_dicts(tmp_path: Path, obj: Any, kind: st
     checkpoint = read_pickle_checkpoint(torch_save(tmp_path / "x.pt", obj))
     (problem,) = checkpoint.problems
     assert problem.kind == "not-state-dict" and kind in problem.message
-    assert checkpoint.tensors == () and not checkpoint.readable
+    assert checkpoint.entries == () and not checkpoint.readable
 
 
 def test_non_tensor_entries_are_kept_aside(tmp_path: Path) -> None:
@@ -184,7 +185,7 @@ def test_non_tensor_entries_are_kept_aside(tmp_path: Path) -> None:
 
 def test_empty_state_dict(tmp_path: Path) -> None:
     checkpoint = read_pickle_checkpoint(torch_save(tmp_path / "x.pt", {}))
-    assert checkpoint.readable and checkpoint.tensors == ()
+    assert checkpoint.readable and checkpoint.entries == ()
 
 
 # -- integrity -----------------------------------------------------------------------------------
@@ -408,7 +409,7 @@ def test_arbitrary_pickle_bytes_give_a_value(tmp_path: Path, body: bytes) -> Non
     for data in (b"\x80\x02" + body, body):
         checkpoint = read_pickle_checkpoint(torch_zip(tmp_path / "x.bin", data))
         assert isinstance(checkpoint, PickleCheckpoint)
-        assert all(isinstance(t, PickleTensor) for t in checkpoint.tensors)
+        assert all(isinstance(t, PickleTensor) for t in checkpoint.entries)
 
 
 # -- against picklescan, the scanner the Hugging Face Hub runs on uploads -----------------------
