@@ -42,6 +42,9 @@ class Checkpoint:
     adapter_config: ConfigFile | None = None  # adapter_config.json, for a PEFT adapter
     # Shard names the index gives that sdlint refuses to open, and why ("is an absolute path").
     refused_shards: tuple[tuple[str, str], ...] = ()
+    # The weights transformers loads instead from the same folder (model.safetensors before
+    # pytorch_model.bin): the model rules then skip this checkpoint.
+    shadowed_by: Path | None = None
 
     @property
     def display_path(self) -> str:

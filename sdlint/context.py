@@ -115,6 +115,8 @@ class CheckContext:
         report those), model checks turned off, or a skip (recorded in `skipped`)."""
         if not self.checkpoint.loadable or self.target.model_checks == "off":
             return None
+        if self.checkpoint.shadowed_by is not None:
+            return None  # transformers loads the weights beside it instead (model.safetensors)
         skip = self._skip()
         if skip is not None:
             self.skipped.append(skip)

@@ -16,7 +16,9 @@ from typing import TYPE_CHECKING
 from sdlint.checkpoint import ADAPTER_CONFIG_NAME, Checkpoint
 from sdlint.config_fields import CONFIG_NAME, ConfigFile, read_config
 from sdlint.errors import UsageError
+from sdlint.formats import PICKLE, SAFETENSORS
 from sdlint.formats.index import read_index
+from sdlint.formats.pickle import read_pickle
 from sdlint.formats.safetensors import INDEX_SUFFIX, WEIGHTS_SUFFIX, read_header
 from sdlint.sources import remote_location
 from sdlint.sources.local import (
@@ -32,6 +34,47 @@ if TYPE_CHECKING:
 
 # Folders a recursive search never enters: VCS data, environments and caches hold no user weights.
 _SKIPPED_DIRS = {"node_modules", "__pycache__", "site-packages"}
+
+# torch.save files (sdlint/formats/pickle.py), and transformers' index of sharded ones.
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt")
+PICKLE_INDEX_SUFFIX = ".bin.index.json"
+# In a folder search, `.bin` files are weights only under transformers' and PEFT's names (other
+# formats use `.bin` too); a Trainer's own state is never taken for weights there. Named on the
+# command line, any of them is checked.
+_FOLDER_BIN_PREFIXES = ("pytorch_model", "adapter_model")
+_TRAINER_STATE = re.compile(r"(optimizer|scheduler|scaler)\.pt|rng_state(_\d+)?\.pth")
+# transformers loads model.safetensors (or its index) in preference to pytorch_model.bin (or its
+# index) from one folder: the model rules judge only what it loads.
+_PREFERRED = {
+    "pytorch_model.bin": ("model.safetensors", "model.safetensors.index.json"),
+    "pytorch_model.bin.index.json": ("model.safetensors", "model.safetensors.index.json"),
+}
+
+
+def _is_pickle_name(name: str) -> bool:
+    return name.endswith(PICKLE_SUFFIXES)
+
+
+def _picked_in_folder(path: Path) -> bool:
+    """A torch.save file a folder search checks."""
+    name = path.name
+    if name.endswith(".bin"):
+        return name.startswith(_FOLDER_BIN_PREFIXES)
+    return _is_pickle_name(name) and not _TRAINER_STATE.fullmatch(name)
+
+
+def _index_suffixes(index_path: Path) -> tuple[str, str]:
+    """(index suffix, weights suffix) of an index: safetensors' or torch.save's."""
+    if index_path.name.endswith(PICKLE_INDEX_SUFFIX):
+        return PICKLE_INDEX_SUFFIX, ".bin"
+    return INDEX_SUFFIX, WEIGHTS_SUFFIX
+
+
+def _shadowed_by(weights: Path) -> Path | None:
+    for preferred in _PREFERRED.get(weights.name, ()):
+        if is_regular_file(weights.parent / preferred):
+            return weights.parent / preferred
+    return None
 
 
 def load_index_checkpoint(index_path: Path) -> Checkpoint:
@@ -54,16 +97,26 @@ def load_index_checkpoint(index_path: Path) -> Checkpoint:
             missing.append(name)
         else:
             refused.append((name, kind))
-    files = tuple(read_header(shard, quote=False) for shard in present)
+    pickle = index_path.name.endswith(PICKLE_INDEX_SUFFIX)
+    files = tuple(
+        read_pickle(shard) if pickle else read_header(shard, quote=False) for shard in present
+    )
     listed = {_real(shard) for shard in present}
     shard_pattern = _shard_pattern(index_path)
     unreferenced = tuple(
         p
-        for p in list_folder(folder, WEIGHTS_SUFFIX)
+        for p in list_folder(folder, _index_suffixes(index_path)[1])
         if shard_pattern.fullmatch(p.name) and _real(p) not in listed
     )
     checkpoint = Checkpoint(
-        index_path, files, index, unreferenced, tuple(missing), refused_shards=tuple(refused)
+        index_path,
+        files,
+        index,
+        unreferenced,
+        tuple(missing),
+        format=PICKLE if pickle else SAFETENSORS,
+        refused_shards=tuple(refused),
+        shadowed_by=_shadowed_by(index_path),
     )
     return _with_configs(checkpoint)
 
@@ -74,6 +127,11 @@ def _real(path: Path) -> str:
 
 
 def load_file_checkpoint(path: Path) -> Checkpoint:
+    if _is_pickle_name(path.name):
+        checkpoint = Checkpoint(
+            path, (read_pickle(path),), format=PICKLE, shadowed_by=_shadowed_by(path)
+        )
+        return _with_configs(checkpoint)
     return _with_configs(Checkpoint(path, (read_header(path),)))
 
 
@@ -93,7 +151,8 @@ def _config_beside(folder: Path, name: str) -> ConfigFile | None:
 
 
 def _indexes_in(folder: Path) -> list[Path]:
-    return sorted(p for p in list_folder(folder, INDEX_SUFFIX) if p.is_file())
+    found = list_folder(folder, INDEX_SUFFIX) + list_folder(folder, PICKLE_INDEX_SUFFIX)
+    return sorted(p for p in found if p.is_file())
 
 
 def _owning_index(weights: Path) -> Path | None:
@@ -112,8 +171,9 @@ Root = tuple[Path, bool]
 
 
 def _shard_pattern(index_path: Path) -> re.Pattern[str]:
-    stem = index_path.name[: -len(INDEX_SUFFIX)]
-    return re.compile(rf"{re.escape(stem)}-\d+-of-\d+{re.escape(WEIGHTS_SUFFIX)}")
+    index_suffix, weights_suffix = _index_suffixes(index_path)
+    stem = index_path.name[: -len(index_suffix)]
+    return re.compile(rf"{re.escape(stem)}-\d+-of-\d+{re.escape(weights_suffix)}")
 
 
 def _roots_in_folder(folder: Path) -> Iterator[Root]:
@@ -124,12 +184,18 @@ def _roots_in_folder(folder: Path) -> Iterator[Root]:
         pattern = _shard_pattern(index_path)
         claimed.update(read_index(index_path).shard_names)
         claimed.update(
-            p.name for p in list_folder(folder, WEIGHTS_SUFFIX) if pattern.fullmatch(p.name)
+            p.name
+            for p in list_folder(folder, _index_suffixes(index_path)[1])
+            if pattern.fullmatch(p.name)
         )
         yield index_path, True
     for weights in sorted(list_folder(folder, WEIGHTS_SUFFIX)):
         if weights.name not in claimed and weights.is_file():
             yield weights, False
+    for suffix in PICKLE_SUFFIXES:
+        for weights in list_folder(folder, suffix):
+            if weights.name not in claimed and _picked_in_folder(weights) and weights.is_file():
+                yield weights, False
 
 
 def _walk_folders(root: Path) -> Iterator[Path]:
@@ -155,9 +221,9 @@ def _roots_for_path(path: Path) -> list[Root]:
     if not path.exists() and not path.is_symlink():
         raise UsageError(f"{display(path)}: no such file or directory")
     name = path.name
-    if name.endswith(INDEX_SUFFIX):
+    if name.endswith((INDEX_SUFFIX, PICKLE_INDEX_SUFFIX)):
         return [(path, True)]
-    if name.endswith(WEIGHTS_SUFFIX):
+    if name.endswith(WEIGHTS_SUFFIX) or _is_pickle_name(name):
         owner = _owning_index(path)
         return [(owner, True) if owner else (path, False)]
     if name == CONFIG_NAME:

@@ -16,9 +16,11 @@ from sdlint.checkpoint import Checkpoint
 from sdlint.config import ConfigResolver, ProjectConfig
 from sdlint.config_fields import CONFIG_NAME, ConfigFile, read_config
 from sdlint.context import CheckContext, ModelTarget, Skip
-from sdlint.diagnostic import Diagnostic
+from sdlint.diagnostic import Diagnostic, Fix
 from sdlint.discover import discover
+from sdlint.edits import SetConfigValues
 from sdlint.errors import InternalError, UsageError
+from sdlint.formats import SAFETENSORS
 from sdlint.registry import Selection, select_rules, selector_matches
 from sdlint.rule import FixAvailability, Rule
 from sdlint.sources import remote_location
@@ -207,7 +209,7 @@ def _check(
                 tensor=finding.tensor,
                 expected=finding.expected,
                 actual=finding.actual,
-                fix=finding.fix if local else None,
+                fix=finding.fix if local and _can_apply(finding.fix, checkpoint) else None,
                 location=finding.location,
                 group=finding.group,
                 config_key=finding.config_key,
@@ -284,3 +286,11 @@ def skip_notes(skips: Sequence[Skip]) -> tuple[str, ...]:
         shown = "; ".join(details[:3]) + ("; ..." if len(details) > 3 else "")
         lines.append(f"model checks skipped for {count}: {reason} ({shown})")
     return tuple(lines)
+
+
+def _can_apply(fix: Fix | None, checkpoint: Checkpoint) -> bool:
+    """Fixes rewrite weights as safetensors only: a fix that edits the weights of a checkpoint in
+    another format is not offered (config edits are)."""
+    if fix is None or checkpoint.format == SAFETENSORS:
+        return True
+    return all(isinstance(edit, SetConfigValues) for edit in fix.edits)

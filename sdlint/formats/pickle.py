@@ -27,9 +27,13 @@ import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import BinaryIO, Literal, cast
+from typing import Any, BinaryIO, Literal, cast
 
 from sdlint.dtypes import TORCH_DTYPES, TORCH_STORAGE_DTYPES
+from sdlint.formats import PICKLE, LfsPointer, Tensor, Unreadable
+from sdlint.formats.safetensors import LFS_SIGNATURE, _parse_lfs_pointer
+from sdlint.sources import Reader, ReadError, Source
+from sdlint.sources.local import LocalFile
 
 # Bounds on what one file may make the reader do.
 MAX_PICKLE_BYTES = 100_000_000
@@ -148,8 +152,42 @@ class PickleCheckpoint:
     def safe(self) -> bool:
         return not self.unsafe
 
+    @property
+    def format(self) -> str:
+        return PICKLE
+
+    @property
+    def tensors(self) -> dict[str, Tensor]:
+        """The described tensors with a safetensors dtype, by name (a `FileDescription`)."""
+        return {t.name: Tensor(t.name, t.dtype, t.shape) for t in self.entries if t.dtype}
+
     def storage(self, key: str) -> StorageRecord | None:
         return next((s for s in self.storages if s.key == key), None)
+
+
+@dataclass(frozen=True)
+class UnreadablePickle(Unreadable):
+    """A torch.save file whose tensors cannot be handed to the model checks (unreadable, no state
+    dict, tensors sdlint does not describe). Its description still goes along: SD006 names its
+    globals whatever else is wrong."""
+
+    description: PickleCheckpoint | None = None
+
+
+PickleResult = PickleCheckpoint | UnreadablePickle | LfsPointer
+_BLOCKING: tuple[ProblemKind, ...] = ("unreadable", "not-state-dict", "unsupported-tensor")
+
+
+def read_pickle(source: Source | Path) -> PickleResult:
+    """What discovery keeps for a torch.save file: its description when the model checks can use
+    it, else an `UnreadablePickle` carrying it (or an `LfsPointer`). Never raises on bad input."""
+    result = read_pickle_checkpoint(source)
+    if isinstance(result, LfsPointer):
+        return result
+    blocking = next((p for p in result.problems if p.kind in _BLOCKING), None)
+    if blocking is None:
+        return result
+    return UnreadablePickle(result.path, blocking.message, PICKLE, result)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -794,30 +832,57 @@ class _Bounded(io.RawIOBase):
         return self._f.readline(max(size, 0))
 
 
-def read_pickle_checkpoint(path: Path) -> PickleCheckpoint:
+class _SourceFile(io.RawIOBase):
+    """A `Reader` (reads at an offset) as the seekable file zipfile and pickletools expect."""
+
+    def __init__(self, reader: Reader) -> None:
+        self._reader, self._position = reader, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._position
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._position, io.SEEK_END: self._reader.size}
+        self._position = max(0, base[whence] + offset)
+        return self._position
+
+    def readinto(self, buffer: Any) -> int:
+        data = self._reader.read(self._position, len(buffer))
+        buffer[: len(data)] = data
+        self._position += len(data)
+        return len(data)
+
+
+def read_pickle_checkpoint(source: Source | Path) -> PickleCheckpoint | LfsPointer:
     """Describe a torch.save file. Never raises for bad input: problems are in the result.
 
     Anything that is not a zip archive is read as the legacy layout, as torch.load does: it
     unpickles whatever the file starts with (a protocol 0 pickle has no header to recognise)."""
+    if isinstance(source, Path):
+        source = LocalFile(source)
+    path = source.local_path or Path(source.display)
     try:
-        with path.open("rb") as f:
-            size = f.seek(0, io.SEEK_END)
-            f.seek(0)
-            start = f.read(4)
-            f.seek(0)
+        with source.open() as reader:
+            size = reader.size
+            start = reader.read(0, len(LFS_SIGNATURE))
+            if start == LFS_SIGNATURE and size <= 1024:
+                return _parse_lfs_pointer(path, reader.read(0, 1024))
+            f = cast(BinaryIO, io.BufferedReader(_SourceFile(reader), 1 << 16))
             if start.startswith(ZIP_MAGIC):
                 return _read_zip(path, f, size)
-            f.seek(257)
-            if f.read(5) == b"ustar":
-                f.seek(0)
+            if reader.read(257, 5) == b"ustar":
                 return _read_tar(path, f, size)
-            f.seek(0)
             if size:
                 return _read_legacy(path, f, size)
-    except OSError as e:
-        return PickleCheckpoint(
-            path, None, 0, problems=(_unreadable(f"cannot read the file: {e.strerror or e}"),)
-        )
+    except (ReadError, OSError) as e:
+        reason = e.reason if isinstance(e, ReadError) else f"cannot read the file: {e}"
+        return PickleCheckpoint(path, None, 0, problems=(_unreadable(reason),))
     return PickleCheckpoint(
         path, None, 0, problems=(_unreadable("not a torch.save file: the file is empty"),)
     )

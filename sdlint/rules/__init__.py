@@ -21,6 +21,12 @@ from sdlint.rules.key_prefix_mismatch import key_prefix_mismatch
 from sdlint.rules.missing_key import missing_key
 from sdlint.rules.model_checks_skipped import model_checks_skipped
 from sdlint.rules.model_config_unusable import model_config_unusable
+from sdlint.rules.pickle import (
+    invalid_pickle_storage,
+    not_a_state_dict,
+    unreadable_pickle,
+    unsafe_pickle,
+)
 from sdlint.rules.unexpected_key import unexpected_key
 
 RULES: tuple[Rule, ...] = (
@@ -29,6 +35,10 @@ RULES: tuple[Rule, ...] = (
     invalid_data_layout,  # SD003
     inconsistent_shard_index,  # SD004
     git_lfs_pointer,  # SD005
+    unsafe_pickle,  # SD006
+    unreadable_pickle,  # SD007
+    invalid_pickle_storage,  # SD008
+    not_a_state_dict,  # SD009
     head_size_mismatch,  # SD101
     base_shape_mismatch,  # SD102
     missing_key,  # SD103

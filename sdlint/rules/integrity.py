@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from sdlint.checkpoint import Checkpoint
 from sdlint.context import CheckContext
 from sdlint.diagnostic import Severity
-from sdlint.formats import SAFETENSORS, LfsPointer, Unreadable
+from sdlint.formats import PICKLE, SAFETENSORS, LfsPointer, Unreadable
 from sdlint.formats.safetensors import (
     Header,
     Problem,
@@ -262,14 +262,14 @@ def inconsistent_shard_index(ctx: CheckContext) -> Iterator[Finding]:
 @rule(
     "SD005",
     "git-lfs-pointer",
-    formats=(SAFETENSORS,),
+    formats=(SAFETENSORS, PICKLE),
     summary="The file is a Git LFS pointer, not the weights.",
 )
 def git_lfs_pointer(ctx: CheckContext) -> Iterator[Finding]:
     """## What it does
     Recognises a Git LFS pointer file (a small text file starting with
-    `version https://git-lfs.github.com/spec/v1`) standing where the weights should be, and reports
-    the object id and size it points to.
+    `version https://git-lfs.github.com/spec/v1`) standing where the weights should be (a
+    safetensors or a torch.save file), and reports the object id and size it points to.
 
     ## Why is this bad?
     The weights were never fetched: the repository was cloned without `git lfs`, or LFS smudging is

@@ -38,6 +38,12 @@ torch = pytest.importorskip("torch")
 LAYOUTS = [pytest.param(False, id="zip"), pytest.param(True, id="legacy")]
 
 
+def describe(path: Path) -> PickleCheckpoint:
+    result = read_pickle_checkpoint(path)
+    assert isinstance(result, PickleCheckpoint)
+    return result
+
+
 def tensors_of(checkpoint: PickleCheckpoint) -> dict[str, tuple[str | None, tuple[int, ...]]]:
     return {t.name: (t.dtype, t.shape) for t in checkpoint.entries}
 
@@ -49,7 +55,7 @@ def tensors_of(checkpoint: PickleCheckpoint) -> dict[str, tuple[str | None, tupl
 def test_state_dict_of_a_module(tmp_path: Path, legacy: bool) -> None:
     model = torch.nn.Sequential(torch.nn.Linear(3, 2), torch.nn.LayerNorm(2))
     path = torch_save(tmp_path / "pytorch_model.bin", model.state_dict(), legacy=legacy)
-    checkpoint = read_pickle_checkpoint(path)
+    checkpoint = describe(path)
     assert checkpoint.layout == ("legacy" if legacy else "zip")
     assert checkpoint.problems == () and checkpoint.unsafe == ()
     assert tensors_of(checkpoint) == {
@@ -83,7 +89,7 @@ def _creatable_dtypes() -> Iterator[Any]:
 def test_every_dtype_torch_saves(tmp_path: Path, name: str, legacy: bool) -> None:
     tensor = torch.zeros(2, 3, dtype=getattr(torch, name))
     path = torch_save(tmp_path / "x.pt", {"t": tensor, "view": tensor[1]}, legacy=legacy)
-    checkpoint = read_pickle_checkpoint(path)
+    checkpoint = describe(path)
     expected_dtype, itemsize = TORCH_DTYPES[name]
     assert checkpoint.unsafe == ()
     assert [p.tensor for p in checkpoint.problems] == ([] if expected_dtype else ["t", "view"])
@@ -104,7 +110,7 @@ def test_every_dtype_torch_saves(tmp_path: Path, name: str, legacy: bool) -> Non
 def test_quantized_tensors_are_named_not_described(tmp_path: Path) -> None:
     q = torch.quantize_per_tensor(torch.zeros(4), 0.1, 0, torch.qint8)
     path = torch_save(tmp_path / "q.pt", {"q": q, "w": torch.zeros(2)})
-    checkpoint = read_pickle_checkpoint(path)
+    checkpoint = describe(path)
     assert checkpoint.unsafe == ()
     assert tensors_of(checkpoint) == {"w": ("F32", (2,))}
     assert [(p.kind, p.tensor) for p in checkpoint.problems] == [("unsupported-tensor", "q")]
@@ -113,7 +119,7 @@ def test_quantized_tensors_are_named_not_described(tmp_path: Path) -> None:
 def test_parameters_and_shared_storage(tmp_path: Path) -> None:
     weight = torch.nn.Parameter(torch.zeros(4, 2))
     path = torch_save(tmp_path / "p.pt", {"w": weight, "tied": weight, "row": weight[3]})
-    checkpoint = read_pickle_checkpoint(path)
+    checkpoint = describe(path)
     assert tensors_of(checkpoint) == {
         "w": ("F32", (4, 2)),
         "tied": ("F32", (4, 2)),
@@ -129,7 +135,7 @@ def test_wrapped_state_dicts(tmp_path: Path, wrapper: str, legacy: bool) -> None
     path = torch_save(
         tmp_path / "x.pt", {wrapper: {"w": torch.zeros(2)}, "epoch": 3}, legacy=legacy
     )
-    checkpoint = read_pickle_checkpoint(path)
+    checkpoint = describe(path)
     assert checkpoint.wrapper == (wrapper,)
     assert tensors_of(checkpoint) == {"w": ("F32", (2,))}
 
@@ -151,7 +157,7 @@ def test_lightning_checkpoint(tmp_path: Path) -> None:
         "hparams_name": "kwargs",
         "hyper_parameters": {"lr": 0.001, "layers": [2, 2], "name": None},
     }
-    checkpoint = read_pickle_checkpoint(torch_save(tmp_path / "last.ckpt", ckpt))
+    checkpoint = describe(torch_save(tmp_path / "last.ckpt", ckpt))
     assert checkpoint.problems == () and checkpoint.unsafe == ()
     assert checkpoint.wrapper == ("state_dict",)
     assert tensors_of(checkpoint) == {
@@ -170,7 +176,7 @@ def test_lightning_checkpoint(tmp_path: Path) -> None:
     ],
 )
 def test_other_structures_are_not_state_dicts(tmp_path: Path, obj: Any, kind: str) -> None:
-    checkpoint = read_pickle_checkpoint(torch_save(tmp_path / "x.pt", obj))
+    checkpoint = describe(torch_save(tmp_path / "x.pt", obj))
     (problem,) = checkpoint.problems
     assert problem.kind == "not-state-dict" and kind in problem.message
     assert checkpoint.entries == () and not checkpoint.readable
@@ -178,13 +184,13 @@ def test_other_structures_are_not_state_dicts(tmp_path: Path, obj: Any, kind: st
 
 def test_non_tensor_entries_are_kept_aside(tmp_path: Path) -> None:
     path = torch_save(tmp_path / "x.pt", {"w": torch.zeros(2), "_version": 2})
-    checkpoint = read_pickle_checkpoint(path)
+    checkpoint = describe(path)
     assert tensors_of(checkpoint) == {"w": ("F32", (2,))}
     assert checkpoint.other_entries == ("_version",)
 
 
 def test_empty_state_dict(tmp_path: Path) -> None:
-    checkpoint = read_pickle_checkpoint(torch_save(tmp_path / "x.pt", {}))
+    checkpoint = describe(torch_save(tmp_path / "x.pt", {}))
     assert checkpoint.readable and checkpoint.entries == ()
 
 
@@ -194,7 +200,7 @@ def test_empty_state_dict(tmp_path: Path) -> None:
 def test_truncated_zip(tmp_path: Path) -> None:
     path = torch_save(tmp_path / "x.bin", {"w": torch.zeros(100)})
     path.write_bytes(path.read_bytes()[:300])
-    checkpoint = read_pickle_checkpoint(path)
+    checkpoint = describe(path)
     (problem,) = checkpoint.problems
     assert problem.kind == "unreadable" and "not a readable zip archive" in problem.message
 
@@ -202,7 +208,7 @@ def test_truncated_zip(tmp_path: Path) -> None:
 def test_missing_storage_record(tmp_path: Path) -> None:
     path = torch_save(tmp_path / "x.bin", {"a": torch.zeros(2), "b": torch.zeros(3)})
     rewrite_zip(path, lambda name, data: None if name.endswith("data/1") else data)
-    checkpoint = read_pickle_checkpoint(path)
+    checkpoint = describe(path)
     assert [p.message for p in checkpoint.problems] == [
         "storage `1` has no record (zip entry x/data/1 is missing; truncated file?); "
         "tensors affected: `b`"
@@ -213,7 +219,7 @@ def test_missing_storage_record(tmp_path: Path) -> None:
 def test_storage_smaller_than_the_tensor_needs(tmp_path: Path) -> None:
     path = torch_save(tmp_path / "x.bin", {"a": torch.zeros(2, 3)})
     rewrite_zip(path, lambda name, data: data[:8] if name.endswith("data/0") else data)
-    messages = [p.message for p in read_pickle_checkpoint(path).problems]
+    messages = [p.message for p in describe(path).problems]
     assert messages == [
         "storage `0` holds 8 bytes, but the pickle declares 6 elements of 4 bytes (24 bytes)",
         "tensor `a` (float32, shape [2, 3], offset 0) needs 24 bytes of storage `0`, which holds 8",
@@ -224,7 +230,7 @@ def test_truncated_legacy_file(tmp_path: Path) -> None:
     path = torch_save(tmp_path / "x.pt", {"a": torch.zeros(4), "b": torch.zeros(4)}, legacy=True)
     data = path.read_bytes()
     path.write_bytes(data[:-20])  # b's 16 bytes and 4 of its size word... of a's data
-    checkpoint = read_pickle_checkpoint(path)
+    checkpoint = describe(path)
     kinds = {p.kind for p in checkpoint.problems}
     assert kinds == {"storage"}
     assert any(
@@ -235,11 +241,11 @@ def test_truncated_legacy_file(tmp_path: Path) -> None:
 def test_not_a_torch_file(tmp_path: Path) -> None:
     path = tmp_path / "x.bin"
     path.write_bytes(b"GGUF\x00\x00")
-    (problem,) = read_pickle_checkpoint(path).problems
+    (problem,) = describe(path).problems
     assert problem.message.startswith("not a torch.save file: not a valid pickle")
     plain = tmp_path / "plain.pkl"
     plain.write_bytes(pickle.dumps({"a": 1}, protocol=2))
-    (problem,) = read_pickle_checkpoint(plain).problems
+    (problem,) = describe(plain).problems
     assert "no torch magic number" in problem.message
 
 
@@ -249,7 +255,7 @@ def test_zip_that_is_not_a_torch_archive(tmp_path: Path) -> None:
 
     with zipfile.ZipFile(path, "w") as archive:
         archive.writestr("readme.txt", "hello")
-    (problem,) = read_pickle_checkpoint(path).problems
+    (problem,) = describe(path).problems
     assert "not a torch.save archive" in problem.message
 
 
@@ -262,7 +268,7 @@ def test_oversized_pickle_is_refused_without_reading_it(tmp_path: Path) -> None:
     assert central >= 0 and data[central + 46 : central + 46 + len(name)] == name
     data[central + 24 : central + 28] = struct.pack("<I", MAX_PICKLE_BYTES + 1)
     path.write_bytes(bytes(data))
-    (problem,) = read_pickle_checkpoint(path).problems
+    (problem,) = describe(path).problems
     assert "more than the reader's limit" in problem.message
 
 
@@ -285,7 +291,7 @@ def read_recording_imports(path: Path) -> tuple[PickleCheckpoint, list[str]]:
     _imports.clear()
     _recording = True
     try:
-        return read_pickle_checkpoint(path), list(_imports)
+        return describe(path), list(_imports)
     finally:
         _recording = False
 
@@ -348,7 +354,7 @@ def test_payloads_run_when_unpickled(tmp_path: Path) -> None:
 
 def test_unsafe_global_names_what_was_written(tmp_path: Path) -> None:
     data = pickle.dumps(Reduce(exec, "1"), protocol=2)
-    checkpoint = read_pickle_checkpoint(torch_zip(tmp_path / "x.bin", data))
+    checkpoint = describe(torch_zip(tmp_path / "x.bin", data))
     (found,) = checkpoint.unsafe
     assert (found.qualified, found.written, found.called, found.opcode) == (
         "builtins.exec",
@@ -363,7 +369,7 @@ def test_every_unsafe_global_is_named_after_the_simulation_gives_up(tmp_path: Pa
     # past it to the next global, so the reader must name that one too.
     rot13 = b"X\x03\x00\x00\x00abcX\x05\x00\x00\x00rot13\x86"
     data = b"\x80\x02cos\nsystem\n)R0c_codecs\nencode\n" + rot13 + b"R0csubprocess\ncall\n."
-    checkpoint = read_pickle_checkpoint(torch_zip(tmp_path / "x.bin", data))
+    checkpoint = describe(torch_zip(tmp_path / "x.bin", data))
     assert [u.qualified for u in checkpoint.unsafe] == ["os.system", "subprocess.call"]
     assert not checkpoint.readable
 
@@ -398,7 +404,7 @@ def test_mutated_files_give_a_value(
     cut = data.draw(st.integers(1, len(mutated)))
     path = tmp_path / "m.pt"
     path.write_bytes(bytes(mutated[:cut]))
-    assert isinstance(read_pickle_checkpoint(path), PickleCheckpoint)
+    assert isinstance(describe(path), PickleCheckpoint)
 
 
 @settings(
@@ -407,7 +413,7 @@ def test_mutated_files_give_a_value(
 @given(body=st.binary(max_size=200))
 def test_arbitrary_pickle_bytes_give_a_value(tmp_path: Path, body: bytes) -> None:
     for data in (b"\x80\x02" + body, body):
-        checkpoint = read_pickle_checkpoint(torch_zip(tmp_path / "x.bin", data))
+        checkpoint = describe(torch_zip(tmp_path / "x.bin", data))
         assert isinstance(checkpoint, PickleCheckpoint)
         assert all(isinstance(t, PickleTensor) for t in checkpoint.entries)
 
@@ -427,7 +433,7 @@ def test_every_global_picklescan_finds_dangerous_is_named(tmp_path: Path, kind: 
     data, _ = payloads(tmp_path / "marker")[kind]
     path = torch_zip(tmp_path / "pytorch_model.bin", data)
     theirs = _picklescan(path)
-    ours = {u.written or u.qualified for u in read_pickle_checkpoint(path).unsafe}
+    ours = {u.written or u.qualified for u in describe(path).unsafe}
     dangerous = {name for name, safety in theirs.items() if safety == "dangerous"}
     assert dangerous and dangerous <= ours
     assert ours <= set(theirs)
@@ -443,7 +449,7 @@ def test_clean_torch_files_agree_with_picklescan(tmp_path: Path, legacy: bool) -
     path = torch_save(tmp_path / "pytorch_model.bin", sd, legacy=legacy)
     theirs = _picklescan(path)
     assert "dangerous" not in theirs.values() and theirs
-    assert read_pickle_checkpoint(path).unsafe == ()
+    assert describe(path).unsafe == ()
 
 
 def test_legacy_tar_format_is_named_and_its_pickle_searched(tmp_path: Path) -> None:

@@ -1,0 +1,236 @@
+"""SD006-SD009: torch.save checkpoints (pickles), read without running them.
+
+SD006 names every global a pickle imports outside the allow-list of what torch.save writes for
+tensors; SD007-SD009 are the pickle-side counterparts of the safetensors integrity rules: a file
+that cannot be read, storages that do not hold what the tensors need, content that is not a state
+dict of plain tensors.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from sdlint.context import CheckContext
+from sdlint.diagnostic import Severity
+from sdlint.formats import PICKLE
+from sdlint.formats.pickle import PickleCheckpoint, PickleGlobal, UnreadablePickle
+from sdlint.rule import Finding, rule
+
+# Globals whose only use in a pickle is to run code, read or write files, or reach the network.
+_RUNS_CODE_MODULES = {
+    "os",
+    "posix",
+    "nt",
+    "subprocess",
+    "sys",
+    "runpy",
+    "pty",
+    "shutil",
+    "socket",
+    "importlib",
+    "pickle",
+    "_pickle",
+    "marshal",
+    "types",
+    "code",
+    "codeop",
+    "ctypes",
+    "webbrowser",
+    "multiprocessing",
+    "asyncio",
+    "pdb",
+    "timeit",
+    "urllib",
+    "http",
+    "requests",
+    "torch.hub",
+    "operator",
+    "functools",
+}
+_RUNS_CODE_BUILTINS = {
+    "exec",
+    "eval",
+    "compile",
+    "open",
+    "__import__",
+    "getattr",
+    "setattr",
+    "delattr",
+    "globals",
+    "locals",
+    "vars",
+    "breakpoint",
+    "input",
+    "apply",
+}
+
+
+def _pickles(ctx: CheckContext) -> Iterator[PickleCheckpoint]:
+    for result in ctx.checkpoint.files:
+        if isinstance(result, PickleCheckpoint):
+            yield result
+        elif isinstance(result, UnreadablePickle) and result.description is not None:
+            yield result.description
+
+
+def runs_code(found: PickleGlobal) -> bool:
+    """Whether the global is one whose use in a pickle can only be an attack."""
+    if found.module == "builtins":
+        return found.name in _RUNS_CODE_BUILTINS
+    root = found.module.split(".", 1)[0]
+    return found.module in _RUNS_CODE_MODULES or root in _RUNS_CODE_MODULES
+
+
+def unsafe_findings(pickle: PickleCheckpoint) -> Iterator[Finding]:
+    path = pickle.path.as_posix()
+    seen: set[str] = set()
+    for found in pickle.unsafe:
+        if found.qualified in seen:
+            continue
+        seen.add(found.qualified)
+        written = f"written `{found.written}`, " if found.written else ""
+        verb = "calls" if found.called else "imports"
+        where = f"{written}{found.opcode} at {found.where or f'byte {found.position:,}'}"
+        if runs_code(found):
+            what = "which can run arbitrary code"
+        else:
+            what = "which is not among the globals torch.save writes for tensors"
+        yield Finding(
+            f"pickle {verb} `{found.qualified}` ({where}), {what} when the file is loaded "
+            "(torch.load with weights_only=False, or torch before 2.6)",
+            path,
+        )
+
+
+@rule(
+    "SD006",
+    "unsafe-pickle",
+    formats=(PICKLE,),
+    summary="A pickle checkpoint imports or calls a global.",
+)
+def unsafe_pickle(ctx: CheckContext) -> Iterator[Finding]:
+    """## What it does
+    Walks the pickle of a torch.save checkpoint (`pytorch_model.bin`, `*.pt`, `*.pth`, `*.ckpt`,
+    in torch's zip format or the legacy one) opcode by opcode, without running it, and names every
+    global it imports or calls that is not among those torch.save writes for tensors and plain
+    containers (`torch._utils._rebuild_tensor_v2`, storage classes, dtypes,
+    `collections.OrderedDict`, ...: a subset of torch's own `weights_only` allow-list). Globals
+    whose only use in a pickle is to run code (`builtins.exec`, `os.system`,
+    `subprocess.Popen`, ...) are said to be so. The whole pickle is walked, so every such global
+    is named, whether or not the file also holds tensors.
+
+    ## Why is this bad?
+    Unpickling imports and calls these globals: `torch.load(path, weights_only=False)`, any torch
+    before 2.6, and many loaders built on them run the code of whoever wrote the file. A weights
+    file has no reason to hold code. sdlint itself never imports or calls anything the pickle
+    names.
+
+    ## Example
+    ```
+    pytorch_model.bin:1:1: SD006 pickle calls `builtins.exec` (written `__builtin__.exec`, REDUCE
+    at byte 2,345 of archive/data.pkl), which can run arbitrary code when the file is loaded
+    (torch.load with weights_only=False, or torch before 2.6)
+    ```
+
+    ## Fix safety
+    No automatic fix, and sdlint never converts such a file. Do not load it; get the weights from
+    a trusted source, preferably as safetensors.
+    """
+    for pickle in _pickles(ctx):
+        yield from unsafe_findings(pickle)
+
+
+@rule(
+    "SD007", "unreadable-pickle", formats=(PICKLE,), summary="A pickle checkpoint cannot be read."
+)
+def unreadable_pickle(ctx: CheckContext) -> Iterator[Finding]:
+    """## What it does
+    Checks that a torch.save checkpoint can be read: a zip archive whose central directory is
+    intact, with `<folder>/data.pkl` under the folder of its first entry (as torch reads it), or the
+    legacy stream of pickles starting with torch's magic number; and a pickle that is well-formed
+    to its end, within the reader's bounds (100 MB of pickle, 10 million opcodes).
+
+    ## Why is this bad?
+    torch.load fails on such a file (`PytorchStreamReader failed reading zip archive`,
+    `UnpicklingError`, `invalid load key`), typically after a truncated download or when a file of
+    another format carries a torch name.
+
+    ## Example
+    ```
+    pytorch_model.bin:1:1: SD007 not a readable zip archive (truncated download?): File is not a
+    zip file
+    ```
+
+    ## Fix safety
+    No automatic fix: re-download or re-export the file.
+    """
+    for pickle in _pickles(ctx):
+        for problem in pickle.problems:
+            if problem.kind == "unreadable":
+                yield Finding(problem.message, pickle.path.as_posix())
+
+
+@rule(
+    "SD008",
+    "invalid-pickle-storage",
+    formats=(PICKLE,),
+    summary="A pickle checkpoint's storages do not hold what its tensors need.",
+)
+def invalid_pickle_storage(ctx: CheckContext) -> Iterator[Finding]:
+    """## What it does
+    Measures, without reading them, the storages a torch.save checkpoint's tensors live in: each
+    storage the pickle refers to has its record (the zip entry `<folder>/data/<key>`, or in the
+    legacy format its place after the pickles), the record holds the bytes the pickle declares,
+    and every tensor's last element (storage offset, shape and strides) lies inside its storage.
+
+    ## Why is this bad?
+    torch.load fails on a missing record, and a short one means a truncated or tampered file:
+    the tensors read past their data or the load fails with a size mismatch.
+
+    ## Example
+    ```
+    pytorch_model.bin:1:1: SD008 tensor `classifier.weight` (float32, shape [2, 768], offset 0)
+    needs 6,144 bytes of storage `201`, which holds 4,096
+    ```
+
+    ## Fix safety
+    No automatic fix: re-download or re-export the file.
+    """
+    for pickle in _pickles(ctx):
+        for problem in pickle.problems:
+            if problem.kind == "storage":
+                yield Finding(problem.message, pickle.path.as_posix(), tensor=problem.tensor)
+
+
+@rule(
+    "SD009",
+    "not-a-state-dict",
+    formats=(PICKLE,),
+    summary="A pickle checkpoint does not hold a state dict of plain tensors.",
+    severity=Severity.WARNING,
+)
+def not_a_state_dict(ctx: CheckContext) -> Iterator[Finding]:
+    """## What it does
+    Looks for the state dict in a readable torch.save checkpoint: a dict of tensors at the top, or
+    under `state_dict` (Lightning `.ckpt`), `model_state_dict`, `model` or `module` (DeepSpeed).
+    Anything else (a list, a single tensor, a dict of other things) is reported as not a state
+    dict rather than guessed at; so are tensors sdlint does not describe (quantized, sparse,
+    nested, meta).
+
+    ## Why is this bad?
+    transformers and `model.load_state_dict` expect a flat mapping of names to tensors: the model
+    checks cannot compare anything else with the model, and the file is probably not the weights
+    the name suggests.
+
+    ## Example
+    ```
+    model.pt:1:1: SD009 not a state dict: the pickle holds a list of 3 items
+    ```
+
+    ## Fix safety
+    No automatic fix: save `model.state_dict()` instead of the object.
+    """
+    for pickle in _pickles(ctx):
+        for problem in pickle.problems:
+            if problem.kind in ("not-state-dict", "unsupported-tensor"):
+                yield Finding(problem.message, pickle.path.as_posix(), tensor=problem.tensor)

@@ -1,0 +1,161 @@
+"""SD006-SD009, and the model rules on torch.save checkpoints, through the CLI in-process."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.cli_helpers import run
+from tests.pickle_files import payloads, rewrite_zip, torch_save, torch_zip
+
+torch = pytest.importorskip("torch")
+
+pytestmark = pytest.mark.usefixtures("in_tmp")
+
+
+def test_unsafe_pickle(capsys: pytest.CaptureFixture[str]) -> None:
+    marker = Path("marker")
+    data, _ = payloads(marker)["exec-reduce"]
+    torch_zip(Path("m/pytorch_model.bin"), data)
+    code, out, _ = run(capsys, "check", "-q", "m")
+    assert code == 1
+    assert out == (
+        "m/pytorch_model.bin:1:1: SD006 pickle calls `builtins.exec` (written `__builtin__.exec`, "
+        "REDUCE at byte 59 of archive/data.pkl), which can run arbitrary code when the file is "
+        "loaded (torch.load with weights_only=False, or torch before 2.6)\n"
+        "m/pytorch_model.bin:1:1: SD009 not a state dict: the pickle holds a call of builtins.exec\n"
+    )
+    assert not marker.exists()
+
+
+def test_unsafe_global_beside_tensors(capsys: pytest.CaptureFixture[str]) -> None:
+    import collections
+
+    torch_save(Path("w.pt"), {"w": torch.zeros(2), "c": collections.ChainMap()})
+    code, out, _ = run(capsys, "check", "-q", "w.pt")
+    assert code == 1
+    assert out == (
+        "w.pt:1:1: SD006 pickle calls `collections.ChainMap` (NEWOBJ at byte 194 of "
+        "w/data.pkl), which is not among the globals torch.save writes for tensors when the "
+        "file is loaded (torch.load with weights_only=False, or torch before 2.6)\n"
+    )
+
+
+def test_clean_state_dict_has_no_findings(capsys: pytest.CaptureFixture[str]) -> None:
+    torch_save(Path("m/model.pt"), torch.nn.Linear(2, 2).state_dict())
+    torch_save(Path("m/legacy.pth"), {"w": torch.zeros(2)}, legacy=True)
+    code, out, _ = run(capsys, "check", "m")
+    assert (code, out) == (0, "All checks passed (2 files checked).\n")
+
+
+def test_truncated_zip(capsys: pytest.CaptureFixture[str]) -> None:
+    path = torch_save(Path("x.bin"), {"w": torch.zeros(100)})
+    path.write_bytes(path.read_bytes()[:300])
+    code, out, _ = run(capsys, "check", "-q", "x.bin")
+    assert code == 1
+    assert out == (
+        "x.bin:1:1: SD007 not a readable zip archive (truncated download?): "
+        "File is not a zip file\n"
+    )
+
+
+def test_storage_smaller_than_the_tensor_needs(capsys: pytest.CaptureFixture[str]) -> None:
+    path = torch_save(Path("x.bin"), {"a": torch.zeros(2, 3)})
+    rewrite_zip(path, lambda name, data: data[:8] if name.endswith("data/0") else data)
+    code, out, _ = run(capsys, "check", "-q", "--select", "SD008", "x.bin")
+    assert code == 1
+    assert out.splitlines() == [
+        "x.bin:1:1: SD008 storage `0` holds 8 bytes, but the pickle declares 6 elements of 4 "
+        "bytes (24 bytes)",
+        "x.bin:1:1: SD008 tensor `a` (float32, shape [2, 3], offset 0) needs 24 bytes of storage "
+        "`0`, which holds 8",
+    ]
+
+
+def test_not_a_state_dict_is_a_warning(capsys: pytest.CaptureFixture[str]) -> None:
+    torch_save(Path("x.pt"), [torch.zeros(2)])
+    code, out, _ = run(capsys, "check", "-q", "x.pt")
+    assert code == 1
+    assert out == "x.pt:1:1: SD009 not a state dict: the pickle holds a list of 1 items\n"
+
+
+# -- the model rules on torch.save checkpoints ----------------------------------------------------
+
+
+def save_roberta_state_dict(folder: Path, *, legacy: bool = False, **config: object) -> Path:
+    """The canonical case: `torch.save(model.state_dict(), "pytorch_model.bin")`."""
+    transformers = pytest.importorskip("transformers")
+    from tests.tiny_models import roberta_config
+
+    torch.manual_seed(0)
+    model = transformers.RobertaForSequenceClassification(roberta_config(**config))
+    torch_save(folder / "pytorch_model.bin", model.state_dict(), legacy=legacy)
+    return folder
+
+
+@pytest.mark.model
+@pytest.mark.parametrize("legacy", [False, True], ids=["zip", "legacy"])
+def test_state_dict_saved_with_torch_save_gives_sd101(
+    capsys: pytest.CaptureFixture[str], legacy: bool
+) -> None:
+    from tests.tiny_models import save_config
+
+    folder = save_roberta_state_dict(Path("m"), legacy=legacy, num_labels=2)
+    save_config(folder, num_labels=5)
+    code, out, _ = run(capsys, "check", "-q", "--no-cache", "--select", "SD1", "m")
+    assert code == 1
+    assert out.count("m/pytorch_model.bin:1:1: SD101 `classifier.out_proj.") == 2
+    assert "checkpoint head has 2 labels, config has num_labels=5" in out
+    assert out.count("\n") == 2
+
+
+@pytest.mark.model
+def test_model_rules_agree_with_from_pretrained(capsys: pytest.CaptureFixture[str]) -> None:
+    """transformers itself refuses the same pytorch_model.bin for the same reason."""
+    transformers = pytest.importorskip("transformers")
+    from tests.tiny_models import save_config
+
+    folder = save_roberta_state_dict(Path("m"), num_labels=2)
+    save_config(folder, num_labels=5)
+    with pytest.raises(RuntimeError, match="ignore_mismatched_sizes"):
+        transformers.RobertaForSequenceClassification.from_pretrained(folder)
+    save_config(folder, num_labels=2)
+    transformers.RobertaForSequenceClassification.from_pretrained(folder)
+    code, out, _ = run(capsys, "check", "-q", "--no-cache", "m")
+    assert (code, out) == (0, "")
+
+
+@pytest.mark.model
+def test_safetensors_beside_takes_precedence(capsys: pytest.CaptureFixture[str]) -> None:
+    """transformers loads model.safetensors before pytorch_model.bin: the model rules judge what
+    it loads; the pickle still gets the pickle rules."""
+    from tests.tiny_models import save_config, save_roberta
+
+    folder = save_roberta(Path("m"), num_labels=2)  # model.safetensors, 2 labels
+    save_roberta_state_dict(folder, num_labels=3)  # pytorch_model.bin, 3 labels
+    save_config(folder, num_labels=5)
+    code, out, _ = run(capsys, "check", "-q", "--no-cache", "m")
+    assert code == 1
+    assert {line.split(" ")[0] for line in out.splitlines()} == {"m/model.safetensors:1:1:"}
+    assert "checkpoint head has 2 labels" in out
+
+
+@pytest.mark.model
+def test_weight_fixes_are_not_offered_for_pickles(capsys: pytest.CaptureFixture[str]) -> None:
+    """sdlint rewrites weights as safetensors only: a pickle's SD101 offers the config edit, never
+    the re-initialized head."""
+    import json
+
+    from tests.tiny_models import save_config
+
+    folder = save_roberta_state_dict(Path("m"), num_labels=2)
+    save_config(folder, num_labels=5)
+    fixes = {}
+    for head_fix in ("config", "reinit"):
+        _, out, _ = run(
+            capsys, "check", "--no-cache", "--output-format", "json", "--head-fix", head_fix, "m"
+        )
+        fixes[head_fix] = [d["fix"] for d in json.loads(out) if d["code"] == "SD101"]
+    assert len(fixes["config"]) == 2 and all(f is not None for f in fixes["config"])
+    assert fixes["reinit"] == [None, None]
