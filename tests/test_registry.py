@@ -35,7 +35,10 @@ def test_default_set_leaves_out_informational_rules() -> None:
 @pytest.mark.parametrize(
     ("layers", "expected"),
     [
-        ([Selection(select=("SD0",))], ["SD001", "SD002", "SD003", "SD004", "SD005"]),
+        (
+            [Selection(select=("SD0",))],
+            ["SD001", "SD002", "SD003", "SD004", "SD005", "SD006", "SD007", "SD008", "SD009"],
+        ),
         ([Selection(select=("SD1",), ignore=("SD10",))], []),
         ([Selection(select=("SD101",), ignore=("SD1",))], ["SD101"]),  # more specific wins
         (

@@ -159,3 +159,52 @@ def test_weight_fixes_are_not_offered_for_pickles(capsys: pytest.CaptureFixture[
         fixes[head_fix] = [d["fix"] for d in json.loads(out) if d["code"] == "SD101"]
     assert len(fixes["config"]) == 2 and all(f is not None for f in fixes["config"])
     assert fixes["reinit"] == [None, None]
+
+
+# -- discovery -------------------------------------------------------------------------------------
+
+
+def test_folder_search_picks_weights_not_trainer_state(capsys: pytest.CaptureFixture[str]) -> None:
+    from sdlint.discover import find_checkpoints
+
+    for name in ("pytorch_model.bin", "model.pt", "last.ckpt", "optimizer.pt", "rng_state.pth"):
+        torch_save(Path("run") / name, {"w": torch.zeros(2)})
+    Path("run/training_args.bin").write_bytes(b"\x80\x02N.")
+    Path("run/tokenizer.bin").write_bytes(b"other format")
+    found = sorted(c.path.name for c in find_checkpoints([Path("run")]))
+    assert found == ["last.ckpt", "model.pt", "pytorch_model.bin"]
+    assert {c.format for c in find_checkpoints([Path("run")])} == {"pickle"}
+    # named on the command line, any torch.save file is checked
+    assert [c.path.name for c in find_checkpoints([Path("run/optimizer.pt")])] == ["optimizer.pt"]
+
+
+def test_sharded_pickle_checkpoint(capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    from sdlint.discover import find_checkpoints
+
+    folder = Path("m")
+    torch_save(folder / "pytorch_model-00001-of-00002.bin", {"a": torch.zeros(2)})
+    torch_save(folder / "pytorch_model-00002-of-00002.bin", {"b": torch.zeros(3)})
+    weight_map = {"a": "pytorch_model-00001-of-00002.bin", "b": "pytorch_model-00002-of-00002.bin"}
+    (folder / "pytorch_model.bin.index.json").write_text(
+        json.dumps({"metadata": {"total_size": 20}, "weight_map": weight_map})
+    )
+    (checkpoint,) = find_checkpoints([folder / "pytorch_model-00002-of-00002.bin"])
+    assert checkpoint.path.name == "pytorch_model.bin.index.json"
+    assert checkpoint.format == "pickle"
+    assert {name: t.shape for name, t in checkpoint.tensors.items()} == {"a": (2,), "b": (3,)}
+    code, out, _ = run(capsys, "check", str(folder))
+    assert (code, out) == (0, "All checks passed (3 files checked).\n")
+
+
+def test_lfs_pointer_in_place_of_a_pickle(capsys: pytest.CaptureFixture[str]) -> None:
+    Path("pytorch_model.bin").write_text(
+        "version https://git-lfs.github.com/spec/v1\noid sha256:abc\nsize 1234\n"
+    )
+    code, out, _ = run(capsys, "check", "-q", "pytorch_model.bin")
+    assert code == 1
+    assert out == (
+        "pytorch_model.bin:1:1: SD005 file is a Git LFS pointer, not the weights (object "
+        'sha256:abc, 1,234 bytes): fetch them with `git lfs pull --include="pytorch_model.bin"`\n'
+    )
