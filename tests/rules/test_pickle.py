@@ -208,3 +208,41 @@ def test_lfs_pointer_in_place_of_a_pickle(capsys: pytest.CaptureFixture[str]) ->
         "pytorch_model.bin:1:1: SD005 file is a Git LFS pointer, not the weights (object "
         'sha256:abc, 1,234 bytes): fetch them with `git lfs pull --include="pytorch_model.bin"`\n'
     )
+
+
+@pytest.mark.model
+@pytest.mark.parametrize("mutation", ["none", "drop", "add", "prefix", "resize"])
+def test_same_verdict_as_the_same_weights_in_safetensors(
+    capsys: pytest.CaptureFixture[str], mutation: str
+) -> None:
+    """The model rules judge a pickle exactly as the same tensors saved as safetensors."""
+    transformers = pytest.importorskip("transformers")
+    from safetensors.torch import save_file
+
+    from tests.tiny_models import roberta_config, save_config
+
+    torch.manual_seed(0)
+    state = transformers.RobertaForSequenceClassification(roberta_config()).state_dict()
+    state = {k: v.clone() for k, v in state.items()}
+    if mutation == "drop":
+        del state["roberta.encoder.layer.1.output.dense.bias"]
+    elif mutation == "add":
+        state["extra.weight"] = torch.zeros(2)
+    elif mutation == "prefix":
+        state = {f"module.{k}": v for k, v in state.items()}
+    elif mutation == "resize":
+        state["roberta.embeddings.word_embeddings.weight"] = torch.zeros(130, 32)
+    outputs = []
+    for folder in (Path("st"), Path("pt")):
+        folder.mkdir()
+        if folder.name == "st":
+            save_file(state, str(folder / "model.safetensors"))
+        else:
+            torch_save(folder / "pytorch_model.bin", state)
+        save_config(folder)
+        _, out, _ = run(capsys, "check", "-q", "--no-cache", "--select", "SD1", str(folder))
+        outputs.append(
+            [line.split(" ", 1)[1].replace(f"{folder}/", "") for line in out.splitlines()]
+        )
+    assert outputs[0] == outputs[1]
+    assert bool(outputs[0]) == (mutation != "none")
