@@ -848,7 +848,8 @@ class _SourceFile(io.RawIOBase):
         return self._position
 
     def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._position, io.SEEK_END: self._reader.size}
+        end = self._reader.size or 0
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._position, io.SEEK_END: end}
         self._position = max(0, base[whence] + offset)
         return self._position
 
@@ -870,6 +871,9 @@ def read_pickle_checkpoint(source: Source | Path) -> PickleCheckpoint | LfsPoint
     try:
         with source.open() as reader:
             size = reader.size
+            if size is None:
+                problem = _unreadable("the file's size is unknown, so it is not read")
+                return PickleCheckpoint(path, None, 0, problems=(problem,))
             start = reader.read(0, len(LFS_SIGNATURE))
             if start == LFS_SIGNATURE and size <= 1024:
                 return _parse_lfs_pointer(path, reader.read(0, 1024))
