@@ -19,10 +19,8 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import difflib
 import importlib
 import io
-import re
 import sys
 import tempfile
 import warnings
@@ -32,17 +30,12 @@ from pathlib import Path
 from typing import Any
 
 from sdlint.config_fields import CONFIG_NAME, NOT_JSON, NOT_OBJECT, ConfigFile
-from sdlint.model._text import describe_exception, missing_package
+from sdlint.model._text import describe_exception
+from sdlint.model.backends import select
 from sdlint.model.verdict import (
-    INVALID_CONFIG,
-    MISSING_DEPENDENCY,
     NOT_INSTALLED,
     QUANTIZED,
-    REMOTE_CODE,
-    UNKNOWN_ARCHITECTURE,
-    UNKNOWN_MODEL_TYPE,
     UNREADABLE_CONFIG,
-    UNSUPPORTED_VERSION,
     ConfigProblem,
     LoadVerdict,
     Outcome,
@@ -60,22 +53,6 @@ INSTALL_HINT = "pip install 'sdlint[model]'"
 _WRAPPER_SUSPECT = 0.9
 _WRAPPER_LOADED = 0.5
 _WRAPPER_MAX_DEPTH = 3  # `module._orig_mod.` is two; more is not a wrapper
-
-# transformers' backend names (utils/import_utils.py BACKENDS_MAPPING) that are not pip names.
-_PIP_NAMES = {
-    "vision": "Pillow",
-    "audio": "librosa",
-    "speech": "torchaudio",
-    "cv2": "opencv-python",
-    "sklearn": "scikit-learn",
-    "levenshtein": "Levenshtein",
-    "bs4": "beautifulsoup4",
-    "jinja": "jinja2",
-}
-
-_TASK_SUFFIX = re.compile(r"(For[A-Z]\w*|LMHeadModel|Model)$")
-
-Backend = Callable[..., Outcome]
 
 
 def predict_load(
@@ -137,24 +114,15 @@ def _predict(
     tensors: Mapping[str, TensorSpec],
     architecture: str | None,
 ) -> Outcome:
-    backend = _backend(str(transformers.__version__))
+    backend = select(transformers, torch)
     if isinstance(backend, ConfigProblem):
         return backend
-    resolved = _resolve_class(transformers, config, architecture)
-    if isinstance(resolved, ConfigProblem):
-        return resolved
-    cls, source, notes = resolved
+    model_class = backend.resolve_class(config, architecture)
+    if isinstance(model_class, ConfigProblem):
+        return model_class
 
     def run(signature: Mapping[str, TensorSpec]) -> Outcome:
-        return backend(
-            transformers,
-            torch,
-            cls,
-            config_path,
-            signature,
-            architecture_source=source,
-            notes=notes,
-        )
+        return backend.predict(model_class, config, config_path.name, signature)
 
     verdict = run(tensors)
     if not isinstance(verdict, LoadVerdict):
@@ -205,219 +173,6 @@ def _import_transformers() -> tuple[Any, Any] | ConfigProblem:
             f"checks need both. Reinstall them with `{INSTALL_HINT}`.",
         )
     return transformers, torch
-
-
-def _backend(version: str) -> Backend | ConfigProblem:
-    """The implementation of the loading calls for this transformers version."""
-    major = version.split(".", 1)[0]
-    if major == "5":
-        from sdlint.model import _transformers_v5
-
-        return _transformers_v5.predict
-    # A 4.x backend would reproduce `_load_pretrained_model` of 4.57 (design doc §11).
-    return ConfigProblem(
-        UNSUPPORTED_VERSION,
-        f"transformers {version} is not supported: sdlint's model checks reproduce the loading "
-        "code of transformers 5.x (tested with 5.24), and older versions decide keys differently. "
-        f"Install transformers 5 (`{INSTALL_HINT}`).",
-    )
-
-
-def _resolve_class(
-    transformers: Any, config: Mapping[str, Any], architecture: str | None
-) -> tuple[Any, str, tuple[str, ...]] | ConfigProblem:
-    """The model class from_pretrained would be called on, where its name came from, and notes.
-
-    Order (R31-R33): the caller's `architecture`; else the config's `architectures[0]` when
-    transformers exports it; else, when the config names no architecture, the base model class
-    for its `model_type`. Remote code is detected, never run (R32).
-    """
-    version = transformers.__version__
-    model_type = config.get("model_type")
-    auto_map = config.get("auto_map")
-    if model_type is not None and not isinstance(model_type, str):
-        return ConfigProblem(
-            INVALID_CONFIG,
-            f"`model_type` in config.json is a {type(model_type).__name__}, not a string: "
-            "transformers cannot pick a config class. Fix `model_type`.",
-        )
-    notes: list[str] = []
-
-    if architecture is not None:
-        cls = _exported_model_class(transformers, architecture)
-        if isinstance(cls, ConfigProblem):
-            return cls
-        if cls is None:
-            return ConfigProblem(
-                UNKNOWN_ARCHITECTURE,
-                f"`{architecture}` is not a model class of transformers {version}"
-                f"{_did_you_mean(transformers, architecture)}: there is no model to check "
-                "against. Pass a transformers model class name such as "
-                "`RobertaForSequenceClassification`.",
-            )
-        return cls, "argument", ()
-
-    if model_type and model_type not in transformers.CONFIG_MAPPING:
-        if auto_map:
-            return ConfigProblem(
-                REMOTE_CODE,
-                f"model_type {model_type!r} is not part of transformers {version} and config.json "
-                "has an `auto_map`: the model's code lives in its repository, and sdlint never "
-                "runs repository code. Check it against a transformers class with the same "
-                "layout (--architecture), or skip the model checks for it.",
-            )
-        return ConfigProblem(
-            UNKNOWN_MODEL_TYPE,
-            f"model_type {model_type!r} is unknown to transformers {version}: no config class "
-            "can read it. Fix `model_type`, upgrade transformers, or pass --architecture.",
-        )
-
-    architectures = config.get("architectures")
-    if architectures is not None and not (
-        isinstance(architectures, list) and all(isinstance(a, str) for a in architectures)
-    ):
-        return ConfigProblem(
-            INVALID_CONFIG,
-            "`architectures` in config.json is not a list of class names: transformers cannot "
-            'tell which model it describes. Write it as `["RobertaForSequenceClassification"]`.',
-        )
-    if architectures:
-        name = architectures[0]
-        cls = _exported_model_class(transformers, name)
-        if isinstance(cls, ConfigProblem):
-            return cls
-        if cls is not None:
-            if auto_map:
-                notes.append(
-                    f"config.json has an `auto_map`, but {name} is a transformers class: "
-                    f"from_pretrained uses the native {name} unless trust_remote_code=True, "
-                    "which would load the repository's own code (possibly with other keys). "
-                    f"Checked against the native {name}."
-                )
-            return cls, "config", tuple(notes)
-        if auto_map:
-            return ConfigProblem(
-                REMOTE_CODE,
-                f"architectures[0] {name!r} is not a transformers class and config.json has an "
-                "`auto_map`: the model's code lives in its repository, and sdlint never runs "
-                "repository code. Pass --architecture with a transformers class of the same "
-                "layout, or skip the model checks for it.",
-            )
-        same_task = _same_task_class(transformers, model_type, name)
-        if same_task is not None:
-            notes.append(
-                f"architectures[0] {name!r} is not a transformers {version} class; checked "
-                f"against {same_task.__name__}, the class for model_type {model_type!r} with "
-                "the same task."
-            )
-            return same_task, "config-task", tuple(notes)
-        return ConfigProblem(
-            UNKNOWN_ARCHITECTURE,
-            f"architectures[0] {name!r} is not a model class of transformers {version}"
-            f"{_did_you_mean(transformers, name)}: there is no model to check against. Fix "
-            "`architectures` in config.json or pass --architecture.",
-        )
-
-    if not model_type:
-        return ConfigProblem(
-            UNKNOWN_MODEL_TYPE,
-            "config.json has neither `architectures` nor `model_type`: nothing says which model "
-            "it describes. Add them (`model.config.save_pretrained(dir)` writes both) or pass "
-            "--architecture.",
-        )
-    base_name = _modeling_auto().MODEL_MAPPING_NAMES.get(model_type)
-    if isinstance(base_name, (tuple, list)):  # R31: no architectures to choose with, so the first
-        base_name = base_name[0] if base_name else None
-    cls = _exported_model_class(transformers, base_name) if isinstance(base_name, str) else None
-    if isinstance(cls, ConfigProblem):
-        return cls
-    if cls is None:
-        return ConfigProblem(
-            UNKNOWN_ARCHITECTURE,
-            f"config.json has no `architectures`, and transformers {version} has no base model "
-            f"class for model_type {model_type!r}: there is no model to check against. Add "
-            "`architectures` to config.json or pass --architecture.",
-        )
-    notes.append(
-        f"config.json has no `architectures`; checked against {cls.__name__}, the base model "
-        f"class for model_type {model_type!r}. Pass --architecture to check a task head."
-    )
-    return cls, "model_type", tuple(notes)
-
-
-def _exported_model_class(transformers: Any, name: str) -> Any | ConfigProblem | None:
-    """`transformers.<name>` when it is a model class (R31: lazy, imports only that model)."""
-    if not name.isidentifier():
-        return None
-    try:
-        obj = getattr(transformers, name, None)
-    except ImportError as e:
-        package = missing_package(e)
-        return ConfigProblem(
-            MISSING_DEPENDENCY,
-            f"transformers cannot import {name}: it needs "
-            f"{f'the package `{package}`' if package else 'an optional package'} "
-            f"({describe_exception(e)}). Install it to check this checkpoint.",
-        )
-    except Exception as e:  # a model module that fails to import for another reason
-        return ConfigProblem(
-            MISSING_DEPENDENCY,
-            f"transformers cannot import {name} ({describe_exception(e)}): its module fails to "
-            "load in this environment. Fix the installation, or pass another --architecture.",
-        )
-    if isinstance(obj, type) and issubclass(obj, transformers.PreTrainedModel):
-        return obj
-    # A class whose optional backend is missing is exported as a placeholder (metaclass
-    # `DummyObject`) that raises on any use; `_backends` names what it needs.
-    backends = getattr(obj, "_backends", None) if getattr(obj, "is_dummy", False) else None
-    if backends:
-        packages = [_PIP_NAMES.get(b, b) for b in backends]
-        return ConfigProblem(
-            MISSING_DEPENDENCY,
-            f"transformers cannot build {name}: it needs "
-            f"{', '.join(f'`{p}`' for p in packages)}, which is not installed. "
-            f"Install it (`pip install {' '.join(packages)}`) to check this checkpoint.",
-        )
-    return None
-
-
-def _same_task_class(transformers: Any, model_type: Any, name: str) -> Any | None:
-    """The one class for `model_type` whose task suffix equals `name`'s (`ForCausalLM`, ...)."""
-    if not isinstance(model_type, str):
-        return None
-    match = _TASK_SUFFIX.search(name)
-    if match is None:
-        return None
-    candidates: set[str] = set()
-    for attribute, mapping in vars(_modeling_auto()).items():
-        if not (attribute.startswith("MODEL_") and attribute.endswith("_MAPPING_NAMES")):
-            continue
-        if not isinstance(mapping, Mapping):
-            continue
-        value = mapping.get(model_type)
-        for candidate in value if isinstance(value, (tuple, list)) else (value,):
-            if isinstance(candidate, str):
-                found = _TASK_SUFFIX.search(candidate)
-                if found is not None and found.group(1) == match.group(1):
-                    candidates.add(candidate)
-    if len(candidates) != 1:
-        return None
-    cls = _exported_model_class(transformers, candidates.pop())
-    return None if isinstance(cls, ConfigProblem) else cls
-
-
-def _modeling_auto() -> Any:
-    """The auto mappings' name tables (class names only: importing it imports no model)."""
-    return importlib.import_module("transformers.models.auto.modeling_auto")
-
-
-def _did_you_mean(transformers: Any, name: str) -> str:
-    try:
-        names = [n for n in dir(transformers) if n[:1].isupper()]
-    except Exception:  # a lazy module's __dir__ is not ours to trust
-        return ""
-    close = difflib.get_close_matches(name, names, n=1, cutoff=0.85)
-    return f" (did you mean `{close[0]}`?)" if close else ""
 
 
 # ---------------------------------------------------------------------------------------------

@@ -5,33 +5,35 @@ This module reproduces `PreTrainedModel.from_pretrained` (modeling_utils.py:3903
 tensors with the header shapes and dtypes, which transformers' own renaming, converter ops (MoE
 expert fusion runs on meta tensors too), tie resolution and ignore lists then classify exactly as
 they would real tensors (design doc §10). The calls are private API, pinned by
-tests/model/test_differential.py; another transformers major gets its own module beside this one
-(see oracle.py `_backend`).
+tests/model/test_differential.py on 5.0, 5.12 and 5.24; their differences between minors are
+detected in `_LoadingCalls`, nowhere else.
 
-Imported only by oracle.py, after torch and transformers imported fine.
+Imported only through `backends.select`, after torch and transformers imported fine.
 """
 
 from __future__ import annotations
 
-import contextlib
-import copy
 import dataclasses
-import importlib
-import inspect
 import re
 import threading
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
-from sdlint.dtypes import TORCH_NAMES
-from sdlint.model._text import describe_exception, missing_package
+from sdlint.model._text import describe_exception
+from sdlint.model.backends._common import (
+    Unsupported,
+    build_config,
+    build_model,
+    call,
+    dtype_name,
+    internal_failure,
+    meta_checkpoint,
+    module,
+    unsupported_version,
+)
+from sdlint.model.backends.classes import ModelClass, resolve_class
 from sdlint.model.verdict import (
-    CANNOT_INSTANTIATE,
     INVALID_CONFIG,
-    LOAD_FAILED,
-    MISSING_DEPENDENCY,
-    UNSUPPORTED_VERSION,
     ConfigProblem,
     ConversionError,
     LoadVerdict,
@@ -43,79 +45,61 @@ from sdlint.model.verdict import (
     Unexpected,
 )
 
-# What safetensors does with the rest: F6_* fail when the tensor is opened (`get_slice`, which
-# `_load_pretrained_model` calls for every key, so the whole load fails); F4 opens but fails when
-# the tensor is read (only keys the model loads are read).
-_FAILS_ON_OPEN = frozenset({"F6_E2M3", "F6_E3M2"})
-_FAILS_ON_READ = frozenset({"F4"})
 _TRACEBACK_HEAD = "Traceback (most recent call last):"
 
 
-def predict(
-    transformers: Any,
-    torch: Any,
-    cls: Any,
-    config_path: Path,
+class TransformersV5:
+    """transformers 5.0 to 5.24 (and later 5.x minors whose loading calls keep their shape)."""
+
+    def __init__(self, transformers: Any, torch: Any) -> None:
+        self.transformers = transformers
+        self.torch = torch
+        self.version = str(transformers.__version__)
+
+    def resolve_class(
+        self, config: Mapping[str, Any], architecture: str | None
+    ) -> ModelClass | ConfigProblem:
+        return resolve_class(self.transformers, config, architecture)
+
+    def predict(
+        self,
+        model_class: ModelClass,
+        config: Mapping[str, Any],
+        config_name: str,
+        tensors: Mapping[str, TensorSpec],
+    ) -> Outcome:
+        """The verdict of `cls.from_pretrained(dir, ...)` for a checkpoint `tensors`."""
+        return _predict(self, model_class, config, config_name, tensors)
+
+
+def _predict(
+    backend: TransformersV5,
+    model_class: ModelClass,
+    document: Mapping[str, Any],
+    config_name: str,
     tensors: Mapping[str, TensorSpec],
-    *,
-    architecture_source: str,
-    notes: tuple[str, ...] = (),
 ) -> Outcome:
-    """The verdict of `cls.from_pretrained(config_path.parent, ...)` for a checkpoint `tensors`."""
+    version, torch, cls = backend.version, backend.torch, model_class.cls
     try:
         calls = _LoadingCalls.detect()
-    except _Unsupported as e:
-        return ConfigProblem(
-            UNSUPPORTED_VERSION,
-            f"transformers {transformers.__version__} is not supported: its loading code differs "
-            f"from the versions sdlint reproduces ({e}). sdlint's model checks support "
-            f"transformers {SUPPORTED}; install one of those (`pip install 'sdlint[model]'`).",
-        )
+    except Unsupported as e:
+        return unsupported_version(version, f"its loading code differs ({e})")
 
     name = cls.__name__
     # 1. The config, as from_pretrained loads it: the class's own config class, which extracts a
     #    sub-config (`text_config`, ...) when that is what the class takes (R9, R33).
-    config_class = getattr(cls, "config_class", None)
-    if config_class is None:
-        return ConfigProblem(
-            CANNOT_INSTANTIATE,
-            f"{name} cannot be built: it declares no config class. "
-            "Pass a concrete model class with --architecture.",
-        )
-    try:
-        # A concrete config class never runs repository code; False says so regardless (R32).
-        config = config_class.from_pretrained(
-            str(config_path), local_files_only=True, trust_remote_code=False
-        )
-    except Exception as e:  # transformers validates configs with many exception types
-        return ConfigProblem(
-            INVALID_CONFIG,
-            f"{config_path.name} is not a valid {config_class.__name__} for {name}: "
-            f"{describe_exception(e)}. Fix the value in config.json.",
-        )
-    config_dtype = _dtype_name(getattr(config, "dtype", None))
+    built = build_config(cls, document, config_name)
+    if isinstance(built, ConfigProblem):
+        return built
+    config, _ = built
+    config_dtype = dtype_name(getattr(config, "dtype", None))
 
     # 2. The checkpoint as meta tensors, in safe_open's (sorted) key order, which is the order
     #    `get_state_dict_dtype` scans for the first floating dtype (R29).
-    meta_tensors: dict[str, Any] = {}
-    open_failures: list[str] = []
-    read_failures: set[str] = set()
-    for key in sorted(tensors):
-        spec = tensors[key]
-        if spec.dtype in _FAILS_ON_OPEN:
-            open_failures.append(key)
-        elif spec.dtype in _FAILS_ON_READ:
-            read_failures.add(key)
-        # An unloadable dtype still has a place in the key/shape verdict; uint8 stands in.
-        torch_dtype = getattr(torch, TORCH_NAMES.get(spec.dtype, "uint8"))
-        try:
-            meta_tensors[key] = torch.empty(spec.shape, dtype=torch_dtype, device="meta")
-        except Exception as e:  # an absurd shape torch cannot represent
-            return ConfigProblem(
-                LOAD_FAILED,
-                f"tensor {key!r} cannot be represented by torch (shape {list(spec.shape)}): "
-                f"{describe_exception(e)}. Fix the tensor's header entry.",
-            )
+    checkpoint = meta_checkpoint(torch, tensors)
+    if isinstance(checkpoint, ConfigProblem):
+        return checkpoint
+    meta_tensors = checkpoint.tensors
 
     # 3. The load dtype: the config's, else the first floating dtype of the checkpoint (R29).
     try:
@@ -132,7 +116,7 @@ def predict(
         origin = (
             f"the config's dtype {config_dtype}"
             if config_dtype
-            else f"{_dtype_name(dtype)}, the checkpoint's first dtype (it has no floating tensor)"
+            else f"{dtype_name(dtype)}, the checkpoint's first dtype (it has no floating tensor)"
         )
         return ConfigProblem(
             INVALID_CONFIG,
@@ -141,30 +125,9 @@ def predict(
         )
 
     # 4. The model, on meta, inside the contexts from_pretrained uses (R5-R7).
-    config = copy.deepcopy(config)  # from_pretrained does not build on the config it returns
-    with contextlib.ExitStack() as stack:
-        try:
-            for context in calls.init_contexts(cls, dtype):
-                stack.enter_context(context)
-        except Exception as e:
-            return _internal_failure(transformers, f"preparing to build {name}", e)
-        try:
-            model = cls(config)
-        except ImportError as e:
-            package = missing_package(e)
-            what = f"the package `{package}`" if package else "an optional package"
-            return ConfigProblem(
-                MISSING_DEPENDENCY,
-                f"{name} cannot be built: it needs {what} ({describe_exception(e)}). "
-                f"Install it{f' (`pip install {package}`)' if package else ''} to check this "
-                "checkpoint.",
-            )
-        except Exception as e:
-            return ConfigProblem(
-                CANNOT_INSTANTIATE,
-                f"{name} cannot be built from {config_path.name}: {describe_exception(e)}. "
-                "Fix the config values it names, or pass the right class with --architecture.",
-            )
+    model = build_model(cls, config, config_name, lambda: calls.init_contexts(cls, dtype), version)
+    if isinstance(model, ConfigProblem):
+        return model
 
     # 5. transformers' own matching: renaming, prefix handling, converters, shape checks (R10-R20),
     #    then _finalize_model_loading without the weight initialisation: ties (R21-R23) and the
@@ -175,7 +138,7 @@ def predict(
         meta_state_dict = model.state_dict()
         result = calls.load(model, meta_tensors, dtype)
     except Exception as e:
-        return _internal_failure(transformers, f"matching the checkpoint's keys to {name}", e)
+        return internal_failure(version, f"matching the checkpoint's keys to {name}", e)
 
     # The key map the rules report file names with (R15): the renames transformers computed
     # during the load, in its (dot_natural_key) order.
@@ -215,17 +178,17 @@ def predict(
         ConversionError(k, _strip_traceback(msg), tuple(feeds.get(k, ())))
         for k, msg in result.conversion_errors.items()
     ]
-    for key in open_failures:
+    for key in checkpoint.unloadable:
         conversion_errors.append(
             ConversionError(
-                renamed_of[key],
+                renamed_of.get(key, key),
                 f"safetensors cannot open dtype {tensors[key].dtype} (tensor {key!r}), so "
                 "from_pretrained fails on the whole file",
                 (key,),
             )
         )
-    for key in sorted(read_failures):
-        if renamed_of[key] in meta_state_dict:
+    for key in sorted(checkpoint.unreadable):
+        if renamed_of.get(key) in meta_state_dict:
             conversion_errors.append(
                 ConversionError(
                     renamed_of[key],
@@ -256,12 +219,12 @@ def predict(
     ]
     return LoadVerdict(
         architecture=name,
-        architecture_source=architecture_source,
+        architecture_source=model_class.source,
         model_type=getattr(model.config, "model_type", None) or None,
         base_model_prefix=prefix,
         has_base_model=has_base_model,
-        transformers_version=str(transformers.__version__),
-        dtype=_dtype_name(dtype) or str(dtype),
+        transformers_version=version,
+        dtype=dtype_name(dtype) or str(dtype),
         config_dtype=config_dtype,
         missing=tuple(
             Missing(
@@ -273,15 +236,8 @@ def predict(
         mismatched=tuple(sorted(mismatched, key=lambda m: m.model_key)),
         conversion_errors=tuple(sorted(conversion_errors, key=lambda c: (c.model_key, c.message))),
         shadowed=tuple(sorted(shadowed, key=lambda s: s.file_key)),
-        notes=notes,
+        notes=model_class.notes,
     )
-
-
-def _dtype_name(dtype: Any) -> str | None:
-    """The name torch gives a dtype ("float32") for a torch.dtype or a string; None for None."""
-    if dtype is None:
-        return None
-    return str(dtype).removeprefix("torch.")
 
 
 def _strip_traceback(message: str) -> str:
@@ -297,29 +253,20 @@ def _strip_traceback(message: str) -> str:
     return re.sub(r"\s+", " ", " ".join(kept)).strip()
 
 
-def _module(name: str) -> Any:
-    return importlib.import_module(f"transformers.{name}")
-
-
 # ---------------------------------------------------------------------------------------------
-# The private loading calls, as the installed 5.x minor offers them (feature detection, here only).
+# The private loading calls, as the installed 5.x minor offers them (feature detection).
 #
 # Between 5.0 and 5.24 these changed shape: `get_init_context` gained `allow_all_kernels`;
-# `convert_and_load_state_dict_in_model` dropped `tp_plan`/`dtype_plan` (the dtype plan moved into
-# `LoadStateDictConfig`) and returns a `LoadStateDictInfo` instead of a 5-tuple;
+# `convert_and_load_state_dict_in_model` dropped `dtype_plan` (the dtype plan moved into
+# `LoadStateDictConfig`), then `tp_plan`, and returns a `LoadStateDictInfo` instead of a 5-tuple;
 # `mark_tied_weights_as_initialized` and `_adjust_missing_and_unexpected_keys` take that info
-# instead of key sets. Each call below passes what the installed signature asks for, by name, and
-# refuses (`_Unsupported`) a required parameter it does not know rather than guess.
+# instead of key sets; `rename_source_key` is wrapped by a prefix-only fallback from some minor
+# on. Each call passes what the installed signature asks for, by name (`call`), and the renames
+# are recorded as transformers computes them rather than recomputed.
 
-SUPPORTED = "5.0 to 5.24"
-
-# The values sdlint gives each parameter of transformers' loading functions, by name, as
+# The values sdlint gives the parameters of transformers' loading functions, by name, as
 # from_pretrained does for a local, unquantized, single-process load.
 _NOT_QUANTIZED = {"is_quantized": False, "_is_ds_init_called": False, "allow_all_kernels": None}
-
-
-class _Unsupported(Exception):
-    """The installed transformers lacks a loading function, or asks for an unknown argument."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -333,29 +280,6 @@ class _Loaded:
     converters: tuple[Any, ...]
     # file key -> (renamed key, converter source pattern or None), as the load computed them
     renames: Mapping[str, tuple[str, str | None]]
-
-
-def _call(function: Any, values: Mapping[str, Any]) -> Any:
-    """`function(**values)` limited to the parameters it takes; each required one must be known."""
-    try:
-        parameters = inspect.signature(function).parameters
-    except (TypeError, ValueError) as e:
-        raise _Unsupported(f"cannot inspect {_qualname(function)}: {e}") from e
-    arguments: dict[str, Any] = {}
-    for name, parameter in parameters.items():
-        if parameter.kind in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD):
-            continue
-        if name in values:
-            arguments[name] = values[name]
-        elif parameter.default is parameter.empty:
-            raise _Unsupported(
-                f"{_qualname(function)}() requires `{name}`, which sdlint does not know"
-            )
-    return function(**arguments)
-
-
-def _qualname(function: Any) -> str:
-    return str(getattr(function, "__qualname__", function))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -374,12 +298,12 @@ class _LoadingCalls:
         try:
             # Through import_module, so the type checker sees Any at this boundary: these are
             # private functions, pinned by the differential tests rather than by types.
-            modeling_utils = _module("modeling_utils")
-            loading = _module("core_model_loading")
+            modeling_utils = module("modeling_utils")
+            loading = module("core_model_loading")
             calls = cls(
                 get_dtype=modeling_utils._get_dtype,
-                context_managers=_module("utils").ContextManagers,
-                conversion_mapping=_module("conversion_mapping").get_model_conversion_mapping,
+                context_managers=module("utils").ContextManagers,
+                conversion_mapping=module("conversion_mapping").get_model_conversion_mapping,
                 loading=loading,
                 load_config_class=modeling_utils.LoadStateDictConfig,
                 load_info_class=getattr(modeling_utils, "LoadStateDictInfo", None),
@@ -392,17 +316,17 @@ class _LoadingCalls:
             ):
                 getattr(loading, name)
         except (ImportError, AttributeError) as e:
-            raise _Unsupported(f"it lacks a loading function sdlint calls: {e}") from e
+            raise Unsupported(f"it lacks a loading function sdlint calls: {e}") from e
         return calls
 
     def init_contexts(self, model_class: Any, dtype: Any) -> list[Any]:
         """What from_pretrained enters before building the model: dtype, meta device, patches."""
-        contexts = _call(model_class.get_init_context, {"dtype": dtype, **_NOT_QUANTIZED})
+        contexts = call(model_class.get_init_context, {"dtype": dtype, **_NOT_QUANTIZED})
         return list(contexts)
 
     def load(self, model: Any, meta_tensors: dict[str, Any], dtype: Any) -> _Loaded:
         """convert_and_load_state_dict_in_model, then ties and ignore lists, as from_pretrained."""
-        weight_mapping = _call(
+        weight_mapping = call(
             self.conversion_mapping, {"model": model, "key_mapping": None, "hf_quantizer": None}
         )
         converters = tuple(t for t in weight_mapping if isinstance(t, self.loading.WeightConverter))
@@ -437,7 +361,7 @@ class _LoadingCalls:
         with _RENAME_LOCK:
             self.loading.rename_source_key = recording_rename
             try:
-                returned = _call(
+                returned = call(
                     self.loading.convert_and_load_state_dict_in_model,
                     {
                         "model": model,
@@ -452,9 +376,9 @@ class _LoadingCalls:
                 self.loading.rename_source_key = original_rename
         info = _load_info(returned, self.load_info_class)
         # _finalize_model_loading without the weight initialisation.
-        _call(model.mark_tied_weights_as_initialized, {"loading_info": info})
+        call(model.mark_tied_weights_as_initialized, {"loading_info": info})
         model.tie_weights(missing_keys=info.missing_keys, recompute_mapping=False)
-        adjusted = _call(
+        adjusted = call(
             model._adjust_missing_and_unexpected_keys,
             {
                 "loading_info": info,
@@ -496,25 +420,7 @@ def _load_info(returned: Any, info_class: Any) -> Any:
             "conversion_errors": conversion_errors,
         }
         return info_class(**{k: v for k, v in values.items() if k in fields})
-    raise _Unsupported(
+    raise Unsupported(
         f"convert_and_load_state_dict_in_model returned a {type(returned).__name__}, "
         "which sdlint does not know"
-    )
-
-
-def _internal_failure(transformers: Any, doing: str, e: Exception) -> ConfigProblem:
-    """An exception inside transformers' own loading code: neither the config's nor the user's."""
-    if isinstance(e, _Unsupported):
-        return ConfigProblem(
-            UNSUPPORTED_VERSION,
-            f"transformers {transformers.__version__} is not supported: its loading code differs "
-            f"from the versions sdlint reproduces ({e}). sdlint's model checks support "
-            f"transformers {SUPPORTED}; install one of those (`pip install 'sdlint[model]'`).",
-        )
-    return ConfigProblem(
-        LOAD_FAILED,
-        f"transformers {transformers.__version__} raised an unexpected exception inside its own "
-        f"loading code while {doing}: {describe_exception(e)}. This is not a fault sdlint can "
-        "point to in config.json; from_pretrained likely fails the same way. If it does not, "
-        "report it to sdlint with the transformers version.",
     )

@@ -1,0 +1,273 @@
+"""The transformers 4.x backend of the oracle: 4.x `from_pretrained` key matching on meta tensors.
+
+transformers 4.x (modeling_utils.py `_load_pretrained_model`, 4.57) decides keys without the
+5.x conversion registry (design doc §11): a *global* base-model prefix decision (add the prefix to
+every key, or drop every key outside it), `_fix_state_dict_key_on_load` renames (LayerNorm
+`gamma`/`beta`, `weight_g`/`weight_v`), a VLM's `_checkpoint_conversion_mapping` as `key_mapping`,
+every model buffer removed from UNEXPECTED, tied parameter groups, the `_keys_to_ignore_on_load_*`
+lists, and shape mismatches reported by name. This module calls those same functions
+(`_get_key_renaming_mapping`, `_find_missing_and_unexpected_keys`, `_find_mismatched_keys`,
+`_adjust_missing_and_unexpected_keys`) on a state dict of empty meta tensors, so the verdict is
+transformers' own. Their signatures are matched by name (`_call`): the loader has this structure
+from 4.54 on.
+
+Imported only by oracle.py, after torch and transformers imported fine.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from sdlint.model._text import describe_exception
+from sdlint.model.backends._common import (
+    FAILS_ON_OPEN,
+    TORCH_DTYPES,
+    build_config,
+    build_model,
+    call,
+    dtype_name,
+    internal_failure,
+    meta_checkpoint,
+    module,
+    unsupported_version,
+)
+from sdlint.model.backends.classes import ModelClass, resolve_class
+from sdlint.model.verdict import (
+    LOAD_FAILED,
+    ConfigProblem,
+    ConversionError,
+    LoadVerdict,
+    Mismatch,
+    Missing,
+    Outcome,
+    Shadowed,
+    TensorSpec,
+    Unexpected,
+)
+
+
+class TransformersV4:
+    """transformers 4.54 to 4.57."""
+
+    def __init__(self, transformers: Any, torch: Any) -> None:
+        self.transformers = transformers
+        self.torch = torch
+        self.version = str(transformers.__version__)
+
+    def resolve_class(
+        self, config: Mapping[str, Any], architecture: str | None
+    ) -> ModelClass | ConfigProblem:
+        return resolve_class(self.transformers, config, architecture)
+
+    def predict(
+        self,
+        model_class: ModelClass,
+        config: Mapping[str, Any],
+        config_name: str,
+        tensors: Mapping[str, TensorSpec],
+    ) -> Outcome:
+        """The verdict of `cls.from_pretrained(dir, ...)` for a checkpoint `tensors`."""
+        return _predict(self, model_class, config, config_name, tensors)
+
+
+def _predict(
+    backend: TransformersV4,
+    model_class: ModelClass,
+    document: Mapping[str, Any],
+    config_name: str,
+    tensors: Mapping[str, TensorSpec],
+) -> Outcome:
+    version, torch, cls = backend.version, backend.torch, model_class.cls
+    try:
+        modeling_utils = module("modeling_utils")
+        find_missing_and_unexpected = modeling_utils._find_missing_and_unexpected_keys
+        find_mismatched = modeling_utils._find_mismatched_keys
+        # `load_state_dict(..., map_location="meta")` raises on any other dtype.
+        loadable = frozenset(modeling_utils.str_to_torch_dtype)
+        vlm_names = list(getattr(modeling_utils, "VLMS", []))
+        context_managers = module("utils").ContextManagers
+        for method in ("_get_key_renaming_mapping", "_adjust_missing_and_unexpected_keys"):
+            getattr(cls, method)
+    except (ImportError, AttributeError) as e:
+        return unsupported_version(version, f"it lacks a loading function sdlint calls ({e})")
+
+    name = cls.__name__
+    # 1. The config, as from_pretrained loads it (R9, R33).
+    built = build_config(cls, document, config_name)
+    if isinstance(built, ConfigProblem):
+        return built
+    config, _ = built
+    config_dtype = dtype_name(
+        getattr(config, "dtype", None) or getattr(config, "torch_dtype", None)
+    )
+
+    # 2. The checkpoint as meta tensors, in safe_open's (sorted) key order.
+    checkpoint = meta_checkpoint(
+        torch, tensors, FAILS_ON_OPEN | (frozenset(TORCH_DTYPES) - loadable) | {"F4"}
+    )
+    if isinstance(checkpoint, ConfigProblem):
+        return checkpoint
+    meta_tensors = checkpoint.tensors
+
+    # 3. The model, on meta, as from_pretrained builds it. 4.x loads in torch's default dtype
+    #    unless the caller passes one (the config's dtype is not used before v5).
+    dtype = torch.get_default_dtype()
+
+    def contexts() -> list[Any]:
+        found = call(
+            cls.get_init_context,
+            {"dtype": dtype, "is_quantized": False, "_is_ds_init_called": False},
+        )
+        return [context_managers(found)]
+
+    model = build_model(cls, config, config_name, contexts, version)
+    if isinstance(model, ConfigProblem):
+        return model
+    try:
+        model.tie_weights()
+    except Exception as e:
+        return internal_failure(version, f"tying the weights of {name}", e)
+
+    # 4. `_load_pretrained_model`'s key decisions (4.57 :5309-5346, :5507).
+    key_mapping = None
+    if any(v in c.__name__.lower() for c in cls.__mro__[:-1] for v in vlm_names):
+        key_mapping = getattr(cls, "_checkpoint_conversion_mapping", None)
+    keys = list(meta_tensors)
+    prefix = model.base_model_prefix or ""
+    has_prefix_module = any(k.startswith(prefix) for k in keys) if prefix else False
+    expects_prefix_module = hasattr(model, prefix) if prefix else False
+    task_from_base = not has_prefix_module and expects_prefix_module
+    base_from_task = has_prefix_module and not expects_prefix_module
+    try:
+        renaming: dict[str, str] = call(
+            model._get_key_renaming_mapping,
+            {
+                "checkpoint_keys": keys,
+                "key_mapping": key_mapping,
+                "loading_base_model_from_task_state_dict": base_from_task,
+                "loading_task_model_from_base_state_dict": task_from_base,
+            },
+        )
+    except ValueError as e:  # "The state dictionary of the model ... is corrupted"
+        return ConfigProblem(
+            LOAD_FAILED,
+            f"transformers {version} refuses this checkpoint for {name}: "
+            f"{describe_exception(e)} (a checkpoint without the `{prefix}.` prefix has a key "
+            "only the task head has). from_pretrained raises the same; check the tensor names.",
+        )
+    except Exception as e:
+        return internal_failure(version, f"renaming the checkpoint's keys for {name}", e)
+    try:
+        meta_state_dict = model.state_dict()
+        missing, unexpected = call(
+            find_missing_and_unexpected,
+            {
+                "model": model,
+                "original_checkpoint_keys": keys,
+                "checkpoint_keys": list(renaming.values()),
+                "loading_base_model_from_task_state_dict": base_from_task,
+                "hf_quantizer": None,
+            },
+        )
+        mismatched_keys, mismatched_shapes = call(
+            find_mismatched,
+            {
+                "model": model,
+                "state_dict": meta_tensors,
+                "checkpoint_files": None,
+                "ignore_mismatched_sizes": True,
+                "keys_to_rename_mapping": renaming,
+                "is_quantized": False,
+                "weights_only": True,
+            },
+        )
+        missing, unexpected = call(
+            model._adjust_missing_and_unexpected_keys,
+            {
+                "missing_keys": missing,
+                "unexpected_keys": unexpected,
+                "loading_task_model_from_base_state_dict": task_from_base,
+            },
+        )
+    except Exception as e:
+        return internal_failure(version, f"matching the checkpoint's keys to {name}", e)
+
+    # The file keys behind each reported name (R15): the renaming transformers computed, and the
+    # name an unexpected key is reported under (the prefix added for a task model is removed
+    # again; a task checkpoint's keys outside the base model keep their own names).
+    feeds: dict[str, list[str]] = {}
+    unexpected_from: dict[str, list[str]] = {}
+    for key in keys:
+        renamed = renaming.get(key)
+        if renamed is None:  # dropped: outside the base model of a base-model load
+            unexpected_from.setdefault(key, []).append(key)
+            continue
+        shown = renamed.removeprefix(prefix + ".") if task_from_base else renamed
+        unexpected_from.setdefault(shown, []).append(key)
+        if renamed in meta_state_dict:
+            feeds.setdefault(renamed, []).append(key)
+    # Several file keys renamed to one model key: the last one in the file is loaded.
+    shadowed = [
+        Shadowed(file_key, model_key, sources[-1])
+        for model_key, sources in feeds.items()
+        for file_key in sources[:-1]
+    ]
+
+    def in_base(model_key: str) -> bool:
+        return not expects_prefix_module or model_key.startswith(prefix + ".")
+
+    conversion_errors = [
+        ConversionError(
+            renaming.get(key, key),
+            f"transformers {version} cannot load safetensors dtype {tensors[key].dtype} "
+            f"(tensor {key!r}), so from_pretrained fails on the whole file",
+            (key,),
+        )
+        for key in checkpoint.unloadable
+    ]
+    mismatched = []
+    for model_key, (ckpt_shape, model_shape) in zip(
+        mismatched_keys, mismatched_shapes, strict=True
+    ):
+        sources = tuple(feeds.get(model_key, ()))
+        mismatched.append(
+            Mismatch(
+                model_key=model_key,
+                file_key=sources[-1] if sources else None,
+                checkpoint_shape=tuple(int(d) for d in ckpt_shape),
+                model_shape=tuple(int(d) for d in model_shape),
+                in_base_model=in_base(model_key),
+                file_keys=sources[-1:],
+            )
+        )
+    return LoadVerdict(
+        architecture=name,
+        architecture_source=model_class.source,
+        model_type=getattr(model.config, "model_type", None) or None,
+        base_model_prefix=prefix,
+        has_base_model=expects_prefix_module,
+        transformers_version=version,
+        dtype=dtype_name(dtype) or str(dtype),
+        config_dtype=config_dtype,
+        missing=tuple(
+            Missing(
+                k, in_base(k), tuple(int(d) for d in getattr(meta_state_dict.get(k), "shape", ()))
+            )
+            for k in sorted(set(missing))
+        ),
+        unexpected=tuple(
+            sorted(
+                {
+                    Unexpected(file_key, model_key)
+                    for model_key in unexpected
+                    for file_key in unexpected_from.get(model_key, [model_key])
+                },
+                key=lambda u: (u.model_key, u.file_key),
+            )
+        ),
+        mismatched=tuple(sorted(mismatched, key=lambda m: m.model_key)),
+        conversion_errors=tuple(sorted(conversion_errors, key=lambda c: (c.model_key, c.message))),
+        shadowed=tuple(sorted(shadowed, key=lambda s: s.file_key)),
+        notes=model_class.notes,
+    )
