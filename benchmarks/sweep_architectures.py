@@ -145,13 +145,22 @@ GENTLE_KEYS = (
 GENTLE = {k: CAPS[k] for k in GENTLE_KEYS}
 
 
-def shrink(config: dict[str, Any], caps: dict[str, int]) -> dict[str, Any]:
-    """A smaller copy of a config dict, sub-configs included."""
+def shrink(
+    config: dict[str, Any], caps: dict[str, int], generic: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """A smaller copy of a config dict, sub-configs included.
+
+    `generic` holds the values every config inherits (transformers 4.x gives each config the
+    generation defaults, such as `top_k=50`): those are not the model's sizes and stay as they are.
+    """
+    generic = generic or {}
     out: dict[str, Any] = {}
     layers_before = next((config[k] for k in LAYER_KEYS if isinstance(config.get(k), int)), None)
     for key, value in config.items():
         if isinstance(value, dict) and ("model_type" in value or key.endswith("_config")):
-            out[key] = shrink(value, caps)
+            out[key] = shrink(value, caps, generic)
+        elif key in generic and generic[key] == value:
+            out[key] = value
         elif isinstance(value, int) and not isinstance(value, bool) and key in caps:
             out[key] = min(value, caps[key])
         elif isinstance(value, list) and layers_before and len(value) == layers_before > 2:
@@ -182,12 +191,18 @@ def build(transformers: Any, torch: Any, cls: Any, model_type: str) -> Built:
         default = config_class()
     except Exception as e:  # the class's own defaults fail validation
         raise BuildError(f"default config: {describe_exception(e)}", too_large=False) from e
+    try:
+        generic = transformers.PretrainedConfig().to_dict()
+    except Exception:  # a version without the generic defaults
+        generic = {}
     errors: list[str] = []
     too_large = True
     for how, caps in (("shrunk", CAPS), ("gently shrunk", GENTLE), ("default", None)):
         try:
             config = (
-                default if caps is None else config_class.from_dict(shrink(default.to_dict(), caps))
+                default
+                if caps is None
+                else config_class.from_dict(shrink(default.to_dict(), caps, generic))
             )
             with torch.device("meta"):
                 params = sum(p.numel() for p in cls(config).parameters())

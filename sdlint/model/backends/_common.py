@@ -108,8 +108,9 @@ def build_config(
 ) -> tuple[Any, str] | ConfigProblem:
     """The config object `cls.from_pretrained` loads from this config.json, and its class name.
 
-    As `PretrainedConfig.from_pretrained` does: a sub-config class (`text_config`, ...) takes its
-    part of the document (`base_config_key`, R9/R33), then `from_dict`. A concrete config class
+    As `PretrainedConfig.from_pretrained` does (4.54 to 5.24 alike): a sub-config class
+    (`text_config`, ...) takes its part of the document (`base_config_key`, R9/R33), else the
+    sub-config of its own `model_type`, then `from_dict`. A concrete config class
     never runs repository code (R32).
     """
     name = cls.__name__
@@ -124,6 +125,13 @@ def build_config(
     key = getattr(config_class, "base_config_key", None)
     if key and key in values:
         values = values[key]
+    # A config of another model_type: the sub-config of the class's own model_type, if any
+    # (`LlamaConfig` reads `text_config` of a Llava config this way where it has no base key).
+    model_type = getattr(config_class, "model_type", None)
+    if isinstance(values, dict) and values.get("model_type", model_type) != model_type:
+        for value in list(values.values()):
+            if isinstance(value, dict) and value.get("model_type") == model_type:
+                values = value
     try:
         if not isinstance(values, dict):
             raise TypeError(f"`{key}` is a {type(values).__name__}, not an object")

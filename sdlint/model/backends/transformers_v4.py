@@ -87,8 +87,7 @@ def _predict(
         loadable = frozenset(modeling_utils.str_to_torch_dtype)
         vlm_names = list(getattr(modeling_utils, "VLMS", []))
         context_managers = module("utils").ContextManagers
-        for method in ("_get_key_renaming_mapping", "_adjust_missing_and_unexpected_keys"):
-            getattr(cls, method)
+        cls._get_key_renaming_mapping  # noqa: B018 (present from 4.48 on)
     except (ImportError, AttributeError) as e:
         return unsupported_version(version, f"it lacks a loading function sdlint calls ({e})")
 
@@ -163,11 +162,13 @@ def _predict(
         missing, unexpected = call(
             find_missing_and_unexpected,
             {
+                "cls": cls,
                 "model": model,
                 "original_checkpoint_keys": keys,
                 "checkpoint_keys": list(renaming.values()),
                 "loading_base_model_from_task_state_dict": base_from_task,
                 "hf_quantizer": None,
+                "device_map": None,
             },
         )
         mismatched_keys, mismatched_shapes = call(
@@ -182,20 +183,22 @@ def _predict(
                 "weights_only": True,
             },
         )
-        missing, unexpected = call(
-            model._adjust_missing_and_unexpected_keys,
-            {
-                "missing_keys": missing,
-                "unexpected_keys": unexpected,
-                "loading_task_model_from_base_state_dict": task_from_base,
-            },
-        )
+        # 4.57 applies the ignore lists here; 4.54-4.56 did inside the function above.
+        if hasattr(model, "_adjust_missing_and_unexpected_keys"):
+            missing, unexpected = call(
+                model._adjust_missing_and_unexpected_keys,
+                {
+                    "missing_keys": missing,
+                    "unexpected_keys": unexpected,
+                    "loading_task_model_from_base_state_dict": task_from_base,
+                },
+            )
     except Exception as e:
         return internal_failure(version, f"matching the checkpoint's keys to {name}", e)
 
     # The file keys behind each reported name (R15): the renaming transformers computed, and the
-    # name an unexpected key is reported under (the prefix added for a task model is removed
-    # again; a task checkpoint's keys outside the base model keep their own names).
+    # name an unexpected key is reported under (a task checkpoint's keys outside the base model
+    # keep their own names).
     feeds: dict[str, list[str]] = {}
     unexpected_from: dict[str, list[str]] = {}
     for key in keys:
@@ -203,8 +206,11 @@ def _predict(
         if renamed is None:  # dropped: outside the base model of a base-model load
             unexpected_from.setdefault(key, []).append(key)
             continue
-        shown = renamed.removeprefix(prefix + ".") if task_from_base else renamed
-        unexpected_from.setdefault(shown, []).append(key)
+        # 4.57 reports the prefix it added removed again; 4.54-4.56 keep it.
+        for shown in dict.fromkeys(
+            (renamed, renamed.removeprefix(prefix + ".") if task_from_base else renamed)
+        ):
+            unexpected_from.setdefault(shown, []).append(key)
         if renamed in meta_state_dict:
             feeds.setdefault(renamed, []).append(key)
     # Several file keys renamed to one model key: the last one in the file is loaded.

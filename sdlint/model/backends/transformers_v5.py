@@ -13,10 +13,12 @@ Imported only through `backends.select`, after torch and transformers imported f
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import importlib
 import re
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from sdlint.model._text import describe_exception
@@ -358,7 +360,7 @@ class _LoadingCalls:
                 renames[source_key] = renamed  # the prefix-only fallback overrides the first try
             return renamed
 
-        with _RENAME_LOCK:
+        with _PATCH_LOCK:
             self.loading.rename_source_key = recording_rename
             try:
                 returned = call(
@@ -377,7 +379,8 @@ class _LoadingCalls:
         info = _load_info(returned, self.load_info_class)
         # _finalize_model_loading without the weight initialisation.
         call(model.mark_tied_weights_as_initialized, {"loading_info": info})
-        model.tie_weights(missing_keys=info.missing_keys, recompute_mapping=False)
+        with _meta_tensors_compare_equal():
+            model.tie_weights(missing_keys=info.missing_keys, recompute_mapping=False)
         adjusted = call(
             model._adjust_missing_and_unexpected_keys,
             {
@@ -399,7 +402,32 @@ class _LoadingCalls:
         )
 
 
-_RENAME_LOCK = threading.Lock()
+_PATCH_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def _meta_tensors_compare_equal() -> Iterator[None]:
+    """`torch.equal` answers True for meta tensors while ties are resolved.
+
+    With a tied pair both in the checkpoint, 5.x before 5.24 compares their values
+    (`torch.equal`, which has no meta kernel) to decide whether to tie them; 5.24 skips the
+    comparison for meta tensors. Either answer leaves the reported keys unchanged: both are
+    present, so neither is missing.
+    """
+    torch: Any = importlib.import_module("torch")
+    original = torch.equal
+
+    def equal(a: Any, b: Any) -> Any:
+        if getattr(a, "is_meta", False) or getattr(b, "is_meta", False):
+            return True
+        return original(a, b)
+
+    with _PATCH_LOCK:
+        torch.equal = equal
+        try:
+            yield
+        finally:
+            torch.equal = original
 
 
 def _load_info(returned: Any, info_class: Any) -> Any:
