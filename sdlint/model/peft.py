@@ -221,7 +221,6 @@ def _predict(
     tensors: Mapping[str, TensorSpec],
     architecture: str | None,
 ) -> AdapterOutcome:
-    from sdlint.model import oracle
 
     # 1. The adapter config, as PeftConfig.from_pretrained reads it.
     try:
@@ -261,10 +260,12 @@ def _predict(
         )
 
     # 2. The base model on meta, of the class the model oracle would check the base config with.
-    resolved = oracle._resolve_class(transformers, base_document, architecture)
+    from sdlint.model.backends.classes import resolve_class
+
+    resolved = resolve_class(transformers, base_document, architecture)
     if isinstance(resolved, ConfigProblem):
         return resolved
-    cls, _, notes = resolved
+    cls, notes = resolved.cls, resolved.notes
     try:
         model_config = cls.config_class.from_pretrained(
             str(base.path), local_files_only=True, trust_remote_code=False
