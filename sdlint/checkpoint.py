@@ -45,6 +45,8 @@ class Checkpoint:
     # The weights transformers loads instead from the same folder (model.safetensors before
     # pytorch_model.bin): the model rules then skip this checkpoint.
     shadowed_by: Path | None = None
+    # Shards the index lists that the commit being checked deletes (`check --staged-deletions`).
+    deleted_shards: tuple[str, ...] = ()
 
     @property
     def display_path(self) -> str:

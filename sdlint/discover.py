@@ -77,18 +77,24 @@ def _shadowed_by(weights: Path) -> Path | None:
     return None
 
 
-def load_index_checkpoint(index_path: Path) -> Checkpoint:
+def load_index_checkpoint(index_path: Path, deleted: frozenset[str] = frozenset()) -> Checkpoint:
     """An index with its shards. A shard name that does not stay inside the folder tree (see
-    `sdlint.sources.local.confined`) or names no regular file is refused, never opened."""
+    `sdlint.sources.local.confined`) or names no regular file is refused, never opened. `deleted`:
+    real paths of files the commit being checked deletes, missing whether or not they are still on
+    disk (`git rm --cached` leaves them there)."""
     index = read_index(index_path)
     folder = index_path.parent
     present: list[Path] = []
     missing: list[str] = []
     refused: list[tuple[str, str]] = []
+    removed: list[str] = []
     for name in index.shard_names:
         shard = confined(folder, name)
         if isinstance(shard, str):
             refused.append((name, shard))
+            continue
+        if _real(shard) in deleted:
+            removed.append(name)
             continue
         kind = regular_file_kind(shard)
         if kind is None:
@@ -106,7 +112,7 @@ def load_index_checkpoint(index_path: Path) -> Checkpoint:
     unreferenced = tuple(
         p
         for p in list_folder(folder, _index_suffixes(index_path)[1])
-        if shard_pattern.fullmatch(p.name) and _real(p) not in listed
+        if shard_pattern.fullmatch(p.name) and _real(p) not in listed and _real(p) not in deleted
     )
     checkpoint = Checkpoint(
         index_path,
@@ -117,6 +123,7 @@ def load_index_checkpoint(index_path: Path) -> Checkpoint:
         format=PICKLE if pickle else SAFETENSORS,
         refused_shards=tuple(refused),
         shadowed_by=_shadowed_by(index_path),
+        deleted_shards=tuple(removed),
     )
     return _with_configs(checkpoint)
 
@@ -153,6 +160,18 @@ def _config_beside(folder: Path, name: str) -> ConfigFile | None:
 def _indexes_in(folder: Path) -> list[Path]:
     found = list_folder(folder, INDEX_SUFFIX) + list_folder(folder, PICKLE_INDEX_SUFFIX)
     return sorted(p for p in found if p.is_file())
+
+
+def indexes_of_deleted(deleted: Sequence[Path]) -> list[Path]:
+    """The indexes still on disk that list one of the `deleted` weights files as a shard: what a
+    commit that deletes a shard must check, though pre-commit passes it no file of it."""
+    found: dict[Path, None] = {}
+    for path in deleted:
+        if path.name.endswith(WEIGHTS_SUFFIX) or _is_pickle_name(path.name):
+            owner = _owning_index(path)
+            if owner is not None:
+                found.setdefault(owner)
+    return list(found)
 
 
 def _owning_index(weights: Path) -> Path | None:
@@ -241,11 +260,15 @@ def find_checkpoints(paths: Sequence[Path], client: HttpClient | None = None) ->
 
 
 def discover(
-    paths: Sequence[Path], client: HttpClient | None = None
+    paths: Sequence[Path],
+    client: HttpClient | None = None,
+    deleted: Sequence[Path] = (),
 ) -> tuple[list[Checkpoint], list[Path]]:
     """The checkpoints the PATHs stand for (each once and read once, in command-line order), and
     the PATHs that stand for none (a folder without weights, a config.json without weights). A
-    remote PATH (a URL or `hf://`, sdlint/sources/remote.py) is read through `client`."""
+    remote PATH (a URL or `hf://`, sdlint/sources/remote.py) is read through `client`. `deleted`:
+    files the commit being checked deletes; a shard among them is missing from its index."""
+    gone = frozenset(_real(p) for p in deleted)
     found: dict[Path, Root | Checkpoint] = {}
     empty: list[Path] = []
     for path in paths:
@@ -267,7 +290,7 @@ def discover(
     checkpoints = [
         item
         if isinstance(item, Checkpoint)
-        else load_index_checkpoint(item[0])
+        else load_index_checkpoint(item[0], gone)
         if item[1]
         else load_file_checkpoint(item[0])
         for item in found.values()

@@ -58,6 +58,9 @@ class Settings:
     model_checks: str | None = None
     jobs: int = 8  # remote reads in flight at once (URLs and hf:// paths)
     verdicts: Path | None = None  # shared verdicts (see ModelTarget.verdicts); None: configured
+    # Files the commit being checked deletes (`check --staged-deletions`): a shard among them is
+    # missing from its index even when it is still on disk.
+    deleted: tuple[Path, ...] = ()
 
     if TYPE_CHECKING:  # what the constructor accepts, before normalisation
 
@@ -75,6 +78,7 @@ class Settings:
             model_checks: str | None = None,
             jobs: int = 8,
             verdicts: PathArg | None = None,
+            deleted: Sequence[PathArg] = (),
         ) -> None: ...
 
     def __post_init__(self) -> None:
@@ -86,6 +90,7 @@ class Settings:
             value = getattr(self, name)
             if value is not None:
                 object.__setattr__(self, name, Path(value))
+        object.__setattr__(self, "deleted", tuple(Path(p) for p in self.deleted))
 
     @property
     def selection(self) -> Selection:
@@ -239,7 +244,7 @@ def check_paths(paths: Sequence[PathArg], settings: Settings | None = None) -> R
     resolver = ConfigResolver(config_file=settings.config_file, isolated=settings.isolated)
     inputs = [Path(p) for p in paths]
     client = _remote_client(settings, inputs)
-    checkpoints, empty = discover(inputs, client)
+    checkpoints, empty = discover(inputs, client, settings.deleted)
     model_config = None
     if client is not None and settings.model_config is not None:
         url = remote_location(settings.model_config)

@@ -263,3 +263,34 @@ def test_shared_verdicts_reach_another_clones_light_hook(
     assert unmatched.returncode == 0, output
     assert "SD101" not in output  # no verdict: never guessed
     assert "model checks skipped for 1 checkpoint: no recorded verdict for this config" in output
+
+
+def test_deleting_a_shard_blocks_the_commit(
+    tmp_path: Path, hooks_repo: tuple[Path, str], env: dict[str, str]
+) -> None:
+    """pre-commit passes no deleted file: the hooks always run and ask git for the staged
+    deletions, so the index of a deleted shard is checked; a commit with no weights passes."""
+    from tests.safetensors_files import write_sharded
+
+    repo = make_repo(tmp_path / "shards", hooks_repo, env, "  - id: sdlint\n")
+    write_sharded(
+        repo / "m",
+        {
+            "model-00001-of-00002.safetensors": {"a.weight": ("F32", (2, 2))},
+            "model-00002-of-00002.safetensors": {"b.weight": ("F32", (3,))},
+        },
+    )
+    first = commit(repo, env, ".")
+    assert first.returncode == 0, first.stdout + first.stderr
+    git(repo, "rm", "-q", "m/model-00002-of-00002.safetensors")
+    (repo / "notes.txt").write_text("unrelated, with an unstaged change stashed by pre-commit\n")
+    git(repo, "add", "notes.txt")
+    (repo / "notes.txt").write_text("changed after staging\n")
+    blocked = git(repo, "commit", "-m", "drop a shard", env=env, check=False)
+    output = blocked.stdout + blocked.stderr
+    assert blocked.returncode != 0, output
+    assert "SD004 shard model-00002-of-00002.safetensors is listed in the index" in output
+    git(repo, "reset", "-q", "HEAD", "m")
+    git(repo, "checkout", "--", "m")
+    unrelated = git(repo, "commit", "-m", "notes", env=env, check=False)
+    assert unrelated.returncode == 0, unrelated.stdout + unrelated.stderr

@@ -36,7 +36,7 @@ def add_parser(commands: argparse._SubParsersAction[Any]) -> None:
     )
     check.add_argument(
         "paths",
-        nargs="+",
+        nargs="*",
         type=Path,
         metavar="PATH",
         help="a file, index or folder; or a URL (https://HOST/model.safetensors, an index URL) or "
@@ -136,6 +136,13 @@ def add_parser(commands: argparse._SubParsersAction[Any]) -> None:
         help="with --model-checks=cached: also read the verdicts recorded in DIR "
         "(default: the `verdicts` configuration key)",
     )
+    check.add_argument(
+        "--staged-deletions",
+        action="store_true",
+        help="also check the index of every shard the staged git commit deletes, that shard "
+        "counted as missing (the pre-commit hooks: pre-commit passes no deleted file); with no "
+        "PATH and nothing deleted, there is nothing to check",
+    )
     check.add_argument("-q", "--quiet", action="store_true", help="print diagnostics only")
     check.add_argument(
         "--config",
@@ -210,6 +217,17 @@ def _positive(value: str) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
+    deleted: list[Path] = []
+    if args.staged_deletions:
+        from sdlint.discover import indexes_of_deleted
+        from sdlint.staged import staged_deletions
+
+        deleted = staged_deletions()
+        args.paths = [*args.paths, *indexes_of_deleted(deleted)]
+        if not args.paths:
+            return EXIT_CLEAN  # a commit with no checkpoint file in it (the hooks always run)
+    elif not args.paths:
+        raise UsageError("check: give at least one PATH")
     settings = Settings(
         select=tuple(args.select) if args.select is not None else None,
         extend_select=tuple(args.extend_select),
@@ -223,6 +241,7 @@ def run(args: argparse.Namespace) -> int:
         model_checks=args.model_checks,
         jobs=args.jobs,
         verdicts=args.verdicts,
+        deleted=deleted,
     )
     remote = [url for url in map(remote_location, args.paths) if url]
     if remote and (args.fix or args.diff):

@@ -161,7 +161,9 @@ def inconsistent_shard_index(ctx: CheckContext) -> Iterator[Finding]:
     symlinks (inside a Hugging Face cache, `models--org--name/snapshots/<rev>/`, the repository's
     cache folder, where the snapshot's symlinks into `blobs/` point). A name that is empty, holds
     a NUL byte, is absolute, climbs out with `..`, is a symlink leading out, or names a folder, a
-    device or a FIFO is reported and never opened.
+    device or a FIFO is reported and never opened. With `--staged-deletions` (the pre-commit
+    hooks), a shard the commit deletes counts as missing, even when `git rm --cached` left it on
+    disk.
 
     ## Why is this bad?
     transformers reads the keys from the shard headers, not from the index: a key the index lists
@@ -196,6 +198,13 @@ def inconsistent_shard_index(ctx: CheckContext) -> Iterator[Finding]:
         yield Finding(
             f"shard {name} is listed in the index ({count} tensor{'s' if count != 1 else ''}) but "
             "does not exist",
+            path,
+        )
+    for name in checkpoint.deleted_shards:
+        count = sum(1 for shard in index.weight_map.values() if shard == name)
+        yield Finding(
+            f"shard {name} is listed in the index ({count} tensor{'s' if count != 1 else ''}) but "
+            "the commit deletes it",
             path,
         )
     for name, reason in checkpoint.refused_shards:
