@@ -68,7 +68,8 @@ class Checkpoint:
 
     @property
     def is_adapter(self) -> bool:
-        """A PEFT adapter: its tensors are not the model's (the model rules skip it)."""
+        """A PEFT adapter: its tensors are not the model's; it is checked against its base model
+        (sdlint/adapter.py)."""
         return self.path.name.split(".", 1)[0] == ADAPTER_STEM
 
     @property

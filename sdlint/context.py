@@ -15,6 +15,7 @@ from sdlint.json_locations import key_locations
 from sdlint.libraries import foreign_config, foreign_folder
 
 if TYPE_CHECKING:
+    from sdlint.adapter import AdapterView
     from sdlint.model.verdict import ConfigProblem, LoadVerdict
 
 
@@ -112,11 +113,10 @@ class CheckContext:
     @cached_property
     def model(self) -> ModelView | None:
         """None when there is nothing to compare: weights that cannot be read (the integrity rules
-        report those), model checks turned off, or a skip (recorded in `skipped`)."""
-        if not self.checkpoint.loadable or self.target.model_checks == "off":
+        report those), model checks turned off, a PEFT adapter (`adapter` checks it), or a skip
+        (recorded in `skipped`)."""
+        if not self._model_checked:
             return None
-        if self.checkpoint.shadowed_by is not None:
-            return None  # transformers loads the weights beside it instead (model.safetensors)
         skip = self._skip()
         if skip is not None:
             self.skipped.append(skip)
@@ -147,10 +147,40 @@ class CheckContext:
         )
         return self._viewed(config, outcome)
 
+    @cached_property
+    def adapter(self) -> AdapterView | None:
+        """peft's verdict when the checkpoint is a PEFT adapter (sdlint/adapter.py); None for any
+        other checkpoint, or when there is none (why is recorded in `skipped`)."""
+        if not self.checkpoint.is_adapter or not self._checked:
+            return None
+        from sdlint.adapter import AdapterView, adapter_view
+        from sdlint.model.verdict import AdapterVerdict
+
+        view = adapter_view(self.checkpoint, self.target)
+        if not isinstance(view, AdapterView):
+            self.skipped.append(view)
+            return None
+        notes = view.outcome.notes if isinstance(view.outcome, AdapterVerdict) else ()
+        self.notes.extend(f"{view.adapter_config.display}: {note}" for note in notes)
+        return view
+
+    @property
+    def _model_checked(self) -> bool:
+        """The checkpoint is checked as a transformers model (a PEFT adapter is not)."""
+        return self._checked and not self.checkpoint.is_adapter
+
+    @property
+    def _checked(self) -> bool:
+        """Model or adapter checks run: on, the weights readable, and what a loader would read
+        (transformers and peft load model.safetensors before pytorch_model.bin)."""
+        return (
+            self.checkpoint.loadable
+            and self.target.model_checks != "off"
+            and self.checkpoint.shadowed_by is None
+        )
+
     def _skip(self) -> Skip | None:
         """Why there is no transformers model to check against, found without transformers."""
-        if self.checkpoint.is_adapter:  # its tensors are not the model's (PEFT checks: not yet)
-            return Skip(NOT_TRANSFORMERS, f"{self.checkpoint.display_path} is a PEFT adapter")
         if self.target.config is None:
             other = foreign_folder(self.checkpoint.folder)
             if other is not None:

@@ -15,8 +15,8 @@ the libraries themselves write, without importing them:
 - timm: `config.json` names the model in `architecture` (singular) with `num_classes` or
   `pretrained_cfg`, and has neither `architectures` nor `model_type`.
 
-A PEFT adapter (`adapter_model.safetensors`) is recognised by the read stage:
-`Checkpoint.is_adapter`.
+A PEFT adapter (`adapter_model.safetensors`) is recognised by the read stage
+(`Checkpoint.is_adapter`) and checked against its base model by peft (sdlint/adapter.py).
 """
 
 from __future__ import annotations

@@ -1,5 +1,6 @@
 """Heavy imports stay off the paths that do not need them: a fresh `sdlint check` on integrity
-rules, and a warm model check, import neither torch nor transformers (nor numpy, pygls)."""
+rules, and a warm model or adapter check, import none of torch, transformers, peft (nor numpy,
+pygls)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import pytest
 ROOT = Path(__file__).parent.parent
 EXAMPLE = ROOT / "examples" / "roberta-2-labels"
 FIVE_LABELS = ROOT / "examples" / "roberta-5-labels" / "config.json"
-HEAVY = ("torch", "transformers", "numpy", "safetensors", "pygls")
+HEAVY = ("torch", "transformers", "peft", "numpy", "safetensors", "pygls")
 
 SCRIPT = f"""
 import json, sys
@@ -67,3 +68,23 @@ def test_pickle_checks_import_nothing_heavy(tmp_path: Path) -> None:
     torch.save({"w": torch.zeros(2)}, path)
     report = sdlint_in_fresh_process(tmp_path / "cache", str(path), "--select", "SD0")
     assert report == {"code": 0, "heavy": []}
+
+
+@pytest.mark.slow
+@pytest.mark.model
+def test_warm_adapter_check_imports_neither_torch_nor_peft(tmp_path: Path) -> None:
+    """A PEFT adapter's verdict is cached like a model's: the second run imports none of them."""
+    pytest.importorskip("peft")
+    from tests.peft_adapters import peft_config, save_adapter, save_base
+    from tests.tiny_models import edit_config
+
+    base = save_base(tmp_path / "base", num_labels=2)
+    adapter = save_adapter(tmp_path / "adapter", base, peft_config("lora"))
+    edit_config(base / "config.json", id2label={str(i): f"L{i}" for i in range(5)})
+    argv = (str(adapter), "--model-config", str(base / "config.json"))
+    cache = tmp_path / "cache"
+    cold = sdlint_in_fresh_process(cache, *argv)
+    assert cold["code"] == 1 and "peft" in str(cold["heavy"])  # the SD101 head mismatch
+    assert sdlint_in_fresh_process(cache, *argv) == {"code": 1, "heavy": []}
+    light = sdlint_in_fresh_process(cache, *argv, "--model-checks=cached")
+    assert light == {"code": 1, "heavy": []}

@@ -192,9 +192,13 @@ def test_timm_and_peft_are_not_checked_as_transformers(
     adapter = peft_adapter(tmp_path / "lora")
     code, out = lines(capsys, str(timm), str(adapter))
     assert code == 0
-    assert out[0].startswith("note: model checks skipped for 2 checkpoints: not a transformers")
+    assert out[0].startswith("note: model checks skipped for 1 checkpoint: not a transformers")
     assert f"{timm}/config.json is a timm config (resnet18)" in out[0]
-    assert f"{adapter}/adapter_model.safetensors is a PEFT adapter" in out[0]
+    # the adapter is checked against its base model when there is a local one: here a Hub name
+    assert out[1].startswith("note: model checks skipped for 1 checkpoint: a PEFT adapter whose")
+    assert (
+        f"{adapter}/adapter_config.json: base_model_name_or_path is 'bert-base-uncased'" in out[1]
+    )
 
 
 @pytest.mark.parametrize(

@@ -32,6 +32,21 @@ def test_default_set_leaves_out_informational_rules() -> None:
     assert chosen() == DEFAULT
 
 
+# The SD1 rules on by default (SD105 is off; SD109 is unused).
+DEFAULT_SD1 = [
+    "SD101",
+    "SD102",
+    "SD103",
+    "SD104",
+    "SD106",
+    "SD107",
+    "SD108",
+    "SD110",
+    "SD111",
+    "SD112",
+]
+
+
 @pytest.mark.parametrize(
     ("layers", "expected"),
     [
@@ -39,22 +54,23 @@ def test_default_set_leaves_out_informational_rules() -> None:
             [Selection(select=("SD0",))],
             ["SD001", "SD002", "SD003", "SD004", "SD005", "SD006", "SD007", "SD008", "SD009"],
         ),
-        ([Selection(select=("SD1",), ignore=("SD10",))], []),
+        ([Selection(select=("SD1",), ignore=("SD10",))], ["SD110", "SD111", "SD112"]),
+        ([Selection(select=("SD11",))], ["SD110", "SD111", "SD112"]),
         ([Selection(select=("SD101",), ignore=("SD1",))], ["SD101"]),  # more specific wins
         (
             [Selection(select=("SD1",))],
-            ["SD101", "SD102", "SD103", "SD104", "SD106", "SD107", "SD108"],
+            DEFAULT_SD1,
         ),
         ([Selection(select=("SD105",))], ["SD105"]),
         ([Selection(extend_select=("SD105",), ignore=("SD0", "SD1"))], ["SD105"]),
         (
             [Selection(select=("ALL",), ignore=("SD0",))],
-            ["SD101", "SD102", "SD103", "SD104", "SD106", "SD107", "SD108"],
+            DEFAULT_SD1,
         ),
         # a configuration layer, then the command line
         (
             [Selection(ignore=("SD104",)), Selection(ignore=("SD0",))],
-            ["SD101", "SD102", "SD103", "SD106", "SD107", "SD108"],
+            ["SD101", "SD102", "SD103", "SD106", "SD107", "SD108", "SD110", "SD111", "SD112"],
         ),
         ([Selection(ignore=("SD0", "SD1")), Selection(extend_select=("SD004",))], ["SD004"]),
         (

@@ -6,8 +6,9 @@ loaded a checkpoint with these tensor names, dtypes and shapes. It builds the mo
 device and runs transformers' own key matching on empty meta tensors, so no tensor data is read
 and the answer is transformers' answer (design doc §10; the differential tests hold it to that).
 
-This module and the backend it picks are the only places sdlint imports torch or transformers,
-lazily inside functions: importing them costs seconds, and a warm cache needs neither.
+This module and the backend it picks (and peft.py, for adapters) are the only places sdlint
+imports torch or transformers, lazily inside functions (`runtime.import_modules`): importing them
+costs seconds, and a warm cache needs neither.
 
 Safety: no Auto class is used, so no repository code is ever executed (R32); a config that needs
 it is reported, never loaded. Nothing is downloaded (`local_files_only`). While transformers runs,
@@ -17,32 +18,29 @@ transformers' logging, progress bars and Python warnings are silenced.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import importlib
-import io
-import sys
-import tempfile
-import warnings
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from sdlint.config_fields import CONFIG_NAME, NOT_JSON, NOT_OBJECT, ConfigFile
-from sdlint.model._text import describe_exception
+from sdlint.config_fields import ConfigFile
 from sdlint.model.backends import select
+from sdlint.model.runtime import (
+    config_document,
+    import_modules,
+    local_copy,
+    quiet,
+    silence_transformers,
+)
 from sdlint.model.verdict import (
-    NOT_INSTALLED,
     QUANTIZED,
-    UNREADABLE_CONFIG,
     ConfigProblem,
     LoadVerdict,
     Outcome,
     TensorSpec,
     WrapperPrefix,
 )
-from sdlint.sources import remote_location
 
 INSTALL_HINT = "pip install 'sdlint[model]'"
 
@@ -66,7 +64,7 @@ def predict_load(
     config's `architectures[0]`. Never raises on bad input: a config that cannot give a model is a
     ConfigProblem.
     """
-    document = _config_document(config)
+    document = config_document(config)
     if isinstance(document, ConfigProblem):
         return document
     quantization = document.get("quantization_config")
@@ -79,31 +77,22 @@ def predict_load(
             "and their keys, which sdlint does not model, so the key checks (SD101-SD104, SD106) "
             "are skipped. Check the checkpoint with the quantization library that wrote it.",
         )
-    with _quiet():
-        imported = _import_transformers()
+    with quiet():
+        imported = import_modules(
+            ("torch", "transformers"),
+            checks="model checks",
+            without="without them the config cannot be built",
+            install_hint=INSTALL_HINT,
+        )
         if isinstance(imported, ConfigProblem):
             return imported
-        transformers, torch = imported
-        restore = _silence_transformers(transformers)
+        torch, transformers = imported
+        restore = silence_transformers(transformers)
         try:
-            with _local_copy(config) as config_path:
+            with local_copy(config) as config_path:
                 return _predict(transformers, torch, config_path, document, tensors, architecture)
         finally:
             restore()
-
-
-@contextlib.contextmanager
-def _local_copy(config: ConfigFile) -> Iterator[Path]:
-    """A path transformers can read the config from: the file itself, or for a remote config (a
-    URL or hf:// path, sdlint/sources/remote.py) the bytes the read stage fetched, in a temporary
-    folder (transformers would otherwise take the path for a hub repository id)."""
-    if remote_location(config.path) is None:
-        yield config.path
-        return
-    with tempfile.TemporaryDirectory(prefix="sdlint-config-") as tmp:
-        path = Path(tmp) / CONFIG_NAME
-        path.write_bytes(config.raw)
-        yield path
 
 
 def _predict(
@@ -131,48 +120,6 @@ def _predict(
     if wrapper is None:
         return verdict
     return dataclasses.replace(verdict, wrapper_prefix=wrapper)
-
-
-def _config_document(config: ConfigFile) -> dict[str, Any] | ConfigProblem:
-    if config.document is not None:
-        return config.document
-    if config.problem == NOT_JSON:
-        return ConfigProblem(
-            UNREADABLE_CONFIG,
-            f"{config.path.name} is not valid JSON: {config.reason}. Fix or regenerate it "
-            "(`model.config.save_pretrained(dir)`).",
-        )
-    if config.problem == NOT_OBJECT:
-        return ConfigProblem(
-            UNREADABLE_CONFIG,
-            f"{config.path.name} is a JSON {config.reason}, not an object: "
-            "a transformers config is an object of settings. Fix or regenerate it.",
-        )
-    return ConfigProblem(
-        UNREADABLE_CONFIG,
-        f"{config.display} cannot be read ({config.reason}). "
-        "Put the model's config.json next to the weights, or pass --model-config.",
-    )
-
-
-def _import_transformers() -> tuple[Any, Any] | ConfigProblem:
-    try:
-        # import_module, not `import`: the type checker sees Any instead of analysing torch.
-        torch = importlib.import_module("torch")
-        transformers = importlib.import_module("transformers")
-    except ImportError as e:
-        return ConfigProblem(
-            NOT_INSTALLED,
-            f"the model checks need torch and transformers, which are not installed ({e}): "
-            f"without them the config cannot be built. Install them with `{INSTALL_HINT}`.",
-        )
-    except Exception as e:  # a broken install raises anything at import time
-        return ConfigProblem(
-            NOT_INSTALLED,
-            f"torch or transformers fails to import ({describe_exception(e)}): the model "
-            f"checks need both. Reinstall them with `{INSTALL_HINT}`.",
-        )
-    return transformers, torch
 
 
 # ---------------------------------------------------------------------------------------------
@@ -231,39 +178,3 @@ def _strip(tensors: Mapping[str, TensorSpec], prefix: str) -> dict[str, TensorSp
     out = {k: v for k, v in tensors.items() if not k.startswith(prefix)}
     out.update({k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)})
     return out
-
-
-# ---------------------------------------------------------------------------------------------
-# Keeping transformers quiet.
-
-
-@contextlib.contextmanager
-def _quiet() -> Iterator[None]:
-    """Capture stdout, empty stdin and ignore warnings while transformers runs."""
-    saved_stdin = sys.stdin
-    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
-        warnings.simplefilter("ignore")
-        sys.stdin = io.StringIO()  # an `input()` prompt reads EOF instead of waiting
-        try:
-            yield
-        finally:
-            sys.stdin = saved_stdin
-
-
-def _silence_transformers(transformers: Any) -> Callable[[], None]:
-    """Turn off transformers' logging and progress bars; return what restores them."""
-    try:
-        tlogging = transformers.utils.logging
-        verbosity = tlogging.get_verbosity()
-        bars = tlogging.is_progress_bar_enabled()
-        tlogging.set_verbosity(60)  # above CRITICAL: the oracle reports everything itself
-        tlogging.disable_progress_bar()
-    except Exception:  # logging helpers moved: stdout is captured anyway
-        return lambda: None
-
-    def restore() -> None:
-        tlogging.set_verbosity(verbosity)
-        if bars:
-            tlogging.enable_progress_bar()
-
-    return restore

@@ -12,7 +12,8 @@ run.
 
 `adapter_verdict` answers from the verdict cache when it can (the key covers both configs, the
 signature and the transformers, torch and peft versions), so a warm run imports none of them.
-Like oracle.py, this module imports torch, transformers and peft only inside functions.
+Like oracle.py, this module imports torch, transformers and peft only inside functions (through
+sdlint/model/runtime.py, which both share).
 """
 
 from __future__ import annotations
@@ -24,7 +25,16 @@ from pathlib import Path
 from typing import Any
 
 from sdlint.config_fields import ConfigFile
+from sdlint.dtypes import TORCH_NAMES
 from sdlint.model._text import describe_exception
+from sdlint.model.runtime import (
+    ConfigKind,
+    config_document,
+    import_modules,
+    local_copy,
+    quiet,
+    silence_transformers,
+)
 from sdlint.model.verdict import (
     CANNOT_INSTANTIATE,
     INVALID_CONFIG,
@@ -42,20 +52,6 @@ from sdlint.model.verdict import (
 
 INSTALL_HINT = "pip install 'sdlint[model,peft]'"
 ADAPTER_NAME = "default"  # the name PeftModel.from_pretrained loads an adapter under
-
-# safetensors dtype -> torch dtype for the meta tensors (peft compares shapes only).
-_TORCH_DTYPES = {
-    "BOOL": "bool",
-    "U8": "uint8",
-    "I8": "int8",
-    "I16": "int16",
-    "I32": "int32",
-    "I64": "int64",
-    "F16": "float16",
-    "BF16": "bfloat16",
-    "F32": "float32",
-    "F64": "float64",
-}
 
 
 def adapter_verdict(
@@ -146,12 +142,10 @@ def predict_adapter(
 ) -> AdapterOutcome:
     """What peft reports loading an adapter with `tensors` and `adapter` (adapter_config.json) onto
     the model `base` (its base model's config.json) describes. Never raises on bad input."""
-    from sdlint.model import oracle
-
-    adapter_document = _adapter_document(adapter)
-    if isinstance(adapter_document, ConfigProblem):
-        return adapter_document
-    base_document = oracle._config_document(base)
+    adapter_object = adapter_document(adapter)
+    if isinstance(adapter_object, ConfigProblem):
+        return adapter_object
+    base_document = config_document(base)
     if isinstance(base_document, ConfigProblem):
         return base_document
     if base_document.get("quantization_config") is not None:
@@ -160,46 +154,39 @@ def predict_adapter(
             f"{base.path.name} has a `quantization_config`: quantization replaces the modules an "
             "adapter attaches to, which sdlint does not model, so the adapter checks are skipped.",
         )
-    with oracle._quiet():
-        imported = oracle._import_transformers()
+    with quiet():
+        imported = import_modules(
+            ("torch", "transformers", "peft"),
+            checks="adapter checks",
+            without="without them the adapter cannot be built on its base model",
+            install_hint=INSTALL_HINT,
+        )
         if isinstance(imported, ConfigProblem):
             return imported
-        transformers, torch = imported
+        torch, transformers, peft = imported
+        restore = silence_transformers(transformers)
         try:
-            peft = importlib.import_module("peft")
-        except ImportError as e:
-            return ConfigProblem(
-                NOT_INSTALLED,
-                f"the adapter checks need peft, which is not installed ({e}): the adapter cannot "
-                f"be built on its base model. Install it with `{INSTALL_HINT}`.",
-            )
-        except Exception as e:  # a broken install raises anything at import time
-            return ConfigProblem(
-                NOT_INSTALLED,
-                f"peft fails to import ({describe_exception(e)}): the adapter checks need it. "
-                f"Reinstall it with `{INSTALL_HINT}`.",
-            )
-        restore = oracle._silence_transformers(transformers)
-        try:
-            return _predict(
-                transformers, torch, peft, base, base_document, adapter, adapter_document,
-                tensors, architecture,
-            )  # fmt: skip
+            with local_copy(base) as base_path:
+                return _predict(
+                    transformers, torch, peft, base, base_path, base_document, adapter,
+                    adapter_object, tensors, architecture,
+                )  # fmt: skip
         finally:
             restore()
 
 
-def _adapter_document(adapter: ConfigFile) -> dict[str, Any] | ConfigProblem:
-    from sdlint.model import oracle
+_ADAPTER_CONFIG = ConfigKind(
+    "a PEFT adapter config",
+    "peft_model.save_pretrained(dir)",
+    "Save the adapter again with `peft_model.save_pretrained(dir)`.",
+)
 
-    document = oracle._config_document(adapter)
+
+def adapter_document(adapter: ConfigFile) -> dict[str, Any] | ConfigProblem:
+    """adapter_config.json's object, or why peft cannot read it (needs neither peft nor a base)."""
+    document = config_document(adapter, _ADAPTER_CONFIG)
     if isinstance(document, ConfigProblem):
-        return ConfigProblem(
-            document.kind,
-            document.message.replace("config.json", "adapter_config.json").replace(
-                "(`model.config.save_pretrained(dir)`)", "(`peft_model.save_pretrained(dir)`)"
-            ),
-        )
+        return document
     peft_type = document.get("peft_type")
     if not isinstance(peft_type, str):
         return ConfigProblem(
@@ -215,9 +202,10 @@ def _predict(
     torch: Any,
     peft: Any,
     base: ConfigFile,
+    base_path: Path,  # where transformers reads the base config from (a local copy if remote)
     base_document: dict[str, Any],
     adapter: ConfigFile,
-    adapter_document: dict[str, Any],
+    adapter_object: dict[str, Any],
     tensors: Mapping[str, TensorSpec],
     architecture: str | None,
 ) -> AdapterOutcome:
@@ -239,7 +227,7 @@ def _predict(
             f"peft {peft.__version__} lacks the loading functions sdlint calls ({e}): sdlint's "
             "adapter checks follow peft 0.21. Install it with `pip install 'peft==0.21.*'`.",
         )
-    peft_type = adapter_document["peft_type"]
+    peft_type = adapter_object["peft_type"]
     config_class = config_classes.get(peft_type)
     if config_class is None:
         return ConfigProblem(
@@ -248,7 +236,7 @@ def _predict(
             "Fix `peft_type`, or upgrade peft.",
         )
     try:
-        document = {k: v for k, v in adapter_document.items() if k != "runtime_config"}
+        document = {k: v for k, v in adapter_object.items() if k != "runtime_config"}
         kwargs = config_class.check_kwargs(**document)
         peft_config = config_class.from_peft_type(**kwargs)
         peft_config.inference_mode = True  # from_pretrained: not is_trainable
@@ -268,7 +256,7 @@ def _predict(
     cls, notes = resolved.cls, resolved.notes
     try:
         model_config = cls.config_class.from_pretrained(
-            str(base.path), local_files_only=True, trust_remote_code=False
+            str(base_path), local_files_only=True, trust_remote_code=False
         )
     except Exception as e:
         return ConfigProblem(
@@ -313,7 +301,7 @@ def _predict(
     file_tensors: dict[str, Any] = {}
     for key in sorted(tensors):
         spec = tensors[key]
-        dtype = getattr(torch, _TORCH_DTYPES.get(spec.dtype, "float32"))
+        dtype = getattr(torch, TORCH_NAMES.get(spec.dtype, "float32"))  # peft compares shapes
         try:
             file_tensors[key] = torch.empty(spec.shape, dtype=dtype, device="meta")
         except Exception as e:

@@ -1,14 +1,18 @@
 """Every rule sdlint has, listed explicitly: importing a rule module registers nothing.
 
-Integrity rules (SD0xx) read headers only; model rules (SD1xx) report the expected model's verdict.
+Integrity rules (SD0xx) read headers only; model rules (SD1xx) report the expected model's verdict
+(for a PEFT adapter, peft's verdict on its base model). SD109 is unused.
 A model rule and its fixes live in one module, named after the rule.
 """
 
 from __future__ import annotations
 
 from sdlint.rule import Rule
+from sdlint.rules.adapter_shape_mismatch import adapter_shape_mismatch
+from sdlint.rules.adapter_target_not_found import adapter_target_not_found
 from sdlint.rules.base_shape_mismatch import base_shape_mismatch
 from sdlint.rules.dtype_differs import dtype_differs
+from sdlint.rules.empty_adapter_tensors import empty_adapter_tensors
 from sdlint.rules.head_size_mismatch import head_size_mismatch
 from sdlint.rules.integrity import (
     git_lfs_pointer,
@@ -47,4 +51,7 @@ RULES: tuple[Rule, ...] = (
     key_prefix_mismatch,  # SD106
     model_config_unusable,  # SD107
     model_checks_skipped,  # SD108
+    adapter_shape_mismatch,  # SD110
+    adapter_target_not_found,  # SD111
+    empty_adapter_tensors,  # SD112
 )

@@ -1,4 +1,5 @@
-"""SD101: a task-head tensor's shape differs from what the config builds; its two fixes."""
+"""SD101: a task-head tensor's shape differs from what the config builds; its two fixes; and the
+same for a PEFT adapter's `modules_to_save` head against its base config."""
 
 from __future__ import annotations
 
@@ -8,13 +9,14 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from sdlint.config_fields import num_labels
+from sdlint.config_fields import differing_dims, explaining_field, num_labels
 from sdlint.context import CheckContext, ModelView
 from sdlint.diagnostic import Applicability, Fix
 from sdlint.dtypes import shape_text
 from sdlint.edits import Edit, InitTensor, SetConfigValues, can_init
 from sdlint.model.verdict import Mismatch
 from sdlint.rule import Finding, FixAvailability, rule
+from sdlint.rules.adapter_common import LOADER, adapter_verdict_of, is_empty
 from sdlint.rules.model_common import (
     explain,
     init_kind,
@@ -37,6 +39,10 @@ def head_size_mismatch(ctx: CheckContext) -> Iterator[Finding]:
     `classifier.out_proj.weight`, `score.weight`, `lm_head.weight`) with the shape the target config
     builds, and explains the difference: "checkpoint head has 2 labels, config has num_labels=5".
     `expected` is the model's shape, `actual` the checkpoint's.
+
+    For a PEFT adapter, the same check on its `modules_to_save` head against the base model's
+    config, as `PeftModel.from_pretrained` judges it: a LoRA classifier fine-tune saved with 2
+    labels, loaded onto a 5-label base.
 
     ## Why is this bad?
     `from_pretrained` raises `size mismatch for classifier.out_proj.weight`; with
@@ -66,7 +72,10 @@ def head_size_mismatch(ctx: CheckContext) -> Iterator[Finding]:
       loads with its own config and with the target one; the weights and that file change
       together or not at all. Where that cannot be done (the head's size is not the label count,
       or that file is unreadable) no fix is offered and the finding says why.
+
+    An adapter's head gets no fix: the advice names the base config to change.
     """
+    yield from _adapter_findings(ctx)
     found = verdict_of(ctx)
     if found is None:
         return
@@ -180,3 +189,39 @@ def _same_file(a: Path, b: Path) -> bool:
         return a.samefile(b)
     except OSError:
         return a.absolute() == b.absolute()
+
+
+def _adapter_findings(ctx: CheckContext) -> Iterator[Finding]:
+    """A PEFT adapter's `modules_to_save` head whose shape differs from the base config's."""
+    found = adapter_verdict_of(ctx)
+    if found is None:
+        return
+    view, verdict = found
+    base = view.base_config
+    assert base is not None  # a verdict is built on a base model
+    for m in verdict.mismatched:
+        if not m.in_head or is_empty(m.checkpoint_shape):
+            continue  # an adapter weight is SD110, an empty tensor SD112
+        dims = set(differing_dims(m.model_shape, m.checkpoint_shape))
+        field = explaining_field(base.data, next(iter(dims))[0]) if len(dims) == 1 else None
+        if field == "num_labels":
+            ((model_dim, file_dim),) = dims
+            story = (
+                f"the adapter's `modules_to_save` head has {file_dim} labels, the base config has "
+                f"num_labels={model_dim}"
+            )
+            advice = (
+                f"set num_labels={file_dim} (with matching id2label/label2id) in {base.display}, "
+                "the config the base model is loaded with, to use the trained head"
+            )
+        else:
+            story = "the adapter's `modules_to_save` head differs from the base model's"
+            advice = "check the adapter against the base model it was trained on"
+        yield Finding(
+            f"`{m.file_key}`: {story} (adapter {shape_text(m.checkpoint_shape)}, model "
+            f"{shape_text(m.model_shape)}); {LOADER} refuses to load it: {advice}",
+            ctx.checkpoint.display_path,
+            tensor=m.file_key,
+            expected=m.model_shape,
+            actual=m.checkpoint_shape,
+        )

@@ -6,8 +6,10 @@ from collections.abc import Iterator
 
 from sdlint.context import CheckContext
 from sdlint.diagnostic import Severity
+from sdlint.dtypes import shape_text
 from sdlint.model.verdict import LoadVerdict
 from sdlint.rule import Finding, rule
+from sdlint.rules.adapter_common import LOADER, adapter_verdict_of
 from sdlint.rules.model_common import group, verdict_of
 
 
@@ -18,6 +20,8 @@ def missing_key(ctx: CheckContext) -> Iterator[Finding]:
     leniency: the base-model prefix added or stripped, tied weights (an absent `lm_head.weight` tied
     to the embeddings is fine), non-persistent buffers, `_keys_to_ignore_on_load_missing`, and the
     checkpoint conversions of transformers 5 (legacy names, MoE expert fusion, VLM layouts).
+    For a PEFT adapter: the adapter tensors peft builds on the base model (`lora_A`, `lora_B`,
+    DoRA magnitudes, IA3 vectors, `modules_to_save` heads) that the adapter file lacks.
 
     When the only missing tensors are a task head of which the checkpoint has nothing (a base
     checkpoint such as `roberta-base` loaded into `RobertaForSequenceClassification`), the findings
@@ -43,6 +47,7 @@ def missing_key(ctx: CheckContext) -> Iterator[Finding]:
     Inventing pretrained weights for a missing base-model tensor would hide a broken checkpoint;
     re-export it instead.
     """
+    yield from _adapter_findings(ctx)
     found = verdict_of(ctx)
     if found is None:
         return
@@ -83,3 +88,29 @@ def _is_new_head(ctx: CheckContext, verdict: LoadVerdict, prefix: str) -> bool:
     return not any(
         name.removeprefix(prefix).split(".")[0] in modules for name in ctx.checkpoint.tensors
     )
+
+
+def _adapter_findings(ctx: CheckContext) -> Iterator[Finding]:
+    """A PEFT adapter's tensors that peft builds on the base model and the file lacks."""
+    found = adapter_verdict_of(ctx)
+    if found is None:
+        return
+    _, verdict = found
+    resized = {m.model_key for m in verdict.mismatched}
+    for m in verdict.missing:
+        if m.model_key in resized:  # peft drops a resized tensor, then misses it: SD101/SD110
+            continue
+        if verdict.load_error is not None and ".modules_to_save." in m.model_key:
+            what = f"{LOADER} fails on it ({verdict.load_error})"
+        else:
+            what = (
+                f"{LOADER} leaves it as initialized and only warns (an adapter that is partly "
+                "untrained)"
+            )
+        yield Finding(
+            f"`{m.file_key}` is not in the adapter: peft expects it for the {verdict.peft_type} "
+            f"adapter on {verdict.architecture} ({shape_text(m.shape)}); {what}",
+            ctx.checkpoint.display_path,
+            tensor=m.file_key,
+            expected=m.shape,
+        )

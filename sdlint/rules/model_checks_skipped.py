@@ -17,10 +17,11 @@ def model_checks_skipped(ctx: CheckContext) -> Iterator[Finding]:
     """## What it does
     Only with `--model-checks=required` (or `model-checks = "required"` in the configuration):
     reports a checkpoint whose model checks (SD101-SD107) were skipped, and why: no config.json
-    beside the weights, a config of another library (diffusers, sentence-transformers, timm) or a
-    PEFT adapter, or no recorded verdict (`--model-checks=cached` is then implied: sdlint does
-    not build the model, it uses the verdicts a run with transformers recorded). In the other
-    modes a skip is one note line per run, never a finding.
+    beside the weights, a config of another library (diffusers, sentence-transformers, timm), a
+    PEFT adapter without a local base model config or without peft installed (its adapter checks,
+    SD101-SD104, SD107, SD110, SD111), or no recorded verdict (`--model-checks=cached` is then
+    implied: sdlint does not build the model, it uses the verdicts a run with transformers
+    recorded). In the other modes a skip is one note line per run, never a finding.
 
     ## Why is this bad?
     A skipped check passes silently: a commit that changes config.json to another label count
@@ -40,6 +41,7 @@ def model_checks_skipped(ctx: CheckContext) -> Iterator[Finding]:
     if not ctx.target.required:
         return
     _ = ctx.model  # decides whether the model checks run, and records why not
+    _ = ctx.adapter  # the same for a PEFT adapter's checks
     for skip in ctx.skipped:
         yield Finding(
             f"model checks skipped: {skip.reason} ({skip.detail})", ctx.checkpoint.display_path

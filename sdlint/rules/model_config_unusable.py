@@ -1,11 +1,13 @@
-"""SD107: the target model cannot be built from the config."""
+"""SD107: the target model cannot be built from the config (for a PEFT adapter: the adapter on its
+base model cannot be built or loaded)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
 from sdlint.context import CheckContext
-from sdlint.diagnostic import Severity
+from sdlint.diagnostic import Location, Severity
+from sdlint.json_locations import key_locations
 from sdlint.model.verdict import (
     QUANTIZED,
     REMOTE_CODE,
@@ -14,6 +16,7 @@ from sdlint.model.verdict import (
     ConfigProblem,
 )
 from sdlint.rule import Finding, rule
+from sdlint.rules.adapter_common import adapter_verdict_of
 
 
 @rule(
@@ -28,6 +31,11 @@ def model_config_unusable(ctx: CheckContext) -> Iterator[Finding]:
     values, an optional dependency missing, a `quantization_config` (key checks skipped on purpose:
     reported as info), or transformers/torch not installed. The integrity checks still run.
 
+    For a PEFT adapter, the same for the adapter on its base model: an adapter_config.json peft
+    rejects, a base config that gives no model, or an adapter peft cannot load for another reason
+    than the ones SD101, SD103, SD110 and SD111 report. (Without peft, or without a local base
+    config, the adapter checks are skipped with a note, as the model checks are without a config.)
+
     ## Why is this bad?
     Without the model, SD101-SD106 cannot be checked; and a config transformers rejects would fail
     `from_pretrained` too.
@@ -41,6 +49,7 @@ def model_config_unusable(ctx: CheckContext) -> Iterator[Finding]:
     ## Fix safety
     No automatic fix: the message says what to install or change.
     """
+    yield from _adapter_findings(ctx)
     view = ctx.model
     if view is None or not isinstance(view.outcome, ConfigProblem):
         return
@@ -62,3 +71,36 @@ _PROBLEM_KEYS = {
     UNKNOWN_ARCHITECTURE: ("architectures",),
     QUANTIZED: ("quantization_config",),
 }
+
+
+def _adapter_findings(ctx: CheckContext) -> Iterator[Finding]:
+    """Why a PEFT adapter cannot be checked against (or loaded onto) its base model."""
+    view = ctx.adapter
+    if view is None:
+        return
+    if isinstance(view.outcome, ConfigProblem):
+        problem = view.outcome
+        severity = Severity.INFO if problem.kind == QUANTIZED else None
+        keys = _PROBLEM_KEYS.get(problem.kind)
+        base = view.base_config
+        if keys and base is not None:  # the base config's (the class it names, its quantization)
+            key = next((k for k in keys if k in base.data), None)
+            location = key_locations(base.text).get(key, Location()) if key else Location()
+            yield Finding(
+                f"the base model of {ctx.checkpoint.display_path}: {problem.message}",
+                base.display,
+                severity,
+                location=location,
+            )
+        else:
+            yield Finding(problem.message, view.adapter_config.display, severity)
+        return
+    found = adapter_verdict_of(ctx)
+    if found is None:
+        return
+    _, verdict = found
+    if verdict.load_error is not None and not verdict.unknown_targets and not verdict.missing:
+        yield Finding(
+            f"peft cannot load the adapter onto {verdict.architecture}: {verdict.load_error}",
+            view.adapter_config.display,
+        )

@@ -8,6 +8,7 @@ from sdlint.context import CheckContext
 from sdlint.diagnostic import Applicability, Fix, Severity
 from sdlint.edits import DropTensors
 from sdlint.rule import Finding, FixAvailability, rule
+from sdlint.rules.adapter_common import LOADER, adapter_verdict_of
 from sdlint.rules.model_common import group, path_of, verdict_of
 
 
@@ -22,7 +23,9 @@ def unexpected_key(ctx: CheckContext) -> Iterator[Finding]:
     Lists every checkpoint tensor the model has no place for, after transformers' renames and
     `_keys_to_ignore_on_load_unexpected`, by its name in the file (and, when transformers renames
     it, the name it would have had). Also warns about a tensor transformers drops silently
-    because another tensor maps to the same parameter and wins.
+    because another tensor maps to the same parameter and wins. For a PEFT adapter: tensors the
+    adapter peft builds on the base model has no place for (`PeftModel.from_pretrained` reports
+    them as unexpected and ignores them).
 
     ## Why is this bad?
     transformers ignores such tensors, so data the user trained is not used: often the sign of a
@@ -37,8 +40,10 @@ def unexpected_key(ctx: CheckContext) -> Iterator[Finding]:
     ## Fix safety
     **Unsafe**: drop the tensor from the file. The model loads exactly the same, but data leaves
     the file (it may be what another class or a later config needs), so it is applied only with
-    `--fix --unsafe-fixes`; `--backup` keeps the original next to the fixed file.
+    `--fix --unsafe-fixes`; `--backup` keeps the original next to the fixed file. The same for an
+    adapter's tensor.
     """
+    yield from _adapter_findings(ctx)
     found = verdict_of(ctx)
     if found is None:
         return
@@ -61,6 +66,22 @@ def unexpected_key(ctx: CheckContext) -> Iterator[Finding]:
             Severity.WARNING,
             tensor=prefix + s.file_key,
             fix=_drop_fix(ctx, prefix + s.file_key),
+        )
+
+
+def _adapter_findings(ctx: CheckContext) -> Iterator[Finding]:
+    """A PEFT adapter's tensors peft has no place for."""
+    found = adapter_verdict_of(ctx)
+    if found is None:
+        return
+    _, verdict = found
+    for u in verdict.unexpected:
+        yield Finding(
+            f"`{u.file_key}` is in the adapter, but the {verdict.peft_type} adapter peft builds on "
+            f"{verdict.architecture} has no such tensor: {LOADER} ignores it",
+            path_of(ctx, u.file_key),
+            tensor=u.file_key,
+            fix=_drop_fix(ctx, u.file_key),
         )
 
 
