@@ -7,10 +7,9 @@ from collections.abc import Iterator
 from sdlint.context import CheckContext
 from sdlint.diagnostic import Severity
 from sdlint.dtypes import shape_text
-from sdlint.model.verdict import LoadVerdict
 from sdlint.rule import Finding, rule
 from sdlint.rules.adapter_common import LOADER, adapter_verdict_of
-from sdlint.rules.model_common import group, verdict_of
+from sdlint.rules.model_common import group, is_new_head, verdict_of
 
 
 @rule("SD103", "missing-key", summary="The model expects a tensor the checkpoint does not have.")
@@ -52,7 +51,7 @@ def missing_key(ctx: CheckContext) -> Iterator[Finding]:
     if found is None:
         return
     _, verdict, prefix = found
-    new_head = _is_new_head(ctx, verdict, prefix)
+    new_head = is_new_head(ctx, verdict, prefix)
     for m in verdict.missing:
         if m.in_base_model:
             why, severity = "the model will not work as trained", None
@@ -73,21 +72,6 @@ def missing_key(ctx: CheckContext) -> Iterator[Finding]:
             expected=m.shape or None,
             group=group(m.model_key, verdict),
         )
-
-
-def _is_new_head(ctx: CheckContext, verdict: LoadVerdict, prefix: str) -> bool:
-    """Every missing tensor belongs to the task head, and the checkpoint has none of the modules
-    they are in: a base checkpoint loaded into a task class."""
-    if not verdict.has_base_model or not verdict.missing:
-        return False
-    if any(m.in_base_model for m in verdict.missing) or any(
-        not m.in_base_model for m in verdict.mismatched
-    ):
-        return False
-    modules = {m.model_key.split(".")[0] for m in verdict.missing}
-    return not any(
-        name.removeprefix(prefix).split(".")[0] in modules for name in ctx.checkpoint.tensors
-    )
 
 
 def _adapter_findings(ctx: CheckContext) -> Iterator[Finding]:

@@ -32,6 +32,31 @@ def verdict_of(ctx: CheckContext) -> tuple[ModelView, LoadVerdict, str] | None:
     return view, verdict, ""
 
 
+def is_base_checkpoint(ctx: CheckContext, verdict: LoadVerdict, prefix: str) -> bool:
+    """The checkpoint is a base model's own (no key under `base_model_prefix.`) loaded into a class
+    with a task head: transformers adds the prefix, and the tensors the task class has no place
+    for (RoBERTa's `pooler.*`) are ones the base class uses."""
+    if not verdict.has_base_model or not verdict.base_model_prefix:
+        return False
+    inside = verdict.base_model_prefix + "."
+    return not any(name.removeprefix(prefix).startswith(inside) for name in ctx.checkpoint.tensors)
+
+
+def is_new_head(ctx: CheckContext, verdict: LoadVerdict, prefix: str) -> bool:
+    """Every missing tensor belongs to the task head, and the checkpoint has none of the modules
+    they are in: a base checkpoint loaded into a task class, the normal start of fine-tuning."""
+    if not verdict.has_base_model or not verdict.missing:
+        return False
+    if any(m.in_base_model for m in verdict.missing) or any(
+        not m.in_base_model for m in verdict.mismatched
+    ):
+        return False
+    modules = {m.model_key.split(".")[0] for m in verdict.missing}
+    return not any(
+        name.removeprefix(prefix).split(".")[0] in modules for name in ctx.checkpoint.tensors
+    )
+
+
 def path_of(ctx: CheckContext, file_key: str | None) -> str:
     path = ctx.checkpoint.file_of.get(file_key) if file_key else None
     return display(path) if path else ctx.checkpoint.display_path

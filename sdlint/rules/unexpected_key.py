@@ -9,7 +9,13 @@ from sdlint.diagnostic import Applicability, Fix, Severity
 from sdlint.edits import DropTensors
 from sdlint.rule import Finding, FixAvailability, rule
 from sdlint.rules.adapter_common import LOADER, adapter_verdict_of
-from sdlint.rules.model_common import group, path_of, verdict_of
+from sdlint.rules.model_common import (
+    group,
+    is_base_checkpoint,
+    is_new_head,
+    path_of,
+    verdict_of,
+)
 
 
 @rule(
@@ -37,26 +43,43 @@ def unexpected_key(ctx: CheckContext) -> Iterator[Finding]:
     RobertaForSequenceClassification has no such weight: transformers ignores it
     ```
 
+    A base model's own checkpoint (no key under the base-model prefix, such as `roberta-base`)
+    loaded into a task class is the normal start of fine-tuning: the tensors the task class has no
+    place for (RoBERTa's `pooler.*`) are the base class's, and the message says so. When the
+    missing tensors are exactly the new task head (SD103's info case), these findings are **info**
+    too, as transformers itself calls them expected.
+
     ## Fix safety
     **Unsafe**: drop the tensor from the file. The model loads exactly the same, but data leaves
     the file (it may be what another class or a later config needs), so it is applied only with
     `--fix --unsafe-fixes`; `--backup` keeps the original next to the fixed file. The same for an
-    adapter's tensor.
+    adapter's tensor. Never offered for a base model's checkpoint loaded into a task class:
+    dropping the base class's tensors would leave the folder unable to load as the base model its
+    own weights are.
     """
     yield from _adapter_findings(ctx)
     found = verdict_of(ctx)
     if found is None:
         return
     _, verdict, prefix = found
+    base = is_base_checkpoint(ctx, verdict, prefix)
+    severity = Severity.INFO if base and is_new_head(ctx, verdict, prefix) else None
     for u in verdict.unexpected:
         renamed = f" (read as `{u.model_key}`)" if u.model_key != u.file_key else ""
+        why = (
+            " (the checkpoint is a base model's, loaded into a task class: the base model uses "
+            "it, so no fix removes it)"
+            if base
+            else ""
+        )
         yield Finding(
             f"`{prefix}{u.file_key}`{renamed} is in the checkpoint but {verdict.architecture} has "
-            "no such weight: transformers ignores it",
+            f"no such weight: transformers ignores it{why}",
             path_of(ctx, prefix + u.file_key),
+            severity,
             tensor=prefix + u.file_key,
             group=group(u.file_key, verdict),
-            fix=_drop_fix(ctx, prefix + u.file_key),
+            fix=None if base else _drop_fix(ctx, prefix + u.file_key),
         )
     for s in verdict.shadowed:
         yield Finding(

@@ -104,12 +104,11 @@ CASES: list[
         None,
         {"architectures": ["RobertaForSequenceClassification"]},
         [],
-        1,
+        0,  # the start of fine-tuning: info only
         "m/model.safetensors:1:1: SD103 4 findings under `classifier.` (--verbose lists them), the first: `classifier.dense.bias` is not in the checkpoint: transformers will initialize it randomly (the checkpoint has no task head: a base checkpoint loaded into a task class is the normal start of fine-tuning; train the head before using the model)\n"
-        "m/model.safetensors:1:1: SD104 `pooler.dense.bias` is in the checkpoint but RobertaForSequenceClassification has no such weight: transformers ignores it\n"
-        "m/model.safetensors:1:1: SD104 `pooler.dense.weight` is in the checkpoint but RobertaForSequenceClassification has no such weight: transformers ignores it\n"
-        "Found 6 problems (2 errors, 4 infos) in 1 file.\n"
-        "No fixes available (2 hidden fixes can be enabled with `--unsafe-fixes`).\n",
+        "m/model.safetensors:1:1: SD104 `pooler.dense.bias` is in the checkpoint but RobertaForSequenceClassification has no such weight: transformers ignores it (the checkpoint is a base model's, loaded into a task class: the base model uses it, so no fix removes it)\n"
+        "m/model.safetensors:1:1: SD104 `pooler.dense.weight` is in the checkpoint but RobertaForSequenceClassification has no such weight: transformers ignores it (the checkpoint is a base model's, loaded into a task class: the base model uses it, so no fix removes it)\n"
+        "Found 6 problems (6 infos) in 1 file.\n",
     ),
     (
         "SD105",
@@ -233,13 +232,31 @@ def test_verbose_lists_every_key(
     code, out = run(
         capsys, "check", "m", "--architecture", "RobertaForSequenceClassification", "-v"
     )
-    assert code == 1
+    assert code == 0  # a base checkpoint loaded into a task class: all info
     assert [line.split()[2] for line in out.splitlines()[:-1] if " SD103 " in line] == [
         "`classifier.dense.bias`",
         "`classifier.dense.weight`",
         "`classifier.out_proj.bias`",
         "`classifier.out_proj.weight`",
     ]
+
+
+def test_base_checkpoint_into_a_task_class_keeps_its_base_tensors(
+    saved: dict[str, Path],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The start of fine-tuning (roberta-base into RobertaForSequenceClassification): no fix drops
+    `pooler.*`, so the folder still loads as the RobertaModel its weights are."""
+    monkeypatch.chdir(tmp_path)
+    shutil.copytree(saved["base"], "m")
+    before = Path("m/model.safetensors").read_bytes()
+    argv = ("check", "m", "--architecture", "RobertaForSequenceClassification")
+    assert main([*argv, "--fix", "--unsafe-fixes"]) == 0
+    assert "Fixed" not in capsys.readouterr().err
+    assert Path("m/model.safetensors").read_bytes() == before
+    assert run(capsys, "check", "m")[0] == 0  # still its own config's RobertaModel
 
 
 def test_sharded_checkpoint_is_checked_as_one(
