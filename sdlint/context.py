@@ -144,6 +144,7 @@ class CheckContext:
             self.target.architecture,
             cache_dir=self.target.cache_dir,
             use_cache=self.target.use_cache,
+            notes=self.notes,
         )
         return self._viewed(config, outcome)
 

@@ -18,12 +18,19 @@ from sdlint.config_fields import CONFIG_NAME, ConfigFile, read_config
 from sdlint.errors import UsageError
 from sdlint.formats import PICKLE, SAFETENSORS
 from sdlint.formats.index import read_index
-from sdlint.formats.pickle import read_pickle
+from sdlint.formats.pickle import (
+    PickleCheckpoint,
+    PickleProblem,
+    PickleResult,
+    UnreadablePickle,
+    read_pickle,
+)
 from sdlint.formats.safetensors import INDEX_SUFFIX, WEIGHTS_SUFFIX, read_header
-from sdlint.sources import remote_location
+from sdlint.sources import ReadError, remote_location
 from sdlint.sources.local import (
     confined,
     display,
+    guarded_open,
     is_regular_file,
     list_folder,
     regular_file_kind,
@@ -105,7 +112,8 @@ def load_index_checkpoint(index_path: Path, deleted: frozenset[str] = frozenset(
             refused.append((name, kind))
     pickle = index_path.name.endswith(PICKLE_INDEX_SUFFIX)
     files = tuple(
-        read_pickle(shard) if pickle else read_header(shard, quote=False) for shard in present
+        _read_pickle_shard(shard) if pickle else read_header(shard, quote=False)
+        for shard in present
     )
     listed = {_real(shard) for shard in present}
     shard_pattern = _shard_pattern(index_path)
@@ -126,6 +134,31 @@ def load_index_checkpoint(index_path: Path, deleted: frozenset[str] = frozenset(
         deleted_shards=tuple(removed),
     )
     return _with_configs(checkpoint)
+
+
+# How a torch.save file starts: a zip archive (torch >= 1.6), a binary pickle (the legacy layout,
+# protocol 2), or a Git LFS pointer standing in for one.
+_TORCH_SAVE_STARTS = (b"PK\x03\x04", b"\x80", b"vers")
+
+
+def _read_pickle_shard(shard: Path) -> PickleResult:
+    """A shard an index names, read as torch.save only when it starts like one. The user did not
+    name this file: read as a (protocol 0) pickle, any text file would have its lines quoted back
+    as global names, so its bytes never reach a message."""
+    try:
+        with guarded_open(shard) as f:
+            start = f.read(0, 4)
+    except ReadError:
+        start = b"PK\x03\x04"  # read_pickle words the read error
+    if start.startswith(_TORCH_SAVE_STARTS):
+        return read_pickle(shard)
+    reason = (
+        "not a torch.save file: neither a zip archive nor a binary pickle (the index names it; "
+        "its content is not shown)"
+    )
+    problem = PickleProblem("unreadable", reason)
+    description = PickleCheckpoint(shard, None, 0, problems=(problem,))
+    return UnreadablePickle(shard, reason, PICKLE, description)
 
 
 def _real(path: Path) -> str:

@@ -257,6 +257,23 @@ def test_a_shard_is_never_quoted(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert code == 1 and "root:x:0" in out  # a file named on the command line: quoted
 
 
+def test_a_text_file_named_as_a_pickle_shard_is_never_quoted(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Read as a protocol 0 pickle, a text file's lines would come back as the names of the globals
+    it imports (`c` then two lines is GLOBAL): a torch.save shard an index names is read only when
+    it starts as torch.save files do."""
+    folder = tmp_path / "model"
+    folder.mkdir()
+    (folder / "notes.txt").write_bytes(b"c" + SECRET + b".")
+    (folder / "pytorch_model.bin.index.json").write_text(
+        json.dumps({"metadata": {"total_size": 4}, "weight_map": {"a.weight": "notes.txt"}})
+    )
+    code, out, _, _ = check(capsys, str(folder))
+    assert code == 1 and "root:x" not in out and "x:0:0" not in out
+    assert "SD007 not a torch.save file: neither a zip archive nor a binary pickle" in out
+
+
 def test_a_closed_output_pipe_exits_quietly(tmp_path: Path) -> None:
     read_end, write_end = os.pipe()
     os.close(read_end)  # the reader is gone before the first write, as after `| head -1`

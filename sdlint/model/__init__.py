@@ -53,13 +53,15 @@ def load_verdict(
     *,
     cache_dir: Path | None = None,
     use_cache: bool = True,
+    notes: list[str] | None = None,
 ) -> LoadVerdict | ConfigProblem:
     """The verdict for a checkpoint with this signature against `config` (a config.json as the
     read stage read it), cached on disk under the config's bytes.
 
     `cache_dir` defaults to `$SDLINT_CACHE_DIR` or the user cache directory. Problems that depend
     on the environment rather than the inputs (transformers or an optional package missing) are
-    not cached, so installing the package takes effect on the next run.
+    not cached, so installing the package takes effect on the next run. A cache that cannot be
+    written (read-only, full) leaves the answer as it is and adds one line to `notes`.
     """
     # Imported here: the rules import this package for its value types on every run.
     from sdlint.model.cache import VerdictCache, cache_key, default_cache_dir, installed_version
@@ -86,8 +88,11 @@ def load_verdict(
     # A remote config was fetched once: the bytes the oracle read are `config.raw`.
     unchanged = remote_location(config.path) is not None or _read_or_none(config.path) == config.raw
     if storable and unchanged:
-        cache.put(key, result)
-        VerdictCache.recorded(root).put(recorded_key(config.raw, tensors, architecture), result)
+        if cache.put(key, result):
+            VerdictCache.recorded(root).put(recorded_key(config.raw, tensors, architecture), result)
+        note = cache.write_note(root)
+        if note is not None and notes is not None:
+            notes.append(note)
     return result
 
 

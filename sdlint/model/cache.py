@@ -7,8 +7,8 @@ Tensor data is not in the key: retrained weights of the same shapes reuse the ve
 Entries are single JSON files written atomically (temp file in the same directory, fsync,
 `os.replace`), so concurrent writers of one key leave one complete entry and readers never see a
 partial one. Anything unreadable, truncated, of another format or filed under the wrong key is a
-miss and gets rewritten. No cache error ever fails a lint: a read-only or missing directory just
-means no caching.
+miss and gets rewritten. No cache error ever fails a lint: a read-only, full or missing directory
+just means no caching (the run says so in one note, `write_note`).
 """
 
 from __future__ import annotations
@@ -100,6 +100,7 @@ class VerdictCache:
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory / _ENTRY_DIR
+        self.write_error: str | None = None  # why the last `put` failed, in a few words
 
     @classmethod
     def recorded(cls, root: Path) -> VerdictCache:
@@ -150,10 +151,20 @@ class VerdictCache:
                 os.fsync(f.fileno())
             Path(tmp).replace(self.path(key))  # atomic: readers see the old or the new entry
             tmp = None
-        except OSError:
+        except OSError as e:  # read-only (EACCES, EROFS), full (ENOSPC, EDQUOT), not a folder
+            self.write_error = e.strerror or type(e).__name__
             return False
         finally:
             if tmp is not None:
                 with contextlib.suppress(OSError):
                     Path(tmp).unlink()
         return True
+
+    def write_note(self, root: Path) -> str | None:
+        """The run's one line about a cache it could not write (`root` as the user set it)."""
+        if self.write_error is None:
+            return None
+        return (
+            f"the verdict cache {root} cannot be written ({self.write_error}): model verdicts are "
+            "not cached, so later runs build them again"
+        )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import subprocess
@@ -9,6 +10,7 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+from unittest.mock import Mock
 
 import pytest
 
@@ -523,3 +525,77 @@ def test_cold_then_warm_with_the_real_oracle(config_path: Path, tmp_path: Path) 
     assert warm["result"] == cold["result"]
     verdict = LoadVerdict.from_json(str(warm["result"]))
     assert [m.model_key for m in verdict.mismatched] == ["classifier.out_proj.weight"]
+
+
+class _FullDisk:
+    """A file whose writes fail as on a full disk."""
+
+    def __init__(self, f: Any) -> None:
+        self._f = f
+
+    def __enter__(self) -> _FullDisk:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._f.close()
+
+    def write(self, data: bytes) -> int:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._f, name)
+
+
+def _read_only(cache_dir: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    if os.geteuid() == 0:  # root writes through file modes: refuse as a read-only mount does
+        refuse = OSError(errno.EROFS, os.strerror(errno.EROFS))
+        monkeypatch.setattr("sdlint.model.cache.tempfile.mkstemp", Mock(side_effect=refuse))
+        return os.strerror(errno.EROFS)
+    cache_dir.chmod(0o555)
+    return os.strerror(errno.EACCES)
+
+
+def _full(cache_dir: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    real = os.fdopen
+    monkeypatch.setattr("sdlint.model.cache.os.fdopen", lambda *a, **k: _FullDisk(real(*a, **k)))
+    return os.strerror(errno.ENOSPC)
+
+
+@pytest.mark.parametrize("fault", [_read_only, _full], ids=["read-only", "full"])
+def test_unwritable_cache_degrades_to_an_uncached_run_with_a_note(
+    oracle: FakeOracle,
+    config_path: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    fault: Any,
+) -> None:
+    """The same findings as an uncached run, one note naming the cache, no stray files."""
+    from sdlint.cli import main
+    from tests.safetensors_files import write_tensors
+
+    write_tensors(
+        config_path.parent / "model.safetensors",
+        {k: (s.dtype, s.shape) for k, s in SIGNATURE.items()},
+    )
+    monkeypatch.chdir(tmp_path)
+    assert main(["check", "--no-cache", "model"]) == 1
+    uncached = capsys.readouterr().out
+    cache_dir = tmp_path / "cache"
+    monkeypatch.setenv(CACHE_DIR_ENV, str(cache_dir))
+    reason = fault(cache_dir, monkeypatch)
+    try:
+        for _ in range(2):  # nothing was stored: the second run builds the verdict again
+            assert main(["check", "model"]) == 1
+            out = capsys.readouterr().out
+            note = (
+                f"note: the verdict cache {cache_dir} cannot be written ({reason}): model verdicts "
+                "are not cached, so later runs build them again\n"
+            )
+            assert out.count(note) == 1
+            assert out.replace(note, "") == uncached
+        assert oracle.calls == 3
+        assert not [p for p in cache_dir.rglob("*") if p.is_file()]  # no temp file left behind
+    finally:
+        cache_dir.chmod(0o755)
