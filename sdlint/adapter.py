@@ -89,7 +89,12 @@ def adapter_view(checkpoint: Checkpoint, target: ModelTarget) -> AdapterView | S
     outcome: AdapterOutcome | None
     if target.model_checks == "cached":
         outcome = cached_adapter_verdict(
-            base, adapter_config, tensors, target.architecture, cache_dir=target.cache_dir
+            base,
+            adapter_config,
+            tensors,
+            target.architecture,
+            cache_dir=target.cache_dir,
+            shared=target.verdicts,
         )
         if outcome is None:
             return Skip(NO_VERDICT, f"{adapter_config.display} on {base.display}")

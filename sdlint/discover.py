@@ -55,6 +55,7 @@ _TRAINER_STATE = re.compile(r"(optimizer|scheduler|scaler)\.pt|rng_state(_\d+)?\
 _PREFERRED = {
     "pytorch_model.bin": ("model.safetensors", "model.safetensors.index.json"),
     "pytorch_model.bin.index.json": ("model.safetensors", "model.safetensors.index.json"),
+    "adapter_model.bin": ("adapter_model.safetensors",),  # as peft loads an adapter
 }
 
 

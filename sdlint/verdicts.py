@@ -1,5 +1,6 @@
 """Shared verdicts: model verdicts recorded into a folder a team commits, so that the light
-pre-commit hook (no torch, `--model-checks=cached`) reports model findings for everyone.
+pre-commit hook (no torch, `--model-checks=cached`) reports model findings for everyone; PEFT
+adapters' verdicts too (their key adds adapter_config.json's bytes).
 
     sdlint check --record-verdicts .sdlint/verdicts models/     # CI, or the sdlint-model hook
     sdlint check --model-checks=cached --verdicts .sdlint/verdicts models/   # or `verdicts = ...`
@@ -14,10 +15,16 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sdlint.checkpoint import Checkpoint
 from sdlint.config import ConfigResolver
 from sdlint.engine import Settings, resolve
+
+if TYPE_CHECKING:
+    from sdlint.context import ModelTarget
+    from sdlint.model.cache import VerdictCache
+    from sdlint.model.verdict import AdapterOutcome
 
 
 def record(checkpoints: Iterable[Checkpoint], settings: Settings, folder: Path) -> int:
@@ -31,10 +38,13 @@ def record(checkpoints: Iterable[Checkpoint], settings: Settings, folder: Path) 
     shared = VerdictCache(folder)
     written = 0
     for checkpoint in checkpoints:
-        if not checkpoint.loadable or checkpoint.is_adapter:
+        if not checkpoint.loadable:
             continue
         target = resolve(settings, resolver.for_path(checkpoint.path), checkpoint.path).target
         if target.model_checks == "off":
+            continue
+        if checkpoint.is_adapter:
+            written += _record_adapter(checkpoint, target, shared)
             continue
         config = target.config or checkpoint.config
         if config is None or not config.raw:
@@ -60,6 +70,43 @@ def record(checkpoints: Iterable[Checkpoint], settings: Settings, folder: Path) 
         if shared.put(recorded_key(config.raw, tensors, target.architecture), outcome):
             written += 1
     return written
+
+
+def _record_adapter(checkpoint: Checkpoint, target: ModelTarget, shared: VerdictCache) -> int:
+    """Record peft's verdict on a PEFT adapter against its local base config (sdlint/adapter.py),
+    as `record` does a model's; the number written (0 or 1)."""
+    from sdlint.adapter import base_config
+    from sdlint.model import ConfigProblem
+    from sdlint.model.peft import adapter_verdict, cached_adapter_verdict, recorded_adapter_key
+
+    adapter = checkpoint.adapter_config
+    if adapter is None or adapter.document is None:
+        return 0
+    base = base_config(checkpoint, adapter, target)
+    if base is None or base.document is None:
+        return 0
+    tensors = checkpoint.signature()
+    outcome: AdapterOutcome | None
+    if target.model_checks == "auto":
+        outcome = adapter_verdict(
+            base,
+            adapter,
+            tensors,
+            target.architecture,
+            cache_dir=target.cache_dir,
+            use_cache=target.use_cache,
+        )
+    else:
+        outcome = cached_adapter_verdict(
+            base, adapter, tensors, target.architecture, cache_dir=target.cache_dir
+        )
+    if outcome is None or (isinstance(outcome, ConfigProblem) and not outcome.cacheable):
+        return 0
+    if _names_a_local_path(outcome.to_json(), base.path):
+        return 0
+    return int(
+        shared.put(recorded_adapter_key(base, adapter, tensors, target.architecture), outcome)
+    )
 
 
 def _names_a_local_path(text: str, config_path: Path) -> bool:

@@ -50,7 +50,7 @@ from sdlint.model.verdict import (
     Unexpected,
 )
 
-INSTALL_HINT = "pip install 'sdlint[model,peft]'"
+INSTALL_HINT = "pip install 'sdlint[peft]'"
 ADAPTER_NAME = "default"  # the name PeftModel.from_pretrained loads an adapter under
 
 
@@ -78,7 +78,7 @@ def adapter_verdict(
     result = predict_adapter(base, adapter, tensors, architecture)
     if not isinstance(result, ConfigProblem) or result.cacheable:
         cache.put(key, result)
-        recorded = adapter_cache_key(base, adapter, tensors, architecture, _ANY_VERSION)
+        recorded = recorded_adapter_key(base, adapter, tensors, architecture)
         VerdictCache.recorded(root).put(recorded, result)
     return result
 
@@ -90,14 +90,30 @@ def cached_adapter_verdict(
     architecture: str | None = None,
     *,
     cache_dir: Path | None = None,
+    shared: Path | None = None,
 ) -> AdapterOutcome | None:
     """The verdict a run with peft recorded for exactly these configs and signature, from any
-    versions, or None. Imports none of torch, transformers, peft (the light pre-commit hook)."""
+    versions, or None. Imports none of torch, transformers, peft (the light pre-commit hook).
+    `shared` is a folder of verdicts recorded for a team (sdlint/verdicts.py), read after the
+    cache."""
     from sdlint.model.cache import VerdictCache, default_cache_dir
 
     root = cache_dir if cache_dir is not None else default_cache_dir()
-    key = adapter_cache_key(base, adapter, tensors, architecture, _ANY_VERSION)
-    return VerdictCache.recorded(root).get_adapter(key)
+    key = recorded_adapter_key(base, adapter, tensors, architecture)
+    found = VerdictCache.recorded(root).get_adapter(key)
+    if found is None and shared is not None:
+        found = VerdictCache(shared).get_adapter(key)
+    return found
+
+
+def recorded_adapter_key(
+    base: ConfigFile,
+    adapter: ConfigFile,
+    tensors: Mapping[str, TensorSpec],
+    architecture: str | None,
+) -> str:
+    """The key of the last adapter verdict built for these inputs, whatever the versions."""
+    return adapter_cache_key(base, adapter, tensors, architecture, _ANY_VERSION)
 
 
 _ANY_VERSION: Mapping[str, str | None] = {

@@ -372,3 +372,64 @@ def test_verdict_is_cached(
     assert second == first and codes(first) == ["SD101", "SD101"]
     _, light = check(capsys, "--model-checks=cached")
     assert light == first
+
+
+def test_recorded_adapter_verdicts_are_read_in_cached_mode(
+    project: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`--record-verdicts` records an adapter's verdict as a model's; the light hook's
+    `--model-checks=cached` with `--verdicts` reads it with a cold cache."""
+    five_labels(project)
+    code, out, err = run(capsys, "check", "--record-verdicts", "shared", "adapter")
+    assert code == 1 and out.count(" SD101 ") == 2
+    assert "Recorded 1 verdicts in shared" in err
+    (entry,) = Path("shared").rglob("*.json")
+    assert str(project) not in entry.read_text()  # no local paths
+
+    monkeypatch.setenv("SDLINT_CACHE_DIR", str(project / "cold"))
+    code, out, _ = run(capsys, "check", "--model-checks=cached", "adapter")
+    assert code == 0
+    assert "model checks skipped for 1 checkpoint: no recorded verdict" in out
+    code, with_shared, _ = run(
+        capsys, "check", "--model-checks=cached", "--verdicts", "shared", "adapter"
+    )
+    assert code == 1 and with_shared.count(" SD101 ") == 2
+
+
+def test_pickle_adapter_is_checked_alike(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """adapter_model.bin (`save_pretrained(safe_serialization=False)`) is judged as the
+    safetensors file is, without being unpickled."""
+    import torch
+    from safetensors.torch import load_file
+
+    folder = project / "adapter"
+    tensors = load_file(folder / "adapter_model.safetensors")
+    torch.save(tensors, folder / "adapter_model.bin")
+    (folder / "adapter_model.safetensors").unlink()
+    five_labels(project)
+    code, diagnostics = check(capsys)
+    assert code == 1 and codes(diagnostics) == ["SD101", "SD101"]
+    assert {d["path"] for d in diagnostics} == {"adapter/adapter_model.bin"}
+
+
+def test_adapter_bin_beside_safetensors_is_not_judged_twice(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """peft loads adapter_model.safetensors before adapter_model.bin: only that one is judged
+    against the base model (the pickle still gets its integrity rules)."""
+    import torch
+
+    folder = project / "adapter"
+    torch.save({"stale": torch.zeros(2)}, folder / "adapter_model.bin")
+    code, diagnostics = check(capsys)
+    assert (code, diagnostics) == (0, [])
+
+
+def test_unexpected_adapter_tensor_fix_drops_it(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    drop_and_add(project)
+    code, out, _ = run(capsys, "check", "adapter", "--fix", "--unsafe-fixes")
+    assert code == 1 and " SD104 " not in out and " SD103 " in out
+    _, diagnostics = check(capsys)
+    assert codes(diagnostics) == ["SD103"]
