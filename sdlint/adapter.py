@@ -23,6 +23,7 @@ from sdlint.checkpoint import ADAPTER_CONFIG_NAME, Checkpoint
 from sdlint.config_fields import CONFIG_NAME, ConfigFile, read_config
 from sdlint.diagnostic import Location
 from sdlint.json_locations import key_locations
+from sdlint.libraries import foreign_config
 from sdlint.sources import remote_location
 from sdlint.sources.local import is_regular_file
 
@@ -69,7 +70,7 @@ def adapter_view(checkpoint: Checkpoint, target: ModelTarget) -> AdapterView | S
 
     The caller has checked that the checkpoint is a loadable adapter and that model checks are on.
     """
-    from sdlint.context import NO_VERDICT, Skip
+    from sdlint.context import NO_VERDICT, NOT_TRANSFORMERS, Skip
     from sdlint.model.peft import adapter_document, adapter_verdict, cached_adapter_verdict
     from sdlint.model.verdict import NOT_INSTALLED, ConfigProblem
 
@@ -84,6 +85,9 @@ def adapter_view(checkpoint: Checkpoint, target: ModelTarget) -> AdapterView | S
         name = adapter_config.data.get("base_model_name_or_path")
         named = f": base_model_name_or_path is {name!r}" if isinstance(name, str) else ""
         return Skip(NO_BASE_CONFIG, f"{adapter_config.display}{named}")
+    other = foreign_config(base.data)
+    if other is not None:  # a diffusers UNet's LoRA, say: not a transformers base model
+        return Skip(NOT_TRANSFORMERS, f"{base.display} is {other}")
 
     tensors = checkpoint.signature()
     outcome: AdapterOutcome | None

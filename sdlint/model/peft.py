@@ -326,7 +326,18 @@ def _predict(
                 f"tensor {key!r} cannot be represented by torch (shape {list(spec.shape)}): "
                 f"{describe_exception(e)}.",
             )
-    saved = get_state_dict(peft_model)  # what save_pretrained would write: the expected tensors
+    # What save_pretrained would write: the expected tensors. Without a base model name, peft does
+    # not look the base up (on the Hub, or in a local folder) to see whether the vocabulary was
+    # resized; sdlint never downloads, and judges the adapter against the base config it is given.
+    peft_model.peft_config[ADAPTER_NAME].base_model_name_or_path = None
+    try:
+        saved = get_state_dict(peft_model)
+    except Exception as e:
+        return ConfigProblem(
+            CANNOT_INSTANTIATE,
+            f"peft cannot list the tensors of the {peft_type} adapter of {adapter.path.name} on "
+            f"{cls.__name__}: {describe_exception(e)}.",
+        )
     expected = {k: tuple(v.shape) for k, v in saved.items()}
     captured: dict[str, Any] = {}
     original_load = peft_model.load_state_dict

@@ -433,3 +433,48 @@ def test_unexpected_adapter_tensor_fix_drops_it(
     assert code == 1 and " SD104 " not in out and " SD103 " in out
     _, diagnostics = check(capsys)
     assert codes(diagnostics) == ["SD103"]
+
+
+def test_adapter_of_a_diffusers_model_is_a_skip_not_a_finding(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A LoRA of a diffusers UNet has a base config transformers cannot build: a note, as for the
+    model checks of a diffusers folder, never SD107."""
+    diffusers = {"_class_name": "UNet2DConditionModel", "_diffusers_version": "0.31.0"}
+    (project / "base" / "config.json").write_text(json.dumps(diffusers))
+    code, out, _ = run(capsys, "check", "adapter")
+    assert (code, out) == (
+        0,
+        "note: model checks skipped for 1 checkpoint: not a transformers model, so there is no "
+        "model to check against (base/config.json is a diffusers config (UNet2DConditionModel))\n"
+        "All checks passed (1 file checked).\n",
+    )
+
+
+def test_adapter_without_its_config_is_a_skip(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (project / "adapter" / "adapter_config.json").unlink()
+    code, out, _ = run(capsys, "check", "adapter")
+    assert code == 0
+    assert out.startswith(
+        "note: model checks skipped for 1 checkpoint: a PEFT adapter without the "
+        "adapter_config.json that says what it adapts (adapter/adapter_model.safetensors)\n"
+    )
+
+
+def test_a_hub_base_name_is_never_looked_up(
+    project: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """peft's `get_peft_model_state_dict` asks the Hub whether `base_model_name_or_path` has a
+    config.json (to see whether the vocabulary was resized): sdlint must not let it."""
+    import peft.utils.save_and_load
+
+    def network(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError(f"asked the Hub: {args}")
+
+    monkeypatch.setattr(peft.utils.save_and_load, "check_file_exists_on_hf_hub", network)
+    edit_adapter_config(project / "adapter", base_model_name_or_path="FacebookAI/roberta-base")
+    five_labels(project)
+    code, diagnostics = check(capsys, "--model-config", "base/config.json", "--no-cache")
+    assert code == 1 and codes(diagnostics) == ["SD101", "SD101"]

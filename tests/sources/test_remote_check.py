@@ -281,3 +281,29 @@ def test_a_remote_check_imports_nothing_heavy(servers: LocalServers) -> None:
         check=False,
     )
     assert json.loads(result.stdout.strip().splitlines()[-1]) == {"code": 0, "heavy": []}
+
+
+@pytest.mark.model
+def test_hub_adapter_checked_against_a_remote_base_config(
+    hub: LocalServers, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """A PEFT adapter on the hub: its Hub base model is never downloaded (a note), and a base
+    config named by URL is fetched once and handed to peft as a local copy."""
+    pytest.importorskip("peft")
+    from tests.peft_adapters import edit_adapter_config, peft_config, save_adapter, save_base
+    from tests.tiny_models import edit_config
+
+    base = save_base(hub.root / "hub" / "org" / "base", num_labels=2)
+    adapter = save_adapter(hub.root / "hub" / "org" / "lora", base, peft_config("lora"))
+    edit_adapter_config(adapter, base_model_name_or_path="org/base")
+    code, out, _ = run(capsys, "check", "hf://org/lora")
+    assert code == 0 and "base_model_name_or_path is 'org/base'" in out
+    edit_config(base / "config.json", id2label={str(i): f"L{i}" for i in range(5)})
+    config = f"{hub.base}/org/base/resolve/main/config.json"
+    code, out, err = run(
+        capsys, "check", "--output-format", "json", "--model-config", config, "hf://org/lora"
+    )
+    assert err == ""
+    findings = json.loads(out)
+    assert code == 1 and [f["code"] for f in findings] == ["SD101", "SD101"]
+    assert {f["path"] for f in findings} == {"hf://org/lora/adapter_model.safetensors"}
