@@ -217,8 +217,14 @@ class ConfigProblem:
     `message` reads "what failed: why. What to do."
     """
 
-    kind: str
+    kind: str  # one of CONFIG_PROBLEM_KINDS
     message: str
+
+    def __post_init__(self) -> None:
+        # A kind outside the list is a typo in sdlint (a bug) or, from the cache or a recorded
+        # verdicts folder, an entry sdlint did not write: decoding it fails, and it is a miss.
+        if self.kind not in CONFIG_PROBLEM_KINDS:
+            raise ValueError(f"unknown config problem kind {self.kind!r}")
 
     @property
     def cacheable(self) -> bool:

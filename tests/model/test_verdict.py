@@ -81,6 +81,17 @@ def test_problem_round_trip(kind: str, message: str) -> None:
     assert ConfigProblem.from_json(problem.to_json()) == problem
 
 
+def test_unknown_problem_kinds_are_rejected() -> None:
+    """Only the kinds sdlint writes: a recorded verdict from elsewhere with another kind is a miss,
+    and a misspelt kind in sdlint fails where it is made."""
+    document = json.loads(ConfigProblem("invalid-config", "x").to_json())
+    document["value"]["kind"] = "not-a-kind"
+    with pytest.raises(ValueError, match="unknown config problem kind"):
+        decode(json.dumps(document))
+    with pytest.raises(ValueError):
+        ConfigProblem("invalid_config", "x")
+
+
 def test_type_confusion_is_rejected() -> None:
     problem = ConfigProblem("invalid-config", "x: y. z.")
     with pytest.raises(ValueError):
