@@ -133,5 +133,5 @@ def base_config(
     for folder in folders:
         candidate = folder / CONFIG_NAME
         if is_regular_file(candidate):
-            return read_config(candidate)
+            return read_config(candidate, target.unsaved)
     return None

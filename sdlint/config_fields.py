@@ -4,11 +4,9 @@ importing transformers: the label count and the config field that explains a ten
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 from collections.abc import Iterator, Mapping
-from contextvars import ContextVar
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -81,28 +79,22 @@ class ConfigFile:
 
 
 # An editor's unsaved config texts, which stand in for the files on disk (the language server
-# checks what the user sees). Keyed by absolute normalised path; set only around one check.
-_UNSAVED: ContextVar[Mapping[Path, bytes] | None] = ContextVar("sdlint_unsaved", default=None)
+# checks what the user sees), keyed by absolute normalised path (`unsaved_texts`).
+Unsaved = Mapping[Path, bytes]
 
 
-@contextlib.contextmanager
-def unsaved_configs(texts: Mapping[Path, bytes]) -> Iterator[None]:
-    """Within the block (in this thread or task), `read_config` reads these texts instead of the
-    files on disk. The checkpoints themselves are still found on disk."""
-    token = _UNSAVED.set({_absolute(path): raw for path, raw in texts.items()})
-    try:
-        yield
-    finally:
-        _UNSAVED.reset(token)
+def unsaved_texts(texts: Mapping[Path, bytes]) -> dict[Path, bytes]:
+    """`texts` keyed as `read_config` looks them up."""
+    return {_absolute(path): raw for path, raw in texts.items()}
 
 
 def _absolute(path: Path) -> Path:
     return Path(os.path.normpath(path.absolute()))
 
 
-def read_config(path: Path) -> ConfigFile:
-    """Read and parse a config.json through the guarded open. Never raises on bad input."""
-    unsaved = _UNSAVED.get()
+def read_config(path: Path, unsaved: Unsaved | None = None) -> ConfigFile:
+    """Read and parse a config.json through the guarded open, or take its text from `unsaved`
+    (see `unsaved_texts`) when it is there. Never raises on bad input."""
     if unsaved and _absolute(path) in unsaved:
         return parse_config_bytes(path, unsaved[_absolute(path)])
     try:

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sdlint.checkpoint import Checkpoint
-from sdlint.config_fields import ConfigFile
+from sdlint.config_fields import ConfigFile, Unsaved
 from sdlint.diagnostic import Location
 from sdlint.json_locations import key_locations
 from sdlint.libraries import foreign_config, foreign_folder
@@ -37,6 +37,8 @@ class ModelTarget:
     required: bool = False
     # A committed folder of verdicts (`--record-verdicts`) read beside the cache's in "cached" mode.
     verdicts: Path | None = None
+    # An editor's config.json texts, read instead of the files (sdlint.config_fields.read_config).
+    unsaved: Unsaved = field(default_factory=dict, compare=False)
 
     @property
     def config_path(self) -> Path | None:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sdlint.checkpoint import ADAPTER_CONFIG_NAME, Checkpoint
-from sdlint.config_fields import CONFIG_NAME, ConfigFile, read_config
+from sdlint.config_fields import CONFIG_NAME, ConfigFile, Unsaved, read_config
 from sdlint.errors import UsageError
 from sdlint.formats import PICKLE, SAFETENSORS
 from sdlint.formats.index import read_index
@@ -85,11 +85,14 @@ def _shadowed_by(weights: Path) -> Path | None:
     return None
 
 
-def load_index_checkpoint(index_path: Path, deleted: frozenset[str] = frozenset()) -> Checkpoint:
+def load_index_checkpoint(
+    index_path: Path, deleted: frozenset[str] = frozenset(), *, unsaved: Unsaved | None = None
+) -> Checkpoint:
     """An index with its shards. A shard name that does not stay inside the folder tree (see
     `sdlint.sources.local.confined`) or names no regular file is refused, never opened. `deleted`:
     real paths of files the commit being checked deletes, missing whether or not they are still on
-    disk (`git rm --cached` leaves them there)."""
+    disk (`git rm --cached` leaves them there). `unsaved`: an editor's config texts
+    (`read_config`)."""
     index = read_index(index_path)
     folder = index_path.parent
     present: list[Path] = []
@@ -134,7 +137,7 @@ def load_index_checkpoint(index_path: Path, deleted: frozenset[str] = frozenset(
         shadowed_by=_shadowed_by(index_path),
         deleted_shards=tuple(removed),
     )
-    return _with_configs(checkpoint)
+    return _with_configs(checkpoint, unsaved)
 
 
 # How a torch.save file starts: a zip archive (torch >= 1.6), a binary pickle (the legacy layout,
@@ -167,28 +170,30 @@ def _real(path: Path) -> str:
     return os.path.realpath(path)
 
 
-def load_file_checkpoint(path: Path) -> Checkpoint:
+def load_file_checkpoint(path: Path, *, unsaved: Unsaved | None = None) -> Checkpoint:
     if _is_pickle_name(path.name):
         checkpoint = Checkpoint(
             path, (read_pickle(path),), format=PICKLE, shadowed_by=_shadowed_by(path)
         )
-        return _with_configs(checkpoint)
-    return _with_configs(Checkpoint(path, (read_header(path),)))
+        return _with_configs(checkpoint, unsaved)
+    return _with_configs(Checkpoint(path, (read_header(path),)), unsaved)
 
 
-def _with_configs(checkpoint: Checkpoint) -> Checkpoint:
+def _with_configs(checkpoint: Checkpoint, unsaved: Unsaved | None) -> Checkpoint:
     """The checkpoint with the config.json beside it (and an adapter's adapter_config.json)."""
-    config = _config_beside(checkpoint.folder, CONFIG_NAME)
+    config = _config_beside(checkpoint.folder, CONFIG_NAME, unsaved)
     adapter = (
-        _config_beside(checkpoint.folder, ADAPTER_CONFIG_NAME) if checkpoint.is_adapter else None
+        _config_beside(checkpoint.folder, ADAPTER_CONFIG_NAME, unsaved)
+        if checkpoint.is_adapter
+        else None
     )
     return replace(checkpoint, config=config, adapter_config=adapter)
 
 
-def _config_beside(folder: Path, name: str) -> ConfigFile | None:
+def _config_beside(folder: Path, name: str, unsaved: Unsaved | None) -> ConfigFile | None:
     """`folder/name` read once, when it is a regular file (after symlinks)."""
     path = folder / name
-    return read_config(path) if is_regular_file(path) else None
+    return read_config(path, unsaved) if is_regular_file(path) else None
 
 
 def _indexes_in(folder: Path) -> list[Path]:
@@ -297,11 +302,13 @@ def discover(
     paths: Sequence[Path],
     client: HttpClient | None = None,
     deleted: Sequence[Path] = (),
+    unsaved: Unsaved | None = None,
 ) -> tuple[list[Checkpoint], list[Path]]:
     """The checkpoints the PATHs stand for (each once and read once, in command-line order), and
     the PATHs that stand for none (a folder without weights, a config.json without weights). A
     remote PATH (a URL or `hf://`, sdlint/sources/remote.py) is read through `client`. `deleted`:
-    files the commit being checked deletes; a shard among them is missing from its index."""
+    files the commit being checked deletes; a shard among them is missing from its index.
+    `unsaved`: an editor's config.json texts, read instead of the files (`read_config`)."""
     gone = frozenset(_real(p) for p in deleted)
     found: dict[Path, Root | Checkpoint] = {}
     empty: list[Path] = []
@@ -324,9 +331,9 @@ def discover(
     checkpoints = [
         item
         if isinstance(item, Checkpoint)
-        else load_index_checkpoint(item[0], gone)
+        else load_index_checkpoint(item[0], gone, unsaved=unsaved)
         if item[1]
-        else load_file_checkpoint(item[0])
+        else load_file_checkpoint(item[0], unsaved=unsaved)
         for item in found.values()
     ]
     return checkpoints, empty

@@ -7,14 +7,14 @@ report = check_paths(["models/"], Settings(ignore=("SD104",)))
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sdlint.checkpoint import Checkpoint
 from sdlint.config import ConfigResolver, ProjectConfig
-from sdlint.config_fields import CONFIG_NAME, ConfigFile, read_config
+from sdlint.config_fields import CONFIG_NAME, ConfigFile, Unsaved, read_config, unsaved_texts
 from sdlint.context import CheckContext, ModelTarget, Skip
 from sdlint.diagnostic import Diagnostic, Fix
 from sdlint.discover import discover
@@ -61,6 +61,8 @@ class Settings:
     # Files the commit being checked deletes (`check --staged-deletions`): a shard among them is
     # missing from its index even when it is still on disk.
     deleted: tuple[Path, ...] = ()
+    # An editor's config.json texts, read instead of the files on disk (the language server).
+    unsaved: Unsaved = field(default_factory=dict, compare=False)
 
     if TYPE_CHECKING:  # what the constructor accepts, before normalisation
 
@@ -79,6 +81,7 @@ class Settings:
             jobs: int = 8,
             verdicts: PathArg | None = None,
             deleted: Sequence[PathArg] = (),
+            unsaved: Mapping[Path, bytes] | None = None,
         ) -> None: ...
 
     def __post_init__(self) -> None:
@@ -91,6 +94,7 @@ class Settings:
             if value is not None:
                 object.__setattr__(self, name, Path(value))
         object.__setattr__(self, "deleted", tuple(Path(p) for p in self.deleted))
+        object.__setattr__(self, "unsaved", unsaved_texts(self.unsaved or {}))
 
     @property
     def selection(self) -> Selection:
@@ -136,7 +140,7 @@ def resolve(
     config_path = settings.model_config or project.model_config_for(checkpoint_path)
     config = model_config
     if config is None and config_path is not None:
-        config = read_config(config_path)
+        config = read_config(config_path, settings.unsaved)
     if config is not None and config.refused:  # a FIFO, /dev/zero, a folder, a huge file
         raise UsageError(
             f"the model config {config.display} cannot be used: {config.reason} "
@@ -150,6 +154,7 @@ def resolve(
         head_fix=settings.head_fix or project.head_fix or "config",
         **_model_checks(settings.model_checks, project.model_checks),
         verdicts=settings.verdicts or project.verdicts,
+        unsaved=settings.unsaved,
     )
     return Resolved(tuple(select_rules(layers)), target, project)
 
@@ -244,7 +249,7 @@ def check_paths(paths: Sequence[PathArg], settings: Settings | None = None) -> R
     resolver = ConfigResolver(config_file=settings.config_file, isolated=settings.isolated)
     inputs = [Path(p) for p in paths]
     client = _remote_client(settings, inputs)
-    checkpoints, empty = discover(inputs, client, settings.deleted)
+    checkpoints, empty = discover(inputs, client, settings.deleted, settings.unsaved)
     model_config = None
     if client is not None and settings.model_config is not None:
         url = remote_location(settings.model_config)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -74,3 +75,24 @@ def test_the_documented_example_runs(
         "['models/b/model.safetensors'] 0",
         "--model-config: missing.json does not exist",
     ]
+
+
+def test_unsaved_config_texts_are_read_instead_of_the_files(tmp_path: Path) -> None:
+    """What the language server passes: an editor's config.json text stands in for the file, for
+    this call only (the next one reads the disk again)."""
+    import json
+
+    from tests.safetensors_files import write_tensors
+
+    write_tensors(tmp_path / "model.safetensors", {"a.weight": ("F32", (2,))})
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps({"model_type": "roberta"}))
+    diffusers = json.dumps({"_class_name": "UNet2DModel", "_diffusers_version": "0.30.0"})
+
+    def notes(**settings: Any) -> str:
+        return " ".join(sdlint.check_paths([tmp_path], sdlint.Settings(**settings)).notes)
+
+    assert "no recorded verdict" in notes(model_checks="cached")
+    edited = notes(model_checks="cached", unsaved={config: diffusers.encode()})
+    assert "not a transformers model" in edited and "no recorded verdict" not in edited
+    assert "no recorded verdict" in notes(model_checks="cached")

@@ -11,7 +11,7 @@ from pathlib import Path
 from pygls.uris import to_fs_path
 
 from sdlint.config import CONFIG_FILES, ConfigResolver
-from sdlint.config_fields import CONFIG_NAME, unsaved_configs
+from sdlint.config_fields import CONFIG_NAME
 from sdlint.diagnostic import Diagnostic
 from sdlint.engine import Settings, check_paths, resolve
 from sdlint.formats.safetensors import INDEX_SUFFIX, WEIGHTS_SUFFIX
@@ -72,13 +72,13 @@ def check_folder(folder: Path, unsaved: Mapping[Path, str] | None = None) -> Fol
     if not inputs:
         return FolderFindings()
     texts = {path: text.encode("utf-8") for path, text in (unsaved or {}).items()}
-    with unsaved_configs(texts):
-        report = check_paths(inputs)
+    settings = Settings(unsaved=texts)
+    report = check_paths(inputs, settings)
     resolver = ConfigResolver()
     config_of: dict[Path, Path] = {}
     for checkpoint in report.checkpoints:
         # The engine's own precedence decides which config a checkpoint was checked against.
-        target = resolve(Settings(), resolver.for_path(checkpoint.path), checkpoint.path).target
+        target = resolve(settings, resolver.for_path(checkpoint.path), checkpoint.path).target
         config = norm_path(target.config_path or checkpoint.folder / CONFIG_NAME)
         files = [checkpoint.path, *(result.path for result in checkpoint.files)]
         files += checkpoint.unreferenced_shards
