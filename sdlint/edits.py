@@ -53,7 +53,19 @@ class SetConfigValues:
     values: tuple[tuple[str, str], ...]
 
 
-Edit = RenameTensors | DropTensors | InitTensor | SetConfigValues
+@dataclass(frozen=True)
+class ConvertToSafetensors:
+    """Replace a torch.save checkpoint by a safetensors file (`target`) holding its tensors; the
+    original goes (kept as `<name>.bak` with --backup)."""
+
+    file: Path
+    target: Path
+
+
+Edit = RenameTensors | DropTensors | InitTensor | SetConfigValues | ConvertToSafetensors
+
+# What a conversion claims of its file: every tensor.
+WHOLE_FILE = "*"
 
 
 def config_values(edits: Iterable[Edit]) -> dict[Path, dict[str, Any]]:
@@ -74,6 +86,8 @@ def touched_names(edit: Edit) -> set[str]:
         return set(edit.names)
     if isinstance(edit, InitTensor):
         return {edit.name}
+    if isinstance(edit, ConvertToSafetensors):
+        return {WHOLE_FILE}
     return {key for key, _ in edit.values}
 
 

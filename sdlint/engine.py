@@ -18,7 +18,7 @@ from sdlint.config_fields import CONFIG_NAME, ConfigFile, Unsaved, read_config, 
 from sdlint.context import CheckContext, ModelTarget, Skip
 from sdlint.diagnostic import Diagnostic, Fix
 from sdlint.discover import discover
-from sdlint.edits import SetConfigValues
+from sdlint.edits import ConvertToSafetensors, SetConfigValues
 from sdlint.errors import InternalError, UsageError
 from sdlint.formats import SAFETENSORS
 from sdlint.registry import Selection, select_rules, selector_matches
@@ -300,7 +300,7 @@ def skip_notes(skips: Sequence[Skip]) -> tuple[str, ...]:
 
 def _can_apply(fix: Fix | None, checkpoint: Checkpoint) -> bool:
     """Fixes rewrite weights as safetensors only: a fix that edits the weights of a checkpoint in
-    another format is not offered (config edits are)."""
+    another format is not offered (config edits are, and converting a pickle to safetensors)."""
     if fix is None or checkpoint.format == SAFETENSORS:
         return True
-    return all(isinstance(edit, SetConfigValues) for edit in fix.edits)
+    return all(isinstance(edit, (SetConfigValues, ConvertToSafetensors)) for edit in fix.edits)

@@ -22,6 +22,7 @@ from typing import Any
 from sdlint.checkpoint import Checkpoint
 from sdlint.diagnostic import Diagnostic
 from sdlint.edits import (
+    ConvertToSafetensors,
     DropTensors,
     Edit,
     InitTensor,
@@ -33,11 +34,14 @@ from sdlint.edits import (
 from sdlint.engine import PathArg, Report, Settings, check_paths
 from sdlint.errors import InternalError, SdlintError
 from sdlint.formats.index import read_index
+from sdlint.formats.pickle import PickleCheckpoint, read_pickle_checkpoint
 from sdlint.formats.safetensors import Header, read_header
 from sdlint.rewrite import (
+    ConvertResult,
     NewTensor,
     RewriteError,
     RewritePlan,
+    convert_pickle,
     rewrite_safetensors,
     write_text_atomic,
 )
@@ -76,6 +80,8 @@ def plan_pass(diagnostics: Sequence[Diagnostic], unsafe: bool) -> FixPass:
             continue
         new = [e for e in d.fix.edits if e not in edits]  # two findings may share one fix
         claims = {(e.file, name) for e in new for name in touched_names(e)}
+        # Two files converted to one name (`model.pt` and `model.pth`): one per pass.
+        claims |= {(e.target, "") for e in new if isinstance(e, ConvertToSafetensors)}
         if claims & taken:
             continue
         taken |= claims
@@ -103,6 +109,9 @@ def fix_paths(
         outcome.fixed.extend(fix_pass.diagnostics)
         outcome.changed.extend(p for p in changed if p not in outcome.changed)
         outcome.backups.extend(backups)
+        # A converted file named on the command line is now its safetensors file.
+        moved = {e.file: e.target for e in fix_pass.edits if isinstance(e, ConvertToSafetensors)}
+        paths = [moved.get(Path(p), p) if not Path(p).exists() else p for p in paths]
         report = check_paths(paths, settings)
         outcome.report = report
     codes = sorted({d.code for d in plan_pass(report.diagnostics, unsafe).diagnostics})
@@ -125,11 +134,16 @@ def apply(
     """
     plans = _weight_plans(edits)
     texts = _config_texts(edits)
+    conversions = list(dict.fromkeys(e for e in edits if isinstance(e, ConvertToSafetensors)))
     indexes = [c for c in checkpoints if c.index is not None and set(plans) & _shards(c)]
-    # One file is atomic by itself; several need the originals kept to undo the pass.
-    keep = backup or len(plans) + len(indexes) + len(texts) > 1
+    # One file is atomic by itself; several need the originals kept to undo the pass (a
+    # conversion removes its original, so it always keeps it until the pass is done).
+    keep = backup or len(plans) + len(indexes) + len(texts) + len(conversions) > 1
     done: list[tuple[Path, Path | None]] = []  # (file replaced, its original) in order
+    converted: list[ConvertResult] = []
     try:
+        for conversion in conversions:
+            converted.append(convert_pickle(conversion.file, conversion.target, backup=keep))
         for path, plan in plans.items():
             result = rewrite_safetensors(path, plan, backup=keep)
             if result.changed:
@@ -143,15 +157,17 @@ def apply(
         for path, text in texts.items():
             done.append((path, write_text_atomic(path, text, backup=keep)))
     except BaseException as e:
-        undone = _undo(done)
+        undone = _undo(done) + _unconvert(converted)
         if isinstance(e, RewriteError):
             raise FixError(f"{e}{undone}") from e
         raise
+    originals = [*done, *((c.target, c.backup) for c in converted)]
     if not backup:
-        for _, kept in done:
+        for _, kept in originals:
             if kept is not None:
                 kept.unlink(missing_ok=True)
-    return [path for path, _ in done], [kept for _, kept in done if kept is not None and backup]
+    written = [*(c.target for c in converted), *(path for path, _ in done)]
+    return written, [kept for _, kept in originals if kept is not None and backup]
 
 
 def _shards(checkpoint: Checkpoint) -> set[Path]:
@@ -172,6 +188,24 @@ def _undo(done: Sequence[tuple[Path, Path | None]]) -> str:
             lost.append(f"{path.name}{f' (its original is {kept.name})' if kept else ''}")
     if lost:
         return f"; left changed by this fix: {', '.join(lost)}"
+    return f"; put back as they were: {', '.join(restored)}" if restored else ""
+
+
+def _unconvert(converted: Sequence[ConvertResult]) -> str:
+    """Put back the pickles a failed pass converted, and remove what they were converted to."""
+    restored: list[str] = []
+    lost: list[str] = []
+    for result in reversed(converted):
+        try:
+            if result.backup is None:
+                raise OSError("no original kept")
+            result.backup.replace(result.source)
+            result.target.unlink()
+            restored.append(result.source.name)
+        except OSError:
+            lost.append(f"{result.target.name} (from {result.source.name})")
+    if lost:
+        return f"; left converted by this fix: {', '.join(lost)}"
     return f"; put back as they were: {', '.join(restored)}" if restored else ""
 
 
@@ -256,6 +290,10 @@ def render_diff(fix_pass: FixPass) -> str:
         by_file.setdefault(edit.file, []).append(edit)
     for path, edits in by_file.items():
         name = display(path)
+        conversion = next((e for e in edits if isinstance(e, ConvertToSafetensors)), None)
+        if conversion is not None:
+            out.append(_conversion_diff(conversion))
+            continue
         values = config_values(edits).get(path)
         if values:
             old = path.read_text(encoding="utf-8")
@@ -287,3 +325,14 @@ def render_diff(fix_pass: FixPass) -> str:
 def _shape_of(shapes: dict[str, Any], name: str) -> str:
     info = shapes.get(name)
     return f"{info.dtype} {list(info.shape)}" if info is not None else "(new)"
+
+
+def _conversion_diff(edit: ConvertToSafetensors) -> str:
+    """A conversion as --diff shows it: the file that goes, the file that comes, its tensors."""
+    old, new = display(edit.file), display(edit.target)
+    lines = [f"--- {old}\n+++ {new}\n"]
+    described = read_pickle_checkpoint(edit.file)
+    if isinstance(described, PickleCheckpoint):
+        lines.extend(f"  converted {t.name} {t.dtype} {list(t.shape)}\n" for t in described.entries)
+    lines.append(f"  removed   {old} (kept as {edit.file.name}.bak with --backup)\n")
+    return "".join(lines)

@@ -28,13 +28,14 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import hashlib
 import itertools
 import json
 import os
 import secrets
 import stat
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from io import FileIO
 from pathlib import Path
@@ -44,6 +45,13 @@ from typing import Final
 from sdlint.dtypes import DTYPE_BITS, is_uint, tensor_bits
 from sdlint.errors import SdlintError
 from sdlint.formats import LfsPointer
+from sdlint.formats.pickle import (
+    PickleCheckpoint,
+    conversion_problem,
+    read_pickle_checkpoint,
+    safetensors_name,
+    tensor_spans,
+)
 from sdlint.formats.safetensors import (
     LENGTH_PREFIX,
     MAX_HEADER_SIZE,
@@ -58,11 +66,14 @@ from sdlint.formats.safetensors import (
 __all__ = [
     "BACKUP_SUFFIX",
     "CHUNK_SIZE",
+    "CONVERTED_METADATA",
     "TEMP_SUFFIX",
+    "ConvertResult",
     "NewTensor",
     "RewriteError",
     "RewritePlan",
     "RewriteResult",
+    "convert_pickle",
     "rewrite_safetensors",
     "write_text_atomic",
 ]
@@ -271,6 +282,166 @@ def write_text_atomic(
         raise RewriteError(target, str(e), existed=existed) from e
 
 
+@dataclass(frozen=True)
+class ConvertResult:
+    """What a conversion did: `source` is gone (kept as `backup` if asked), `target` holds its
+    tensors."""
+
+    source: Path
+    target: Path
+    backup: Path | None
+    tensors: int
+    old_size: int
+    new_size: int
+
+
+# What transformers requires of a safetensors file's metadata (`from_pretrained` refuses a file
+# without it) and what `save_pretrained` writes.
+CONVERTED_METADATA: Final = MappingProxyType({"format": "pt"})
+
+
+def convert_pickle(
+    path: str | os.PathLike[str],
+    target: str | os.PathLike[str] | None = None,
+    *,
+    backup: bool = False,
+) -> ConvertResult:
+    """Convert a torch.save checkpoint holding a state dict to safetensors, without unpickling it.
+
+    The file is described again (sdlint.formats.pickle: nothing outside the allow-list is ever
+    imported or called) and refused unless `conversion_problem` finds nothing. Each tensor's bytes
+    are streamed from its storage record into `target` (default `safetensors_name(path)`), in
+    row-major order: a view gets its own bytes, and tensors sharing a storage (tied weights) each
+    get a copy, as safetensors forbids shared tensors. The new file is written, fsynced and
+    verified as by `rewrite_safetensors`, then put in place without ever replacing an existing
+    `target`; only then is the original removed, or kept as `<name>.bak` with `backup`. Raises
+    RewriteError, never anything else for bad input or a failing disk.
+    """
+    source = Path(path)
+    new_path = Path(target) if target is not None else safetensors_name(source)
+    try:
+        st = _check_target(source)
+        if st is None:
+            raise RewriteError(source, "the file does not exist", existed=False)
+        if os.path.lexists(new_path):
+            raise _Failure(f"{new_path.name} already exists; sdlint never overwrites it")
+        with source.open("rb", buffering=0) as src:
+            opened = os.fstat(src.fileno())
+            if (opened.st_dev, opened.st_ino) != (st.st_dev, st.st_ino):
+                raise _Failure("the file was replaced while being opened; run the fix again")
+            described = read_pickle_checkpoint(source)
+            if isinstance(described, LfsPointer):
+                raise _Failure("it is a Git LFS pointer, not the weights (run `git lfs pull`)")
+            problem = conversion_problem(described)
+            if problem:
+                raise _Failure(f"it is not converted: {problem}")
+            if described.file_size != opened.st_size:
+                raise _Failure("the file changed while being opened; run the fix again")
+            slots = _pickle_slots(described, src)
+            head = _encode_header(CONVERTED_METADATA, slots)
+            if len(head) - LENGTH_PREFIX > MAX_HEADER_SIZE:
+                raise _Failure(
+                    f"the header would be {len(head) - LENGTH_PREFIX:,} bytes, over the "
+                    f"{MAX_HEADER_SIZE:,}-byte limit of the safetensors reader"
+                )
+            new_size = len(head) + sum(slot.size for slot in slots)
+            _check_free_space(new_path, new_size)
+            job = _NewFileJob(head, slots, new_size)
+            check = _SourceCheck(source, src, st)
+            _replace_atomically(
+                new_path, st, job.write, job.verify, False, check.unchanged, exclusive=True
+            )
+    except _Failure as e:
+        raise RewriteError(source, str(e)) from e
+    except OSError as e:  # opening or reading the original, before a temporary file exists
+        raise RewriteError(source, f"reading the file failed: {_describe(e)}") from e
+    try:
+        kept = _make_backup(source, st) if backup else None
+        source.unlink()
+        _sync_dir(source.parent)
+    except (OSError, _Failure) as e:
+        reason = _describe(e) if isinstance(e, OSError) else str(e)
+        raise RewriteError(
+            source,
+            f"{new_path.name} is written and verified, but removing the original failed: {reason}",
+        ) from e
+    return ConvertResult(source, new_path, kept, len(slots), st.st_size, new_size)
+
+
+def _pickle_slots(described: PickleCheckpoint, src: FileIO) -> list[_Slot]:
+    """The new file's tensors, widest dtype first (so every tensor is aligned to its element
+    size, as safetensors orders them), then in the state dict's order."""
+    slots: list[_Slot] = []
+    order = sorted(enumerate(described.entries), key=lambda e: (-e[1].itemsize, e[0]))
+    for _, t in order:
+        record = described.storage(t.storage)
+        assert record is not None and t.dtype is not None  # conversion_problem checked both
+        spans = functools.partial(tensor_spans, t, record)
+        tensor = NewTensor(t.dtype, t.shape, functools.partial(_copied_chunks, src, spans))
+        problem = tensor.problem()
+        if problem:
+            raise _Failure(f"tensor {t.name!r} cannot be written: {problem}")
+        slots.append(_new_slot(t.name, tensor))
+    return slots
+
+
+def _copied_chunks(src: FileIO, spans: Callable[[], Iterable[tuple[int, int]]]) -> Iterator[bytes]:
+    """The bytes of `spans` of `src`, in order, in chunks of about CHUNK_SIZE."""
+    pending = bytearray()
+    for start, length in spans():
+        at = start
+        while at < start + length:
+            try:
+                src.seek(at)
+                data = src.read(min(start + length - at, CHUNK_SIZE))
+            except OSError as e:
+                raise _Failure(f"reading the original failed at byte {at:,}: {_describe(e)}") from e
+            if not data:
+                raise _Failure(
+                    f"the original ended at byte {at:,}; was it truncated during the conversion?"
+                )
+            pending += data
+            at += len(data)
+            if len(pending) >= CHUNK_SIZE:
+                yield bytes(pending)
+                pending.clear()
+    if pending:
+        yield bytes(pending)
+
+
+class _NewFileJob:
+    """Writes and verifies a new checkpoint made only of new tensors."""
+
+    def __init__(self, head: bytes, slots: list[_Slot], new_size: int) -> None:
+        self.head = head
+        self.slots = slots
+        self.new_size = new_size
+        self.buffer = memoryview(bytearray(CHUNK_SIZE))
+        self.digests: dict[str, bytes] = {}
+
+    def write(self, sink: _Sink) -> None:
+        sink.write(memoryview(self.head))
+        for slot in self.slots:
+            assert slot.new is not None
+            # Hashed as read from the original: the read-back proves the new file holds them.
+            self.digests[slot.name] = _write_new(slot, slot.new, sink)
+
+    def verify(self, tmp: Path) -> None:
+        _verify_written(
+            tmp, self.slots, CONVERTED_METADATA, self.new_size, self.digests, self.buffer
+        )
+
+
+@dataclass(frozen=True)
+class _SourceCheck:
+    target: Path
+    src: FileIO
+    st: os.stat_result
+
+    def unchanged(self) -> None:
+        _source_unchanged(self.target, self.src, self.st)
+
+
 # --- planning ----------------------------------------------------------------------------------
 
 
@@ -473,49 +644,67 @@ class _CheckpointJob:
             )
 
     def verify(self, tmp: Path) -> None:
-        new = read_header(tmp)
-        if not isinstance(new, Header):
-            reason = new.reason if not isinstance(new, LfsPointer) else "it reads as an LFS pointer"
-            raise _Failure(f"the new file does not read back ({reason})")
-        problem = (
-            _format_error(new)
-            or next((p.message for p in entry_problems(new) if not p.error), None)
-            or (new.warnings and new.warnings[0])
+        _verify_written(
+            tmp, self.slots, self.header.metadata, self.new_size, self.digests, self.buffer
         )
-        if problem:
-            raise _Failure(f"the new file does not pass the safetensors checks: {problem}")
-        planned = [(s.name, s.dtype, s.shape) for s in self.slots]
-        if [(e.name, e.dtype, e.shape) for e in new.entries] != planned:
-            raise _Failure("the new file's header does not list the planned tensors")
-        if new.metadata != self.header.metadata:
-            raise _Failure("the new file's __metadata__ differs from the original's")
-        if new.file_size != self.new_size or new.header_size % 8:
-            raise _Failure("the new file does not have the planned size and alignment")
-        data_start = LENGTH_PREFIX + new.header_size
-        with tmp.open("rb", buffering=0) as f:
-            # The offsets come from the header as read back, not from the plan, so a misplaced
-            # tensor cannot hash right.
-            for info in new.tensors.values():
-                size = info.end - info.begin
-                if (
-                    _stream(f, data_start + info.begin, size, self.buffer, "the new file")
-                    != self.digests[info.name]
-                ):
-                    raise _Failure(
-                        f"tensor {info.name!r} reads back different from what was written"
-                    )
 
     def source_unchanged(self) -> None:
-        """Refuse to replace the file if someone wrote to or replaced it while we copied."""
-        now = os.fstat(self.src.fileno())
-        try:
-            there = os.lstat(self.target)
-        except OSError as e:
-            raise _Failure(f"the file disappeared during the rewrite ({_describe(e)})") from e
-        written_to = _version(now) != _version(self.st)
-        replaced = (there.st_ino, there.st_dev) != (self.st.st_ino, self.st.st_dev)
-        if written_to or replaced:
-            raise _Failure("the file was modified during the rewrite; run the fix again")
+        _source_unchanged(self.target, self.src, self.st)
+
+
+def _source_unchanged(target: Path, src: FileIO, st: os.stat_result) -> None:
+    """Refuse to replace anything if someone wrote to or replaced the file while we copied."""
+    now = os.fstat(src.fileno())
+    try:
+        there = os.lstat(target)
+    except OSError as e:
+        raise _Failure(f"the file disappeared during the rewrite ({_describe(e)})") from e
+    written_to = _version(now) != _version(st)
+    replaced = (there.st_ino, there.st_dev) != (st.st_ino, st.st_dev)
+    if written_to or replaced:
+        raise _Failure("the file was modified during the rewrite; run the fix again")
+
+
+def _verify_written(
+    tmp: Path,
+    slots: list[_Slot],
+    metadata: Mapping[str, str] | None,
+    new_size: int,
+    digests: Mapping[str, bytes],
+    buffer: memoryview,
+) -> None:
+    """Read the new file back: it passes the safetensors checks, its header lists the planned
+    tensors with the planned metadata, size and alignment, and every tensor hashes as the bytes
+    it was given."""
+    new = read_header(tmp)
+    if not isinstance(new, Header):
+        reason = new.reason if not isinstance(new, LfsPointer) else "it reads as an LFS pointer"
+        raise _Failure(f"the new file does not read back ({reason})")
+    problem = (
+        _format_error(new)
+        or next((p.message for p in entry_problems(new) if not p.error), None)
+        or (new.warnings and new.warnings[0])
+    )
+    if problem:
+        raise _Failure(f"the new file does not pass the safetensors checks: {problem}")
+    planned = [(s.name, s.dtype, s.shape) for s in slots]
+    if [(e.name, e.dtype, e.shape) for e in new.entries] != planned:
+        raise _Failure("the new file's header does not list the planned tensors")
+    if new.metadata != metadata:
+        raise _Failure("the new file's __metadata__ differs from the original's")
+    if new.file_size != new_size or new.header_size % 8:
+        raise _Failure("the new file does not have the planned size and alignment")
+    data_start = LENGTH_PREFIX + new.header_size
+    with tmp.open("rb", buffering=0) as f:
+        # The offsets come from the header as read back, not from the plan, so a misplaced
+        # tensor cannot hash right.
+        for info in new.tensors.values():
+            size = info.end - info.begin
+            if (
+                _stream(f, data_start + info.begin, size, buffer, "the new file")
+                != digests[info.name]
+            ):
+                raise _Failure(f"tensor {info.name!r} reads back different from what was written")
 
 
 def _version(st: os.stat_result) -> tuple[int, int, int, int]:
@@ -598,9 +787,12 @@ def _replace_atomically(
     verify: Callable[[Path], None],
     backup: bool,
     before_replace: Callable[[], None] | None,
+    *,
+    exclusive: bool = False,
 ) -> Path | None:
     """Write a temporary file next to `target` with `write`, fsync it, `verify` it, then rename it
-    over `target` (keeping the original as a backup if asked) and fsync the folder.
+    over `target` (keeping the original as a backup if asked) and fsync the folder. With
+    `exclusive` (a new file), a `target` that appeared meanwhile is never replaced.
 
     Raises _Failure on any error before the rename, having removed the temporary file and any
     backup it made: the original is then untouched. Returns the backup's path.
@@ -636,7 +828,11 @@ def _replace_atomically(
             stage = "keeping a backup of the original"
             kept = _make_backup(target, st)
         stage = "replacing the original"
-        tmp.replace(target)
+        if exclusive:
+            stage = "putting the new file in place"
+            _place_new(tmp, target)
+        else:
+            tmp.replace(target)
     except BaseException as e:
         # A KeyboardInterrupt can land just after the replace; the backup is then the only name
         # left for the original, so it is removed only while the original is still in place.
@@ -661,6 +857,24 @@ def _replace_atomically(
             original_intact=False,
         ) from e
     return kept
+
+
+def _place_new(tmp: Path, target: Path) -> None:
+    """Give the verified temporary file the name `target`, failing rather than replace a file
+    that took that name meanwhile: a hard link fails if the name is taken."""
+    try:
+        os.link(tmp, target)
+    except FileExistsError:
+        raise _Failure(f"{target.name} appeared meanwhile; it is left as it is") from None
+    except OSError as e:
+        if e.errno not in _NO_HARDLINKS:
+            raise
+        if os.path.lexists(target):
+            raise _Failure(f"{target.name} appeared meanwhile; it is left as it is") from None
+        tmp.replace(target)
+        return
+    with contextlib.suppress(OSError):  # the new file is in place under its name either way
+        tmp.unlink()
 
 
 def _is_same_file(path: Path, st: os.stat_result) -> bool:

@@ -52,7 +52,18 @@ DEFAULT_SD1 = [
     [
         (
             [Selection(select=("SD0",))],
-            ["SD001", "SD002", "SD003", "SD004", "SD005", "SD006", "SD007", "SD008", "SD009"],
+            [
+                "SD001",
+                "SD002",
+                "SD003",
+                "SD004",
+                "SD005",
+                "SD006",
+                "SD007",
+                "SD008",
+                "SD009",
+                "SD010",
+            ],
         ),
         ([Selection(select=("SD1",), ignore=("SD10",))], ["SD110", "SD111", "SD112"]),
         ([Selection(select=("SD11",))], ["SD110", "SD111", "SD112"]),

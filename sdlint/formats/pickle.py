@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import _compat_pickle
 import io
+import itertools
 import math
 import pickletools
 import struct
@@ -110,6 +111,7 @@ class StorageRecord:
     entry: str | None  # the zip entry (zip layout); None for the legacy layout
     data_offset: int | None  # where its bytes start in the file; None when it has no record
     size: int | None  # bytes the file holds for it; None when its record is missing
+    compressed: bool = False  # a compressed zip entry (torch never writes one)
 
     @property
     def declared_bytes(self) -> int:
@@ -142,6 +144,7 @@ class PickleCheckpoint:
     unsafe: tuple[PickleGlobal, ...] = ()
     problems: tuple[PickleProblem, ...] = ()
     pickle_name: str = ""  # "archive/data.pkl", or "main pickle" for the legacy layout
+    byteorder: str | None = None  # "little" or "big" as the file says; None when it does not
 
     @property
     def readable(self) -> bool:
@@ -943,10 +946,26 @@ def _read_zip(path: Path, f: BinaryIO, size: int) -> PickleCheckpoint:
             held: int | None = max(0, min(entry.file_size, size - offset))
         else:
             held = None
+        compressed = entry is not None and entry.compress_type != zipfile.ZIP_STORED
         storages.append(
-            StorageRecord(key, storage_type, numel, element_size, location, name, offset, held)
+            StorageRecord(
+                key, storage_type, numel, element_size, location, name, offset, held, compressed
+            )
         )
-    return _describe(path, "zip", size, run, tuple(storages), pickle_name)
+    described = _describe(path, "zip", size, run, tuple(storages), pickle_name)
+    return replace(described, byteorder=_zip_byteorder(archive, entries.get(f"{folder}/byteorder")))
+
+
+def _zip_byteorder(archive: zipfile.ZipFile, info: zipfile.ZipInfo | None) -> str | None:
+    """The archive's `byteorder` record ("little" or "big"); torch before 2.1 wrote none."""
+    if info is None or info.file_size > 16:
+        return None
+    try:
+        with archive.open(info) as member:
+            text = member.read(16).decode("ascii").strip()
+    except Exception:  # zipfile parses hostile bytes
+        return None
+    return text if text in ("little", "big") else None
 
 
 def _read_tar(path: Path, f: BinaryIO, size: int) -> PickleCheckpoint:
@@ -1064,7 +1083,11 @@ def _read_legacy(path: Path, f: BinaryIO, size: int) -> PickleCheckpoint:
         for k, d in table.declared.items()
         if k not in listed
     )
-    return _describe(path, "legacy", size, main, tuple(storages), "main pickle")
+    described = _describe(path, "legacy", size, main, tuple(storages), "main pickle")
+    info = values[2]
+    little = info.get("little_endian") if isinstance(info, dict) else None
+    byteorder = None if type(little) is not bool else "little" if little else "big"
+    return replace(described, byteorder=byteorder)
 
 
 def _legacy_fail(
@@ -1233,3 +1256,73 @@ def _storage_problems(
                 f"holds {record.size:,}",
                 t.name,
             )
+
+
+# ---------------------------------------------------------------------------------------------
+# Conversion to safetensors (SD010's fix): which file it makes, whether the file may be
+# converted, and where each tensor's bytes are. The bytes are copied by sdlint/rewrite.py.
+
+# The names transformers and peft give the same weights as safetensors.
+_SAFETENSORS_NAMES = {
+    "pytorch_model.bin": "model.safetensors",
+    "adapter_model.bin": "adapter_model.safetensors",
+}
+
+
+def safetensors_name(path: Path) -> Path:
+    """The file a converted checkpoint is written to: transformers' `model.safetensors` for
+    `pytorch_model.bin`, peft's `adapter_model.safetensors` for `adapter_model.bin`, else the same
+    stem with `.safetensors` (`model.pt` -> `model.safetensors`)."""
+    name = _SAFETENSORS_NAMES.get(path.name, f"{path.stem}.safetensors")
+    return path.with_name(name)
+
+
+def conversion_problem(checkpoint: PickleCheckpoint) -> str | None:
+    """Why the file's tensors cannot be copied to safetensors losing nothing, or None.
+
+    Only a file read to its end whose pickle names nothing outside the allow-list, holding a flat
+    state dict of tensors (no wrapper beside other content, no non-tensor entries) with every
+    storage whole, uncompressed and little-endian, is converted."""
+    if checkpoint.unsafe:
+        return "its pickle imports globals outside the allow-list (SD006)"
+    if checkpoint.problems:
+        return checkpoint.problems[0].message
+    if checkpoint.wrapper:
+        where = "/".join(checkpoint.wrapper)
+        return f"its state dict is wrapped under `{where}`, beside content safetensors cannot hold"
+    if checkpoint.other_entries:
+        shown = ", ".join(f"`{k}`" for k in checkpoint.other_entries[:3])
+        return f"its state dict holds entries that are not tensors ({shown})"
+    if not checkpoint.entries:
+        return "it holds no tensors"
+    if checkpoint.byteorder == "big":
+        return "its storages are big-endian; safetensors is little-endian"
+    if any(t.dtype is None for t in checkpoint.entries):
+        return "a tensor has a dtype safetensors has no name for"
+    if "__metadata__" in {t.name for t in checkpoint.entries}:
+        return "a tensor is named `__metadata__`, which safetensors reserves"
+    for t in checkpoint.entries:
+        record = checkpoint.storage(t.storage)
+        if record is None or record.data_offset is None or record.size is None:
+            return f"storage `{t.storage}` of `{t.name}` has no record"
+        if record.compressed:
+            return f"storage `{t.storage}` is a compressed zip entry"
+    return None
+
+
+def tensor_spans(tensor: PickleTensor, record: StorageRecord) -> Iterator[tuple[int, int]]:
+    """The tensor's bytes as (file offset, length) runs, in row-major order: one run for a
+    contiguous tensor; for a view with other strides (a transpose, an expanded dimension) one run
+    per stretch of its innermost dimensions that is contiguous in the storage."""
+    if tensor.numel == 0:
+        return
+    assert record.data_offset is not None
+    item = tensor.itemsize
+    dims = [(d, s) for d, s in zip(tensor.shape, tensor.stride, strict=True) if d != 1]
+    run = 1
+    while dims and dims[-1][1] == run:
+        run *= dims.pop()[0]
+    base = record.data_offset + tensor.storage_offset * item
+    for index in itertools.product(*(range(d) for d, _ in dims)):
+        offset = sum(i * s for i, (_, s) in zip(index, dims, strict=True))
+        yield base + offset * item, run * item

@@ -28,6 +28,7 @@ from sdlint.rules.model_config_unusable import model_config_unusable
 from sdlint.rules.pickle import (
     invalid_pickle_storage,
     not_a_state_dict,
+    pickle_checkpoint,
     unreadable_pickle,
     unsafe_pickle,
 )
@@ -43,6 +44,7 @@ RULES: tuple[Rule, ...] = (
     unreadable_pickle,  # SD007
     invalid_pickle_storage,  # SD008
     not_a_state_dict,  # SD009
+    pickle_checkpoint,  # SD010
     head_size_mismatch,  # SD101
     base_shape_mismatch,  # SD102
     missing_key,  # SD103

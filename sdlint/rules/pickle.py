@@ -1,20 +1,28 @@
-"""SD006-SD009: torch.save checkpoints (pickles), read without running them.
+"""SD006-SD010: torch.save checkpoints (pickles), read without running them.
 
 SD006 names every global a pickle imports outside the allow-list of what torch.save writes for
 tensors; SD007-SD009 are the pickle-side counterparts of the safetensors integrity rules: a file
 that cannot be read, storages that do not hold what the tensors need, content that is not a state
-dict of plain tensors.
+dict of plain tensors. SD010 notes a clean one, and its fix converts it to safetensors.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 from sdlint.context import CheckContext
-from sdlint.diagnostic import Severity
+from sdlint.diagnostic import Applicability, Fix, Severity
+from sdlint.edits import ConvertToSafetensors
 from sdlint.formats import PICKLE
-from sdlint.formats.pickle import PickleCheckpoint, PickleGlobal, UnreadablePickle
-from sdlint.rule import Finding, rule
+from sdlint.formats.pickle import (
+    PickleCheckpoint,
+    PickleGlobal,
+    UnreadablePickle,
+    conversion_problem,
+    safetensors_name,
+)
+from sdlint.rule import Finding, FixAvailability, rule
 
 # Globals whose only use in a pickle is to run code, read or write files, or reach the network.
 _RUNS_CODE_MODULES = {
@@ -234,3 +242,82 @@ def not_a_state_dict(ctx: CheckContext) -> Iterator[Finding]:
         for problem in pickle.problems:
             if problem.kind in ("not-state-dict", "unsupported-tensor"):
                 yield Finding(problem.message, pickle.path.as_posix(), tensor=problem.tensor)
+
+
+@rule(
+    "SD010",
+    "pickle-checkpoint",
+    formats=(PICKLE,),
+    summary="A clean pickle checkpoint could be safetensors.",
+    severity=Severity.INFO,
+    fix=FixAvailability.SOMETIMES,
+)
+def pickle_checkpoint(ctx: CheckContext) -> Iterator[Finding]:
+    """## What it does
+    Notes a torch.save checkpoint (`pytorch_model.bin`, `*.pt`, `*.pth`, `*.ckpt`) that is a clean
+    state dict: its pickle names nothing outside the allow-list (no SD006), it reads to its end
+    (no SD007), its storages hold its tensors (no SD008), and it is a flat mapping of names to
+    plain tensors (no SD009, no wrapper such as Lightning's `state_dict` beside other training
+    state, no non-tensor entries). Such a file can become safetensors losing nothing. A file that
+    transformers does not load because `model.safetensors` is beside it is not noted; neither is
+    a sharded pickle checkpoint (`pytorch_model.bin.index.json`): re-save it with
+    `save_pretrained`.
+
+    ## Why is this bad?
+    Loading a pickle runs a program: safe only with `torch.load(weights_only=True)`, the default
+    since torch 2.6, and only as long as that allow-list holds. safetensors holds the same
+    tensors as plain bytes behind a JSON header, loads without copying (memory-mapped), and is
+    what transformers loads first and the Hugging Face Hub recommends.
+
+    ## Example
+    ```
+    pytorch_model.bin:1:1: SD010 pickle checkpoint of 201 tensors could be safetensors
+    (model.safetensors), which loads without running code
+    ```
+
+    ## Fix safety
+    **Unsafe** (with `--fix --unsafe-fixes`): convert the file to safetensors and remove it. The
+    new file is named as transformers and peft name it (`pytorch_model.bin` ->
+    `model.safetensors`, `adapter_model.bin` -> `adapter_model.safetensors`); any other file
+    keeps its stem (`model.pt` -> `model.safetensors`). It carries the metadata
+    `{"format": "pt"}`, which transformers requires. The pickle is never unpickled: each tensor's
+    bytes are streamed from its storage record, in row-major order, so a view (a transpose, a
+    slice, an expanded dimension) gets its own bytes, and tensors sharing a storage (tied weights)
+    each get a copy, since safetensors forbids shared tensors; transformers ties them again on
+    load. The new file is written to a temporary file, fsynced, read back (header, names, dtypes,
+    shapes, and every tensor's bytes hashed against what was read from the original) and only
+    then given its name, never replacing an existing file. The original is then removed, since
+    transformers would load `model.safetensors` first anyway and a pickle left beside it is the
+    risk the conversion removes; with `--backup` it is kept as `<name>.bak`. The fix is unsafe
+    because code that opens the pickle by its name (`torch.load("model.pt")`) no longer finds it.
+    Not offered when the new file's name is taken, nor for a remote checkpoint.
+    """
+    checkpoint = ctx.checkpoint
+    if checkpoint.index is not None or checkpoint.shadowed_by is not None:
+        return
+    for result in checkpoint.files:
+        if not isinstance(result, PickleCheckpoint) or conversion_problem(result) is not None:
+            continue
+        target = safetensors_name(result.path)
+        count = len(result.entries)
+        tensors = f"{count} tensor{'s' if count != 1 else ''}"
+        path = result.path.as_posix()
+        if os.path.lexists(target):
+            yield Finding(
+                f"pickle checkpoint of {tensors} could be safetensors, but {target.name} already "
+                "exists beside it: remove this file if it holds the same weights",
+                path,
+            )
+            continue
+        fix = Fix(
+            Applicability.UNSAFE,
+            f"Convert to {target.name} ({tensors}, copied and verified) and remove "
+            f"{result.path.name} (kept as {result.path.name}.bak with --backup)",
+            (ConvertToSafetensors(result.path, target),),
+        )
+        yield Finding(
+            f"pickle checkpoint of {tensors} could be safetensors ({target.name}), which loads "
+            "without running code",
+            path,
+            fix=fix,
+        )

@@ -86,9 +86,15 @@ OFFERS_A_FIX: dict[str, tuple[LoadVerdict, TensorSpecs]] = {
 }
 
 
+# Rules that need no verdict, held to their fix where their format is tested.
+FIX_TESTED_ELSEWHERE = {
+    "SD010": "tests/rules/test_pickle_checkpoint.py::test_clean_state_dict_is_noted_with_an_unsafe_fix"
+}
+
+
 def test_every_rule_that_declares_a_fix_has_a_case_here() -> None:
     declared = {r.code for r in all_rules() if r.fix is FixAvailability.SOMETIMES}
-    assert declared == set(OFFERS_A_FIX)
+    assert declared == set(OFFERS_A_FIX) | set(FIX_TESTED_ELSEWHERE)
 
 
 @pytest.mark.parametrize("code", sorted(OFFERS_A_FIX))
