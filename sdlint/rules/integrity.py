@@ -13,6 +13,7 @@ from sdlint.checkpoint import Checkpoint
 from sdlint.context import CheckContext
 from sdlint.diagnostic import Severity
 from sdlint.formats import PICKLE, SAFETENSORS, LfsPointer, Unreadable
+from sdlint.formats.pickle import PickleCheckpoint
 from sdlint.formats.safetensors import (
     Header,
     Problem,
@@ -145,17 +146,23 @@ def _findings(header: Header, problems: Iterator[Problem]) -> Iterator[Finding]:
 @rule(
     "SD004",
     "inconsistent-shard-index",
-    formats=(SAFETENSORS,),
+    formats=(SAFETENSORS, PICKLE),
     summary="A sharded index disagrees with its shards.",
 )
 def inconsistent_shard_index(ctx: CheckContext) -> Iterator[Finding]:
     """## What it does
-    For a sharded checkpoint (`model.safetensors.index.json` with its shards), checks that the index
-    is readable and has its `metadata`, that every shard it names exists, that every key it maps is
-    in that shard and every key of a shard is in the index, that no key is in two shards, and that
+    For a sharded checkpoint (`model.safetensors.index.json`, or `pytorch_model.bin.index.json`
+    for torch.save shards, with its shards), checks that the index is readable and has its
+    `metadata`, that every shard it names exists, that every key it maps is in that shard and
+    every key of a shard is in the index, that no key is in two shards, and that
     `metadata.total_size` equals the bytes of the shards' tensors (and `total_parameters`, when
-    present, their element count). A file named like a shard of the
-    index but not listed by it is a warning.
+    present, their element count). A file named like a shard of the index but not listed by it is
+    a warning.
+
+    torch.save shards are read as SD006-SD009 read them, never unpickled. Their `total_size` may
+    count each storage once, in full, as `save_pretrained` does (tied weights share a storage), or
+    sum the tensors' own bytes, as older writers did; `total_parameters` may count tied copies
+    once or each time.
 
     A shard name must lead to a regular file inside the index's folder tree after following
     symlinks (inside a Hugging Face cache, `models--org--name/snapshots/<rev>/`, the repository's
@@ -166,7 +173,7 @@ def inconsistent_shard_index(ctx: CheckContext) -> Iterator[Finding]:
     disk.
 
     ## Why is this bad?
-    transformers reads the keys from the shard headers, not from the index: a key the index lists
+    transformers reads the keys from the shards, not from the index: a key the index lists
     but its shard lacks loads as missing, a key in two shards silently takes the later copy, and an
     index without `metadata` raises `KeyError`. Other loaders trust the index and disagree.
 
@@ -224,10 +231,10 @@ def inconsistent_shard_index(ctx: CheckContext) -> Iterator[Finding]:
         )
 
     located: dict[str, list[str]] = {}
-    for header in checkpoint.headers:
-        for name in header.tensors:
-            located.setdefault(name, []).append(header.path.name)
-    readable_shards = {h.path.name for h in checkpoint.headers}
+    for description in checkpoint.descriptions:
+        for name in description.tensors:
+            located.setdefault(name, []).append(description.path.name)
+    readable_shards = {d.path.name for d in checkpoint.descriptions}
     for key, shard in index.weight_map.items():
         if shard not in readable_shards:
             continue  # reported above as missing, or by SD001/SD005 for the shard itself
@@ -253,19 +260,49 @@ def inconsistent_shard_index(ctx: CheckContext) -> Iterator[Finding]:
             )
 
     if checkpoint.fully_readable and index.metadata is not None:
-        tensors = [t for h in checkpoint.headers for t in h.tensors.values()]
-        totals = {
-            "total_size": (tensor_bytes(tensors), "bytes"),
-            "total_parameters": (sum(math.prod(t.shape) for t in tensors), "elements"),
-        }
-        for field, (actual, unit) in totals.items():
+        for field, (accepted, held) in _index_totals(checkpoint).items():
             claimed = index.metadata.get(field)
-            if field not in index.metadata or (claimed == actual and type(claimed) is int):
+            if field not in index.metadata or (claimed in accepted and type(claimed) is int):
                 continue
-            yield Finding(
-                f"metadata.{field} is {claimed!r} but the shards' tensors hold {actual:,} {unit}",
-                path,
-            )
+            yield Finding(f"metadata.{field} is {claimed!r} but {held}", path)
+
+
+def _index_totals(checkpoint: Checkpoint) -> dict[str, tuple[tuple[int, ...], str]]:
+    """What `metadata.total_size` and `total_parameters` may be: the values writers give, and
+    how a finding says what the shards hold.
+
+    A safetensors shard holds each tensor once. A torch.save shard holds whole storages, shared by
+    the tensors that view them (tied weights): `save_pretrained` (huggingface_hub's
+    `split_torch_state_dict_into_shards`) counts each storage once, in full, while older writers
+    summed the tensors' own bytes; either is accepted."""
+    if checkpoint.format != PICKLE:
+        tensors = [t for h in checkpoint.headers for t in h.tensors.values()]
+        size, count = tensor_bytes(tensors), sum(math.prod(t.shape) for t in tensors)
+        return {
+            "total_size": ((size,), f"the shards' tensors hold {size:,} bytes"),
+            "total_parameters": ((count,), f"the shards' tensors hold {count:,} elements"),
+        }
+    pickles = [d for d in checkpoint.descriptions if isinstance(d, PickleCheckpoint)]
+    storage_bytes = sum(s.declared_bytes for p in pickles for s in p.storages)
+    entries = [t for p in pickles for t in p.entries]
+    own_bytes = sum(t.numel * t.itemsize for t in entries)
+    views = {
+        (p.path, t.storage, t.storage_offset, t.shape, t.stride): t.numel
+        for p in pickles
+        for t in p.entries
+    }
+    count, distinct = sum(t.numel for t in entries), sum(views.values())
+    return {
+        "total_size": (
+            (storage_bytes, own_bytes),
+            f"the shards' storages hold {storage_bytes:,} bytes (their tensors {own_bytes:,})",
+        ),
+        "total_parameters": (
+            (count, distinct),
+            f"the shards' tensors hold {count:,} elements"
+            + (f" ({distinct:,} without tied copies)" if distinct != count else ""),
+        ),
+    }
 
 
 @rule(

@@ -252,3 +252,141 @@ def test_same_verdict_as_the_same_weights_in_safetensors(
         )
     assert outputs[0] == outputs[1]
     assert bool(outputs[0]) == (mutation != "none")
+
+
+# -- SD004 on torch.save shards (`pytorch_model.bin.index.json`) -----------------------------------
+
+
+def save_sharded(folder: Path, state: dict[str, object]) -> Path:
+    """Shards and index as `save_pretrained(safe_serialization=False)` writes them (transformers
+    4.x; huggingface_hub's `save_torch_state_dict` is its writer)."""
+    from huggingface_hub import save_torch_state_dict
+
+    folder.mkdir(parents=True, exist_ok=True)
+    save_torch_state_dict(state, folder, safe_serialization=False, max_shard_size=200)  # type: ignore[arg-type]
+    return folder / "pytorch_model.bin.index.json"
+
+
+def tied_state() -> dict[str, object]:
+    torch.manual_seed(0)
+    embed = torch.randn(10, 4)
+    return {"embed.weight": embed, "a.weight": torch.randn(8, 4), "head.weight": embed}
+
+
+def edit_index(path: Path, edit: object) -> None:
+    import json
+
+    document = json.loads(path.read_text())
+    edit(document)  # type: ignore[operator]
+    path.write_text(json.dumps(document))
+
+
+def sd004(capsys: pytest.CaptureFixture[str], folder: Path) -> list[str]:
+    _, out, _ = run(capsys, "check", "-q", "--select", "SD004", str(folder))
+    return [line.split(": SD004 ", 1)[1] for line in out.splitlines()]
+
+
+def test_sharded_pickle_as_save_pretrained_writes_it(capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    index = save_sharded(Path("m"), tied_state())
+    document = json.loads(index.read_text())
+    assert len(set(document["weight_map"].values())) > 1
+    # huggingface_hub counts the shared storage of the tied weights once
+    assert document["metadata"]["total_size"] == (40 + 32) * 4
+    assert sd004(capsys, Path("m")) == []
+    # older writers summed every tensor's bytes: accepted too
+    edit_index(index, lambda d: d["metadata"].update(total_size=(40 + 32 + 40) * 4))
+    assert sd004(capsys, Path("m")) == []
+    edit_index(index, lambda d: d["metadata"].update(total_size=1, total_parameters=112))
+    assert sd004(capsys, Path("m")) == [
+        "metadata.total_size is 1 but the shards' storages hold 288 bytes (their tensors 448)"
+    ]
+    edit_index(index, lambda d: d["metadata"].update(total_size=288, total_parameters=7))
+    assert sd004(capsys, Path("m")) == [
+        "metadata.total_parameters is 7 but the shards' tensors hold 112 elements (72 without "
+        "tied copies)"
+    ]
+
+
+def test_sharded_pickle_index_out_of_step(capsys: pytest.CaptureFixture[str]) -> None:
+    index = save_sharded(Path("m"), tied_state())
+    shards = sorted(p.name for p in Path("m").glob("pytorch_model-*.bin"))
+    assert len(shards) == 2
+
+    def edit(document: dict[str, dict[str, object]]) -> None:
+        weight_map = document["weight_map"]
+        assert weight_map["a.weight"] == shards[1]
+        weight_map["a.weight"] = shards[0]
+        weight_map["ghost.weight"] = shards[0]
+        del weight_map["embed.weight"]
+        del document["metadata"]
+
+    edit_index(index, edit)
+    # a.weight was the second shard's only tensor: that shard is now listed by no key
+    assert sd004(capsys, Path("m")) == [
+        "index has no `metadata` object; transformers refuses to load it (KeyError: 'metadata')",
+        f"{shards[1]} is named like a shard of this index but the index does not list it; its "
+        "tensors are never loaded",
+        f"index maps `a.weight` to {shards[0]}, but that shard has no such tensor",
+        f"tensor `embed.weight` in {shards[0]} is not in the index's weight_map",
+        f"index maps `ghost.weight` to {shards[0]}, but that shard has no such tensor",
+    ]
+
+
+def test_sharded_pickle_key_in_two_shards(capsys: pytest.CaptureFixture[str]) -> None:
+    index = save_sharded(Path("m"), tied_state())
+    shards = sorted(p.name for p in Path("m").glob("pytorch_model-*.bin"))
+    torch_save(Path("m", shards[1]), {"a.weight": torch.zeros(8, 4), "embed.weight": torch.ones(1)})
+    assert sd004(capsys, Path("m")) == [
+        "metadata.total_size is 288 but the shards' storages hold 292 bytes (their tensors 452)",
+        f"tensor `embed.weight` is in 2 shards ({shards[0]}, {shards[1]}); transformers "
+        f"silently keeps the copy in {shards[1]}",
+    ]
+    assert index.exists()
+
+
+def test_sharded_pickle_missing_and_unlisted_shards(capsys: pytest.CaptureFixture[str]) -> None:
+    index = save_sharded(Path("m"), tied_state())
+    listed = sorted(p.name for p in Path("m").glob("pytorch_model-*.bin"))
+    Path("m", listed[1]).rename(Path("m", "pytorch_model-00009-of-00009.bin"))
+    found = sd004(capsys, Path("m"))
+    assert found == [
+        f"shard {listed[1]} is listed in the index (1 tensor) but does not exist",
+        "pytorch_model-00009-of-00009.bin is named like a shard of this index but the index does "
+        "not list it; its tensors are never loaded",
+    ]
+    assert index.exists()
+
+
+@pytest.mark.parametrize(
+    ("name", "reason"),
+    [
+        ("../outside.bin", "leads out of the folder (`..`)"),
+        ("/tmp/outside.bin", "is an absolute path"),
+        ("link.bin", "is a symlink leading out of the folder"),
+    ],
+)
+def test_sharded_pickle_confinement(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, name: str, reason: str
+) -> None:
+    """A shard named outside the folder is a finding and is never opened."""
+    from sdlint.formats.pickle import read_pickle
+
+    outside = torch_save(Path("outside.bin"), {"x": torch.zeros(2)})
+    index = save_sharded(Path("m/sub"), tied_state())
+    Path("m/sub/link.bin").symlink_to(outside.resolve())
+    edit_index(index, lambda d: d["weight_map"].update(x=name))
+    opened: list[Path] = []
+
+    def spy(path: Path) -> object:
+        opened.append(Path(path).resolve())
+        return read_pickle(path)
+
+    monkeypatch.setattr("sdlint.discover.read_pickle", spy)
+    found = sd004(capsys, Path("m/sub"))
+    assert found == [
+        f"index maps 1 tensor to shard {name!r}, which {reason}: a shard must be a regular file "
+        "inside the checkpoint's folder, so sdlint does not open it"
+    ]
+    assert opened and outside.resolve() not in opened
