@@ -110,8 +110,12 @@ def fix_paths(
         outcome.changed.extend(p for p in changed if p not in outcome.changed)
         outcome.backups.extend(backups)
         # A converted file named on the command line is now its safetensors file.
-        moved = {e.file: e.target for e in fix_pass.edits if isinstance(e, ConvertToSafetensors)}
-        paths = [moved.get(Path(p), p) if not Path(p).exists() else p for p in paths]
+        moved = {
+            e.file.resolve(): e.target
+            for e in fix_pass.edits
+            if isinstance(e, ConvertToSafetensors)
+        }
+        paths = [p if Path(p).exists() else moved.get(Path(p).resolve(), p) for p in paths]
         report = check_paths(paths, settings)
         outcome.report = report
     codes = sorted({d.code for d in plan_pass(report.diagnostics, unsafe).diagnostics})

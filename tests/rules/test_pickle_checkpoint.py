@@ -105,6 +105,14 @@ def test_fix_converts_and_removes_the_pickle(capsys: pytest.CaptureFixture[str])
     assert "SD0" not in out
 
 
+def test_fix_of_a_file_named_by_another_path(capsys: pytest.CaptureFixture[str]) -> None:
+    torch_save(Path("m/model.pt"), {"w": torch.zeros(2)})
+    named = f"{Path.cwd()}/m/../m/./model.pt"
+    code, _, err = run(capsys, "check", "--fix", "--unsafe-fixes", named)
+    assert code == 0 and "error" not in err, err
+    assert sorted(p.name for p in Path("m").iterdir()) == ["model.safetensors"]
+
+
 def test_backup_keeps_the_pickle_out_of_the_way(capsys: pytest.CaptureFixture[str]) -> None:
     torch_save(Path("m/pytorch_model.bin"), {"w": torch.zeros(2)})
     before = Path("m/pytorch_model.bin").read_bytes()
