@@ -71,7 +71,7 @@ def adapter_view(checkpoint: Checkpoint, target: ModelTarget) -> AdapterView | S
     The caller has checked that the checkpoint is a loadable adapter and that model checks are on.
     """
     from sdlint.context import NO_VERDICT, NOT_TRANSFORMERS, Skip
-    from sdlint.model.peft import adapter_document, adapter_verdict, cached_adapter_verdict
+    from sdlint.model.peft import adapter_document, known_adapter_verdict
     from sdlint.model.verdict import NOT_INSTALLED, ConfigProblem
 
     adapter_config = checkpoint.adapter_config
@@ -89,28 +89,18 @@ def adapter_view(checkpoint: Checkpoint, target: ModelTarget) -> AdapterView | S
     if other is not None:  # a diffusers UNet's LoRA, say: not a transformers base model
         return Skip(NOT_TRANSFORMERS, f"{base.display} is {other}")
 
-    tensors = checkpoint.signature()
-    outcome: AdapterOutcome | None
-    if target.model_checks == "cached":
-        outcome = cached_adapter_verdict(
-            base,
-            adapter_config,
-            tensors,
-            target.architecture,
-            cache_dir=target.cache_dir,
-            shared=target.verdicts,
-        )
-        if outcome is None:
-            return Skip(NO_VERDICT, f"{adapter_config.display} on {base.display}")
-    else:
-        outcome = adapter_verdict(
-            base,
-            adapter_config,
-            tensors,
-            target.architecture,
-            cache_dir=target.cache_dir,
-            use_cache=target.use_cache,
-        )
+    outcome = known_adapter_verdict(
+        base,
+        adapter_config,
+        checkpoint.signature(),
+        target.architecture,
+        model_checks=target.model_checks,
+        cache_dir=target.cache_dir,
+        use_cache=target.use_cache,
+        shared=target.verdicts,
+    )
+    if outcome is None:
+        return Skip(NO_VERDICT, f"{adapter_config.display} on {base.display}")
     if isinstance(outcome, ConfigProblem) and outcome.kind == NOT_INSTALLED:
         return Skip(PEFT_NOT_INSTALLED, checkpoint.display_path)
     return AdapterView(adapter_config, base, outcome)

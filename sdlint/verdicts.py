@@ -24,7 +24,6 @@ from sdlint.engine import Settings, resolve
 if TYPE_CHECKING:
     from sdlint.context import ModelTarget
     from sdlint.model.cache import VerdictCache
-    from sdlint.model.verdict import AdapterOutcome
 
 
 def record(checkpoints: Iterable[Checkpoint], settings: Settings, folder: Path) -> int:
@@ -77,7 +76,7 @@ def _record_adapter(checkpoint: Checkpoint, target: ModelTarget, shared: Verdict
     as `record` does a model's; the number written (0 or 1)."""
     from sdlint.adapter import base_config
     from sdlint.model import ConfigProblem
-    from sdlint.model.peft import adapter_verdict, cached_adapter_verdict, recorded_adapter_key
+    from sdlint.model.peft import known_adapter_verdict, recorded_adapter_key
 
     adapter = checkpoint.adapter_config
     if adapter is None or adapter.document is None:
@@ -86,20 +85,15 @@ def _record_adapter(checkpoint: Checkpoint, target: ModelTarget, shared: Verdict
     if base is None or base.document is None:
         return 0
     tensors = checkpoint.signature()
-    outcome: AdapterOutcome | None
-    if target.model_checks == "auto":
-        outcome = adapter_verdict(
-            base,
-            adapter,
-            tensors,
-            target.architecture,
-            cache_dir=target.cache_dir,
-            use_cache=target.use_cache,
-        )
-    else:
-        outcome = cached_adapter_verdict(
-            base, adapter, tensors, target.architecture, cache_dir=target.cache_dir
-        )
+    outcome = known_adapter_verdict(
+        base,
+        adapter,
+        tensors,
+        target.architecture,
+        model_checks=target.model_checks,
+        cache_dir=target.cache_dir,
+        use_cache=target.use_cache,
+    )
     if outcome is None or (isinstance(outcome, ConfigProblem) and not outcome.cacheable):
         return 0
     if _names_a_local_path(outcome.to_json(), base.path):

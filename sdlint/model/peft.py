@@ -83,6 +83,28 @@ def adapter_verdict(
     return result
 
 
+def known_adapter_verdict(
+    base: ConfigFile,
+    adapter: ConfigFile,
+    tensors: Mapping[str, TensorSpec],
+    architecture: str | None,
+    *,
+    model_checks: str,
+    cache_dir: Path | None = None,
+    use_cache: bool = True,
+    shared: Path | None = None,
+) -> AdapterOutcome | None:
+    """The adapter verdict the model-checks mode allows: in "cached" mode only a recorded one (None
+    when there is none), else `adapter_verdict` (built on a cache miss)."""
+    if model_checks == "cached":
+        return cached_adapter_verdict(
+            base, adapter, tensors, architecture, cache_dir=cache_dir, shared=shared
+        )
+    return adapter_verdict(
+        base, adapter, tensors, architecture, cache_dir=cache_dir, use_cache=use_cache
+    )
+
+
 def cached_adapter_verdict(
     base: ConfigFile,
     adapter: ConfigFile,

@@ -479,3 +479,17 @@ def test_a_hub_base_name_is_never_looked_up(
     five_labels(project)
     code, diagnostics = check(capsys, "--model-config", "base/config.json", "--no-cache")
     assert code == 1 and codes(diagnostics) == ["SD101", "SD101"]
+
+
+def test_project_configuration_names_the_base(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`[tool.sdlint.model-config]` gives an adapter its base config, as it gives a checkpoint
+    its target config."""
+    edit_adapter_config(project / "adapter", base_model_name_or_path="FacebookAI/roberta-base")
+    five_labels(project)
+    (project / "pyproject.toml").write_text(
+        '[tool.sdlint.model-config]\n"adapter/**" = "base/config.json"\n'
+    )
+    code, diagnostics = check(capsys)
+    assert code == 1 and codes(diagnostics) == ["SD101", "SD101"]
