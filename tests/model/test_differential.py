@@ -996,6 +996,27 @@ def test_class_and_model_type_may_disagree(zoo: Zoo, tmp_path: Path) -> None:
     assert verdict.is_clean
 
 
+@pytest.mark.parametrize("auto_map", [False, True], ids=["plain", "with-auto-map"])
+def test_exported_architecture_beats_an_unknown_model_type(
+    zoo: Zoo, tmp_path: Path, auto_map: bool
+) -> None:
+    """R9/R31: from_pretrained on the class named by architectures[0] reads config.json with that
+    class's own config class, whatever `model_type` says (4.57 saves `emu3_text_model` for
+    Emu3ForCausalLM, a type its CONFIG_MAPPING lacks). An `auto_map` is not followed either
+    without trust_remote_code."""
+    directory = write_checkpoint(
+        tmp_path / "ckpt", load_weights(zoo.saved("llama-lm")), zoo.saved("llama-lm")
+    )
+    changes: dict[str, Any] = {"model_type": "sdlint_unknown_type"}
+    if auto_map:
+        changes["auto_map"] = {"AutoModelForCausalLM": "modeling_custom.LlamaForCausalLM"}
+    edit_config(directory, **changes)
+    verdict = compare(directory, "LlamaForCausalLM")
+    assert verdict.is_clean and verdict.architecture_source == "config"
+    assert any("sdlint_unknown_type" in note for note in verdict.notes)
+    assert any("auto_map" in note for note in verdict.notes) == auto_map
+
+
 def test_text_sub_config_class_extracts_text_config(zoo: Zoo, tmp_path: Path) -> None:
     """R33: a class whose config_class is the text sub-config reads `text_config` of a VLM config."""
     # v5 saves the legacy layout (R16): the language model is under `language_model.model.`

@@ -54,8 +54,9 @@ def resolve_class(
     """The model class from_pretrained would be called on, where its name came from, and notes.
 
     Order (R31-R33): the caller's `architecture`; else the config's `architectures[0]` when
-    transformers exports it; else, when the config names no architecture, the base model class
-    for its `model_type`. Remote code is detected, never run (R32).
+    transformers exports it, whatever `model_type` says (from_pretrained on that class reads the
+    config with the class's own config class); else, when the config names no architecture, the
+    base model class for its `model_type`. Remote code is detected, never run (R32).
     """
     version = transformers.__version__
     model_type = config.get("model_type")
@@ -82,7 +83,41 @@ def resolve_class(
             )
         return ModelClass(cls, "argument")
 
-    if model_type and model_type not in transformers.CONFIG_MAPPING:
+    architectures = config.get("architectures")
+    if architectures is not None and not (
+        isinstance(architectures, list) and all(isinstance(a, str) for a in architectures)
+    ):
+        return ConfigProblem(
+            INVALID_CONFIG,
+            "`architectures` in config.json is not a list of class names: transformers cannot "
+            'tell which model it describes. Write it as `["RobertaForSequenceClassification"]`.',
+        )
+    known_type = not model_type or model_type in transformers.CONFIG_MAPPING
+    name = architectures[0] if architectures else None
+    # An exported architectures[0] first: from_pretrained on that class reads config.json with
+    # the class's own config class whatever `model_type` says (R9), so a model_type this version
+    # lacks (4.57 saves `emu3_text_model` for Emu3ForCausalLM) does not stop it.
+    if name is not None:
+        cls = _exported_model_class(transformers, name)
+        if isinstance(cls, ConfigProblem):
+            return cls
+        if cls is not None:
+            if not known_type:
+                notes.append(
+                    f"model_type {model_type!r} is unknown to transformers {version}, but "
+                    f"from_pretrained on {name} reads config.json with {name}'s own config "
+                    f"class all the same; checked against {name}."
+                )
+            if auto_map:
+                notes.append(
+                    f"config.json has an `auto_map`, but {name} is a transformers class: "
+                    f"from_pretrained uses the native {name} unless trust_remote_code=True, "
+                    "which would load the repository's own code (possibly with other keys). "
+                    f"Checked against the native {name}."
+                )
+            return ModelClass(cls, "config", tuple(notes))
+
+    if not known_type:
         if auto_map:
             return ConfigProblem(
                 REMOTE_CODE,
@@ -97,29 +132,7 @@ def resolve_class(
             "can read it. Fix `model_type`, upgrade transformers, or pass --architecture.",
         )
 
-    architectures = config.get("architectures")
-    if architectures is not None and not (
-        isinstance(architectures, list) and all(isinstance(a, str) for a in architectures)
-    ):
-        return ConfigProblem(
-            INVALID_CONFIG,
-            "`architectures` in config.json is not a list of class names: transformers cannot "
-            'tell which model it describes. Write it as `["RobertaForSequenceClassification"]`.',
-        )
-    if architectures:
-        name = architectures[0]
-        cls = _exported_model_class(transformers, name)
-        if isinstance(cls, ConfigProblem):
-            return cls
-        if cls is not None:
-            if auto_map:
-                notes.append(
-                    f"config.json has an `auto_map`, but {name} is a transformers class: "
-                    f"from_pretrained uses the native {name} unless trust_remote_code=True, "
-                    "which would load the repository's own code (possibly with other keys). "
-                    f"Checked against the native {name}."
-                )
-            return ModelClass(cls, "config", tuple(notes))
+    if name is not None:
         if auto_map:
             return ConfigProblem(
                 REMOTE_CODE,
