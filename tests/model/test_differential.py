@@ -564,10 +564,27 @@ def oracle(directory: Path, architecture: str | None = None) -> LoadVerdict:
 
 
 def compare(directory: Path, cls_name: str, architecture: str | None = None) -> LoadVerdict:
+    return compare_with_report(directory, cls_name, architecture)[0]
+
+
+def compare_with_report(
+    directory: Path, cls_name: str, architecture: str | None = None
+) -> tuple[LoadVerdict, ReferenceReport]:
+    """The oracle's verdict, held equal to the installed transformers' own report, and that report
+    (for the cases whose naming changed between minors)."""
     verdict = oracle(directory, architecture)
     real = reference_report(getattr(transformers, cls_name), directory)
     assert_same_verdict(verdict, real, signature(directory))
-    return verdict
+    return verdict, real
+
+
+def ignores_every_unexpected_key(cls_name: str) -> bool:
+    """transformers 4.54-4.56 iterate a *string* `_keys_to_ignore_on_load_unexpected` character by
+    character, and a `.` among them matches every key: DebertaV2ForMaskedLM's
+    `r"mask_predictions.*"` hides every unexpected key from its own report. Read from the installed
+    class and judged by its own report, never by version number."""
+    patterns = getattr(transformers, cls_name)._keys_to_ignore_on_load_unexpected
+    return isinstance(patterns, str) and "." in patterns
 
 
 @pytest.mark.parametrize(("arch_id", "mutation"), list(cases()))
@@ -576,8 +593,11 @@ def test_mutation_matches_from_pretrained(
 ) -> None:
     arch = ARCH[arch_id]
     directory = all_mutations()[mutation](zoo, arch_id, tmp_path / "ckpt")
-    verdict = compare(directory, arch.cls)
+    verdict, real = compare_with_report(directory, arch.cls)
     assert verdict.architecture == arch.cls and verdict.architecture_source == "config"
+    # Where the installed transformers reports no unexpected key at all (its own ignore-list bug),
+    # neither can the oracle, and without unexpected keys there is no wrapper prefix to find.
+    blind = ignores_every_unexpected_key(arch.cls) and not real.unexpected
 
     if mutation in ("roundtrip", "sharded", "bf16"):
         assert verdict.is_clean, verdict
@@ -586,13 +606,16 @@ def test_mutation_matches_from_pretrained(
     if mutation == "drop-key":
         assert verdict.missing or verdict.mismatched  # a fused expert key shrinks instead
     if mutation == "add-key":
-        assert {"extra_head.weight"} <= {u.file_key for u in verdict.unexpected}
+        assert blind or {"extra_head.weight"} <= {u.file_key for u in verdict.unexpected}
     if mutation == "vocab-grew":
         assert verdict.mismatched
     if mutation == "num-labels":
         assert verdict.mismatched
         assert all(not m.in_base_model for m in verdict.mismatched) == verdict.has_base_model
-    if mutation == "module-prefix":
+    if mutation == "module-prefix" and blind:
+        assert verdict.wrapper_prefix is None and not verdict.unexpected
+        assert len(verdict.missing) >= len(signature(directory)) // 2  # nothing loaded
+    elif mutation == "module-prefix":
         wrapper = verdict.wrapper_prefix
         assert wrapper is not None and wrapper.prefix == "module."
         assert wrapper.keys == len(signature(directory))
@@ -646,7 +669,7 @@ def test_base_checkpoint_into_head_marks_head_keys(zoo: Zoo, tmp_path: Path) -> 
     directory = write_checkpoint(
         tmp_path / "ckpt", load_weights(zoo.saved("roberta")), zoo.saved("roberta-seqcls")
     )
-    verdict = compare(directory, "RobertaForSequenceClassification")
+    verdict, real = compare_with_report(directory, "RobertaForSequenceClassification")
     assert verdict.has_base_model and verdict.base_model_prefix == "roberta"
     assert {m.model_key for m in verdict.missing} == {
         "classifier.dense.weight",
@@ -655,10 +678,14 @@ def test_base_checkpoint_into_head_marks_head_keys(zoo: Zoo, tmp_path: Path) -> 
         "classifier.out_proj.bias",
     }
     assert not any(m.in_base_model for m in verdict.missing)
-    # An unexpected key keeps the file's prefix: the base checkpoint's own name (R13).
+    # An unexpected key is reported under the file's own name (R13). transformers' name for it is
+    # the same from 4.57 on; 4.54-4.56 report it with the `roberta.` prefix they added to every
+    # key of a base checkpoint. Whichever the installed version reports, the oracle does.
+    pooler = {"pooler.dense.weight", "pooler.dense.bias"}
+    assert {u.file_key for u in verdict.unexpected} == pooler
+    assert real.unexpected in (frozenset(pooler), frozenset("roberta." + k for k in pooler))
     assert {(u.file_key, u.model_key) for u in verdict.unexpected} == {
-        ("pooler.dense.weight", "pooler.dense.weight"),
-        ("pooler.dense.bias", "pooler.dense.bias"),
+        (k.removeprefix("roberta."), k) for k in real.unexpected
     }
 
 
