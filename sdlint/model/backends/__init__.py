@@ -18,36 +18,13 @@ range), never a config fault.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
-from typing import Any, Protocol
+from typing import Any
 
-from sdlint.model.backends._common import SUPPORTED, unsupported_version
+from sdlint.model.backends._common import SUPPORTED, Backend, unsupported_version
 from sdlint.model.backends.classes import ModelClass
-from sdlint.model.verdict import ConfigProblem, Outcome, TensorSpec
+from sdlint.model.verdict import ConfigProblem
 
 __all__ = ["SUPPORTED", "Backend", "ModelClass", "select"]
-
-
-class Backend(Protocol):
-    """One transformers loading code, bound to the imported transformers and torch."""
-
-    def resolve_class(
-        self, config: Mapping[str, Any], architecture: str | None
-    ) -> ModelClass | ConfigProblem:
-        """The class from_pretrained would be called on (the caller's `architecture`, else the
-        config's `architectures[0]`, else the base class of its `model_type`)."""
-        ...
-
-    def predict(
-        self,
-        model_class: ModelClass,
-        config: Mapping[str, Any],
-        config_name: str,
-        tensors: Mapping[str, TensorSpec],
-    ) -> Outcome:
-        """What `model_class.from_pretrained` reports for a checkpoint with `tensors` and this
-        config.json (`config_name` words messages). Never raises on bad input."""
-        ...
 
 
 # (first major.minor, first major.minor past the range, backend module)

@@ -12,6 +12,7 @@ from typing import Any
 
 from sdlint.dtypes import TORCH_NAMES
 from sdlint.model._text import describe_exception, missing_package
+from sdlint.model.backends.classes import ModelClass, resolve_class
 from sdlint.model.verdict import (
     CANNOT_INSTANTIATE,
     INVALID_CONFIG,
@@ -19,7 +20,14 @@ from sdlint.model.verdict import (
     MISSING_DEPENDENCY,
     UNSUPPORTED_VERSION,
     ConfigProblem,
+    ConversionError,
+    LoadVerdict,
+    Mismatch,
+    Missing,
+    Outcome,
+    Shadowed,
     TensorSpec,
+    Unexpected,
 )
 
 # The transformers versions the backends reproduce (held by the differential tests on the
@@ -34,6 +42,127 @@ TORCH_DTYPES = TORCH_NAMES
 # read (only keys the model loads are read).
 FAILS_ON_OPEN = frozenset({"F6_E2M3", "F6_E3M2"})
 FAILS_ON_READ = frozenset({"F4"})
+
+
+@dataclass(frozen=True)
+class Request:
+    """One question to a backend: what `model_class.from_pretrained` reports for a checkpoint of
+    `tensors` with this config.json (`config_name` words messages)."""
+
+    model_class: ModelClass
+    document: Mapping[str, Any]
+    config_name: str
+    tensors: Mapping[str, TensorSpec]
+
+
+class Backend:
+    """One transformers loading code, bound to the imported transformers and torch.
+
+    A backend reproduces `cls.from_pretrained(dir, output_loading_info=True,
+    ignore_mismatched_sizes=True)` of the installed transformers on meta tensors shaped from the
+    headers; each major's loading code is a subclass's `_verdict`.
+    """
+
+    def __init__(self, transformers: Any, torch: Any) -> None:
+        self.transformers = transformers
+        self.torch = torch
+        self.version = str(transformers.__version__)
+
+    def resolve_class(
+        self, config: Mapping[str, Any], architecture: str | None
+    ) -> ModelClass | ConfigProblem:
+        """The class from_pretrained would be called on (the caller's `architecture`, else the
+        config's `architectures[0]`, else the base class of its `model_type`)."""
+        return resolve_class(self.transformers, config, architecture)
+
+    def predict(
+        self,
+        model_class: ModelClass,
+        config: Mapping[str, Any],
+        config_name: str,
+        tensors: Mapping[str, TensorSpec],
+    ) -> Outcome:
+        """What `model_class.from_pretrained` reports for a checkpoint with `tensors` and this
+        config.json (`config_name` words messages). Never raises on bad input."""
+        return self._verdict(Request(model_class, config, config_name, tensors))
+
+    def _verdict(self, request: Request) -> Outcome:
+        raise NotImplementedError
+
+
+# A shape mismatch as a backend found it: (model key, (checkpoint shape, model shape), the file key
+# reported, the file keys behind it).
+FoundMismatch = tuple[str, tuple[Any, Any], str | None, tuple[str, ...]]
+
+
+@dataclass(frozen=True)
+class Built:
+    """The model a backend built on meta, and what every verdict about it says the same way."""
+
+    model: Any
+    prefix: str  # base_model_prefix
+    has_base_model: bool
+    dtype: Any
+    config_dtype: str | None
+    version: str  # transformers'
+
+    def in_base(self, model_key: str) -> bool:
+        """The key belongs to the base model (every key does in a model without a head)."""
+        return not self.has_base_model or model_key.startswith(self.prefix + ".")
+
+    def verdict(
+        self,
+        request: Request,
+        meta_state_dict: Mapping[str, Any],
+        found: tuple[Iterable[str], Iterable[str], Mapping[str, list[str]]],
+        mismatched: Iterable[FoundMismatch],
+        errors: tuple[Iterable[ConversionError], Iterable[Shadowed]],
+    ) -> LoadVerdict:
+        """The LoadVerdict of transformers' key decisions: `found` is (missing model keys,
+        unexpected model keys, the file keys reported under each unexpected name), `errors`
+        (conversion errors, shadowed file keys)."""
+        missing, unexpected, unexpected_from = found
+        conversion_errors, shadowed = errors
+
+        def shape(model_key: str) -> tuple[int, ...]:
+            return tuple(int(d) for d in getattr(meta_state_dict.get(model_key), "shape", ()))
+
+        # A name no file key produced cannot happen with native classes; report it under itself.
+        unexpected_pairs = {
+            Unexpected(file_key, model_key)
+            for model_key in unexpected
+            for file_key in unexpected_from.get(model_key, [model_key])
+        }
+        return LoadVerdict(
+            architecture=request.model_class.cls.__name__,
+            architecture_source=request.model_class.source,
+            model_type=getattr(self.model.config, "model_type", None) or None,
+            base_model_prefix=self.prefix,
+            has_base_model=self.has_base_model,
+            transformers_version=self.version,
+            dtype=dtype_name(self.dtype) or str(self.dtype),
+            config_dtype=self.config_dtype,
+            missing=tuple(Missing(k, self.in_base(k), shape(k)) for k in sorted(set(missing))),
+            unexpected=tuple(sorted(unexpected_pairs, key=lambda u: (u.model_key, u.file_key))),
+            mismatched=tuple(
+                Mismatch(
+                    model_key=model_key,
+                    file_key=file_key,
+                    checkpoint_shape=tuple(int(d) for d in ckpt_shape),
+                    model_shape=tuple(int(d) for d in model_shape),
+                    in_base_model=self.in_base(model_key),
+                    file_keys=sources,
+                )
+                for model_key, (ckpt_shape, model_shape), file_key, sources in sorted(
+                    mismatched, key=lambda m: m[0]
+                )
+            ),
+            conversion_errors=tuple(
+                sorted(conversion_errors, key=lambda c: (c.model_key, c.message))
+            ),
+            shadowed=tuple(sorted(shadowed, key=lambda s: s.file_key)),
+            notes=request.model_class.notes,
+        )
 
 
 class Unsupported(Exception):

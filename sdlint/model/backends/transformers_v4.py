@@ -16,13 +16,15 @@ Imported only by oracle.py, after torch and transformers imported fine.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 from sdlint.model._text import describe_exception
 from sdlint.model.backends._common import (
     FAILS_ON_OPEN,
     TORCH_DTYPES,
+    Backend,
+    Built,
+    Request,
     build_config,
     build_model,
     call,
@@ -32,53 +34,19 @@ from sdlint.model.backends._common import (
     module,
     unsupported_version,
 )
-from sdlint.model.backends.classes import ModelClass, resolve_class
 from sdlint.model.verdict import (
     LOAD_FAILED,
     ConfigProblem,
     ConversionError,
-    LoadVerdict,
-    Mismatch,
-    Missing,
     Outcome,
     Shadowed,
-    TensorSpec,
-    Unexpected,
 )
 
 
-class TransformersV4:
-    """transformers 4.54 to 4.57."""
-
-    def __init__(self, transformers: Any, torch: Any) -> None:
-        self.transformers = transformers
-        self.torch = torch
-        self.version = str(transformers.__version__)
-
-    def resolve_class(
-        self, config: Mapping[str, Any], architecture: str | None
-    ) -> ModelClass | ConfigProblem:
-        return resolve_class(self.transformers, config, architecture)
-
-    def predict(
-        self,
-        model_class: ModelClass,
-        config: Mapping[str, Any],
-        config_name: str,
-        tensors: Mapping[str, TensorSpec],
-    ) -> Outcome:
-        """The verdict of `cls.from_pretrained(dir, ...)` for a checkpoint `tensors`."""
-        return _predict(self, model_class, config, config_name, tensors)
-
-
-def _predict(
-    backend: TransformersV4,
-    model_class: ModelClass,
-    document: Mapping[str, Any],
-    config_name: str,
-    tensors: Mapping[str, TensorSpec],
-) -> Outcome:
-    version, torch, cls = backend.version, backend.torch, model_class.cls
+def _predict(backend: TransformersV4, request: Request) -> Outcome:
+    """The verdict of `cls.from_pretrained(dir, ...)` for `request`'s checkpoint."""
+    version, torch, cls = backend.version, backend.torch, request.model_class.cls
+    config_name, tensors = request.config_name, request.tensors
     try:
         modeling_utils = module("modeling_utils")
         find_missing_and_unexpected = modeling_utils._find_missing_and_unexpected_keys
@@ -93,7 +61,7 @@ def _predict(
 
     name = cls.__name__
     # 1. The config, as from_pretrained loads it (R9, R33).
-    built = build_config(cls, document, config_name)
+    built = build_config(cls, request.document, config_name)
     if isinstance(built, ConfigProblem):
         return built
     config, _ = built
@@ -220,9 +188,6 @@ def _predict(
         for file_key in sources[:-1]
     ]
 
-    def in_base(model_key: str) -> bool:
-        return not expects_prefix_module or model_key.startswith(prefix + ".")
-
     conversion_errors = [
         ConversionError(
             renaming.get(key, key),
@@ -233,47 +198,20 @@ def _predict(
         for key in checkpoint.unloadable
     ]
     mismatched = []
-    for model_key, (ckpt_shape, model_shape) in zip(
-        mismatched_keys, mismatched_shapes, strict=True
-    ):
-        sources = tuple(feeds.get(model_key, ()))
-        mismatched.append(
-            Mismatch(
-                model_key=model_key,
-                file_key=sources[-1] if sources else None,
-                checkpoint_shape=tuple(int(d) for d in ckpt_shape),
-                model_shape=tuple(int(d) for d in model_shape),
-                in_base_model=in_base(model_key),
-                file_keys=sources[-1:],
-            )
-        )
-    return LoadVerdict(
-        architecture=name,
-        architecture_source=model_class.source,
-        model_type=getattr(model.config, "model_type", None) or None,
-        base_model_prefix=prefix,
-        has_base_model=expects_prefix_module,
-        transformers_version=version,
-        dtype=dtype_name(dtype) or str(dtype),
-        config_dtype=config_dtype,
-        missing=tuple(
-            Missing(
-                k, in_base(k), tuple(int(d) for d in getattr(meta_state_dict.get(k), "shape", ()))
-            )
-            for k in sorted(set(missing))
-        ),
-        unexpected=tuple(
-            sorted(
-                {
-                    Unexpected(file_key, model_key)
-                    for model_key in unexpected
-                    for file_key in unexpected_from.get(model_key, [model_key])
-                },
-                key=lambda u: (u.model_key, u.file_key),
-            )
-        ),
-        mismatched=tuple(sorted(mismatched, key=lambda m: m.model_key)),
-        conversion_errors=tuple(sorted(conversion_errors, key=lambda c: (c.model_key, c.message))),
-        shadowed=tuple(sorted(shadowed, key=lambda s: s.file_key)),
-        notes=model_class.notes,
+    for model_key, shapes in zip(mismatched_keys, mismatched_shapes, strict=True):
+        sources = tuple(feeds.get(model_key, ()))[-1:]  # the last file key is the one loaded
+        mismatched.append((model_key, shapes, sources[0] if sources else None, sources))
+    facts = Built(model, prefix, expects_prefix_module, dtype, config_dtype, version)
+    return facts.verdict(
+        request,
+        meta_state_dict,
+        (missing, unexpected, unexpected_from),
+        mismatched,
+        (conversion_errors, shadowed),
     )
+
+
+class TransformersV4(Backend):
+    """transformers 4.54 to 4.57."""
+
+    _verdict = _predict

@@ -23,6 +23,9 @@ from typing import Any
 
 from sdlint.model._text import describe_exception
 from sdlint.model.backends._common import (
+    Backend,
+    Built,
+    Request,
     Unsupported,
     build_config,
     build_model,
@@ -33,55 +36,21 @@ from sdlint.model.backends._common import (
     module,
     unsupported_version,
 )
-from sdlint.model.backends.classes import ModelClass, resolve_class
 from sdlint.model.verdict import (
     INVALID_CONFIG,
     ConfigProblem,
     ConversionError,
-    LoadVerdict,
-    Mismatch,
-    Missing,
     Outcome,
     Shadowed,
-    TensorSpec,
-    Unexpected,
 )
 
 _TRACEBACK_HEAD = "Traceback (most recent call last):"
 
 
-class TransformersV5:
-    """transformers 5.0 to 5.24 (and later 5.x minors whose loading calls keep their shape)."""
-
-    def __init__(self, transformers: Any, torch: Any) -> None:
-        self.transformers = transformers
-        self.torch = torch
-        self.version = str(transformers.__version__)
-
-    def resolve_class(
-        self, config: Mapping[str, Any], architecture: str | None
-    ) -> ModelClass | ConfigProblem:
-        return resolve_class(self.transformers, config, architecture)
-
-    def predict(
-        self,
-        model_class: ModelClass,
-        config: Mapping[str, Any],
-        config_name: str,
-        tensors: Mapping[str, TensorSpec],
-    ) -> Outcome:
-        """The verdict of `cls.from_pretrained(dir, ...)` for a checkpoint `tensors`."""
-        return _predict(self, model_class, config, config_name, tensors)
-
-
-def _predict(
-    backend: TransformersV5,
-    model_class: ModelClass,
-    document: Mapping[str, Any],
-    config_name: str,
-    tensors: Mapping[str, TensorSpec],
-) -> Outcome:
-    version, torch, cls = backend.version, backend.torch, model_class.cls
+def _predict(backend: TransformersV5, request: Request) -> Outcome:
+    """The verdict of `cls.from_pretrained(dir, ...)` for `request`'s checkpoint."""
+    version, torch, cls = backend.version, backend.torch, request.model_class.cls
+    config_name, tensors = request.config_name, request.tensors
     try:
         calls = _LoadingCalls.detect()
     except Unsupported as e:
@@ -90,7 +59,7 @@ def _predict(
     name = cls.__name__
     # 1. The config, as from_pretrained loads it: the class's own config class, which extracts a
     #    sub-config (`text_config`, ...) when that is what the class takes (R9, R33).
-    built = build_config(cls, document, config_name)
+    built = build_config(cls, request.document, config_name)
     if isinstance(built, ConfigProblem):
         return built
     config, _ = built
@@ -173,9 +142,6 @@ def _predict(
             for target in targets:
                 feeds.setdefault(target, []).append(key)
 
-    def in_base(model_key: str) -> bool:
-        return not has_base_model or model_key.startswith(prefix + ".")
-
     conversion_errors = [
         ConversionError(k, _strip_traceback(msg), tuple(feeds.get(k, ())))
         for k, msg in result.conversion_errors.items()
@@ -203,43 +169,17 @@ def _predict(
     mismatched = []
     for model_key, ckpt_shape, model_shape in result.mismatched:
         sources = tuple(feeds.get(model_key, ()))
-        mismatched.append(
-            Mismatch(
-                model_key=model_key,
-                file_key=sources[0] if len(sources) == 1 else None,
-                checkpoint_shape=tuple(int(d) for d in ckpt_shape),
-                model_shape=tuple(int(d) for d in model_shape),
-                in_base_model=in_base(model_key),
-                file_keys=sources,
-            )
-        )
-    unexpected = [
-        # A name no file key produced cannot happen with native classes; report it under itself.
-        Unexpected(file_key, model_key)
-        for model_key in result.unexpected
-        for file_key in unexpected_from.get(model_key, [model_key])
-    ]
-    return LoadVerdict(
-        architecture=name,
-        architecture_source=model_class.source,
-        model_type=getattr(model.config, "model_type", None) or None,
-        base_model_prefix=prefix,
-        has_base_model=has_base_model,
-        transformers_version=version,
-        dtype=dtype_name(dtype) or str(dtype),
-        config_dtype=config_dtype,
-        missing=tuple(
-            Missing(
-                k, in_base(k), tuple(int(d) for d in getattr(meta_state_dict.get(k), "shape", ()))
-            )
-            for k in sorted(result.missing)
-        ),
-        unexpected=tuple(sorted(unexpected, key=lambda u: (u.model_key, u.file_key))),
-        mismatched=tuple(sorted(mismatched, key=lambda m: m.model_key)),
-        conversion_errors=tuple(sorted(conversion_errors, key=lambda c: (c.model_key, c.message))),
-        shadowed=tuple(sorted(shadowed, key=lambda s: s.file_key)),
-        notes=model_class.notes,
-    )
+        file_key = sources[0] if len(sources) == 1 else None
+        mismatched.append((model_key, (ckpt_shape, model_shape), file_key, sources))
+    facts = Built(model, prefix, has_base_model, dtype, config_dtype, version)
+    found = (result.missing, result.unexpected, unexpected_from)
+    return facts.verdict(request, meta_state_dict, found, mismatched, (conversion_errors, shadowed))
+
+
+class TransformersV5(Backend):
+    """transformers 5.0 to 5.24 (and later 5.x minors whose loading calls keep their shape)."""
+
+    _verdict = _predict
 
 
 def _strip_traceback(message: str) -> str:
