@@ -95,6 +95,15 @@ class Checkpoint:
         """What the model layer compares: each tensor's dtype and shape."""
         return {name: tensor.spec for name, tensor in self.tensors.items()}
 
+    @cached_property
+    def index_keys(self) -> tuple[str, ...] | None:
+        """The index's `weight_map` keys, in its order, where they differ from the shards' own
+        keys; None otherwise (no index, or both name the same tensors). transformers 4.x loads
+        the keys the index names, 5.x the keys in the shard headers (design doc §11, R3)."""
+        if self.index is None or set(self.index.weight_map) == set(self.tensors):
+            return None
+        return tuple(self.index.weight_map)
+
     @property
     def fully_readable(self) -> bool:
         return (

@@ -128,6 +128,7 @@ class CheckContext:
         from sdlint.model import cached_verdict, load_verdict
 
         tensors = self.checkpoint.signature()
+        index_keys = self.checkpoint.index_keys
         if self.target.model_checks == "cached":
             recorded = cached_verdict(
                 config,
@@ -135,6 +136,7 @@ class CheckContext:
                 self.target.architecture,
                 cache_dir=self.target.cache_dir,
                 shared=self.target.verdicts,
+                index_keys=index_keys,
             )
             if recorded is None:
                 self.skipped.append(Skip(NO_VERDICT, config.display))
@@ -147,6 +149,7 @@ class CheckContext:
             cache_dir=self.target.cache_dir,
             use_cache=self.target.use_cache,
             notes=self.notes,
+            index_keys=index_keys,
         )
         return self._viewed(config, outcome)
 

@@ -49,6 +49,7 @@ def record(checkpoints: Iterable[Checkpoint], settings: Settings, folder: Path) 
         if config is None or not config.raw:
             continue
         tensors = checkpoint.signature()
+        index_keys = checkpoint.index_keys
         outcome: LoadVerdict | ConfigProblem | None
         if target.model_checks == "auto":
             outcome = load_verdict(
@@ -57,16 +58,22 @@ def record(checkpoints: Iterable[Checkpoint], settings: Settings, folder: Path) 
                 target.architecture,
                 cache_dir=target.cache_dir,
                 use_cache=target.use_cache,
+                index_keys=index_keys,
             )
         else:
             outcome = cached_verdict(
-                config, tensors, target.architecture, cache_dir=target.cache_dir
+                config,
+                tensors,
+                target.architecture,
+                cache_dir=target.cache_dir,
+                index_keys=index_keys,
             )
         if outcome is None or (isinstance(outcome, ConfigProblem) and not outcome.cacheable):
             continue  # nothing known, or an answer about this machine (a package not installed)
         if _names_a_local_path(outcome.to_json(), config.path):
             continue  # a committed file must not carry this machine's paths
-        if shared.put(recorded_key(config.raw, tensors, target.architecture), outcome):
+        key = recorded_key(config.raw, tensors, target.architecture, index_keys=index_keys)
+        if shared.put(key, outcome):
             written += 1
     return written
 

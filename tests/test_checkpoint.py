@@ -12,7 +12,7 @@ from sdlint.engine import Resolved, check_checkpoint
 from sdlint.formats import PICKLE, Tensor, TensorSpec, Unreadable
 from sdlint.registry import all_rules
 from tests.cli_helpers import TENSORS
-from tests.safetensors_files import header_for, write_raw
+from tests.safetensors_files import header_for, write_raw, write_sharded
 
 
 def test_signature_is_dtype_and_shape_of_every_tensor(tmp_path: Path) -> None:
@@ -46,3 +46,23 @@ def test_safetensors_rules_skip_a_checkpoint_of_another_format(tmp_path: Path) -
     described = Checkpoint(path, (_Described(path),), format=PICKLE)
     assert described.signature() == {"w": TensorSpec("F16", (3,))}
     assert described.file_of == {"w": path} and described.tensors["w"].span is None
+
+
+def test_index_keys_only_where_the_index_and_its_shards_disagree(tmp_path: Path) -> None:
+    """transformers 4.x loads the keys the index names, 5.x those in the shard headers: the model
+    layer gets the index's keys, in its order, exactly when the two differ."""
+    shards = {
+        "model-00001-of-00002.safetensors": {"b.weight": ("F32", (2,)), "a.weight": ("F32", (2,))},
+        "model-00002-of-00002.safetensors": {"c.weight": ("F32", (2,))},
+    }
+    (consistent,) = find_checkpoints([write_sharded(tmp_path / "same", shards)])
+    assert consistent.index_keys is None
+    weight_map = {
+        "c.weight": "model-00002-of-00002.safetensors",
+        "ghost.weight": "model-00002-of-00002.safetensors",
+        "a.weight": "model-00001-of-00002.safetensors",
+    }
+    index = write_sharded(tmp_path / "differs", shards, weight_map=weight_map)
+    (differing,) = find_checkpoints([index])
+    assert differing.index_keys == ("c.weight", "ghost.weight", "a.weight")
+    assert set(differing.signature()) == {"a.weight", "b.weight", "c.weight"}

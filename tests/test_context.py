@@ -4,7 +4,7 @@ key and the oracle all see the same bytes."""
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import pytest
@@ -45,7 +45,10 @@ def oracle_calls(monkeypatch: pytest.MonkeyPatch) -> list[ConfigFile]:
     calls: list[ConfigFile] = []
 
     def fake(
-        config: ConfigFile, tensors: Mapping[str, TensorSpec], architecture: str | None
+        config: ConfigFile,
+        tensors: Mapping[str, TensorSpec],
+        architecture: str | None,
+        index_keys: Sequence[str] | None = None,
     ) -> LoadVerdict:
         calls.append(config)
         return CLEAN

@@ -12,7 +12,8 @@ meta device and runs transformers' own key matching on the header shapes.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import hashlib
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from sdlint.config_fields import UNREADABLE, ConfigFile
@@ -54,9 +55,13 @@ def load_verdict(
     cache_dir: Path | None = None,
     use_cache: bool = True,
     notes: list[str] | None = None,
+    index_keys: Sequence[str] | None = None,
 ) -> LoadVerdict | ConfigProblem:
     """The verdict for a checkpoint with this signature against `config` (a config.json as the
     read stage read it), cached on disk under the config's bytes.
+
+    `index_keys` are a shard index's `weight_map` keys where they differ from the shards' own
+    (`Checkpoint.index_keys`): transformers 4.x loads by the index, 5.x by the shard headers.
 
     `cache_dir` defaults to `$SDLINT_CACHE_DIR` or the user cache directory. Problems that depend
     on the environment rather than the inputs (transformers or an optional package missing) are
@@ -67,7 +72,7 @@ def load_verdict(
     from sdlint.model.cache import VerdictCache, cache_key, default_cache_dir, installed_version
 
     if not use_cache or config.problem == UNREADABLE:
-        return _predict(config, tensors, architecture)  # the oracle words the problem
+        return _predict(config, tensors, architecture, index_keys)  # the oracle words it
 
     key = cache_key(
         config.raw,
@@ -75,13 +80,14 @@ def load_verdict(
         architecture,
         transformers_version=installed_version("transformers"),
         torch_version=installed_version("torch"),
+        extra=_index_extra(index_keys),
     )
     root = cache_dir if cache_dir is not None else default_cache_dir()
     cache = VerdictCache(root)
     hit = cache.get(key)
     if hit is not None:
         return hit
-    result = _predict(config, tensors, architecture)
+    result = _predict(config, tensors, architecture, index_keys)
     storable = not isinstance(result, ConfigProblem) or result.cacheable
     # Store only if config.json did not change while the oracle ran: transformers reads the file
     # again to build the config, and the key must describe the bytes the verdict came from.
@@ -89,7 +95,8 @@ def load_verdict(
     unchanged = remote_location(config.path) is not None or _read_or_none(config.path) == config.raw
     if storable and unchanged:
         if cache.put(key, result):
-            VerdictCache.recorded(root).put(recorded_key(config.raw, tensors, architecture), result)
+            recorded = recorded_key(config.raw, tensors, architecture, index_keys=index_keys)
+            VerdictCache.recorded(root).put(recorded, result)
         note = cache.write_note(root)
         if note is not None and notes is not None:
             notes.append(note)
@@ -103,6 +110,7 @@ def cached_verdict(
     *,
     cache_dir: Path | None = None,
     shared: Path | None = None,
+    index_keys: Sequence[str] | None = None,
 ) -> LoadVerdict | ConfigProblem | None:
     """The verdict a run with transformers recorded for exactly this config and signature, from
     any transformers version, or None. Never imports torch or transformers: this is what an
@@ -112,7 +120,7 @@ def cached_verdict(
 
     if config.problem == UNREADABLE:
         return None
-    key = recorded_key(config.raw, tensors, architecture)
+    key = recorded_key(config.raw, tensors, architecture, index_keys=index_keys)
     root = cache_dir if cache_dir is not None else default_cache_dir()
     found = VerdictCache.recorded(root).get(key)
     if found is None and shared is not None:
@@ -121,7 +129,11 @@ def cached_verdict(
 
 
 def recorded_key(
-    config_bytes: bytes, tensors: Mapping[str, TensorSpec], architecture: str | None
+    config_bytes: bytes,
+    tensors: Mapping[str, TensorSpec],
+    architecture: str | None,
+    *,
+    index_keys: Sequence[str] | None = None,
 ) -> str:
     """The key of the last verdict built for these inputs, whatever the versions that built it."""
     from sdlint.model.cache import cache_key
@@ -133,15 +145,27 @@ def recorded_key(
         architecture,
         transformers_version=any_version,
         torch_version=any_version,
+        extra=_index_extra(index_keys),
     )
 
 
+def _index_extra(index_keys: Sequence[str] | None) -> dict[str, str | None] | None:
+    """The index's keys as a cache-key input, only where they differ from the shards' (so the
+    key of a consistent checkpoint is the same as without an index)."""
+    if index_keys is None:
+        return None
+    return {"index_keys": hashlib.sha256("\n".join(index_keys).encode()).hexdigest()}
+
+
 def _predict(
-    config: ConfigFile, tensors: Mapping[str, TensorSpec], architecture: str | None
+    config: ConfigFile,
+    tensors: Mapping[str, TensorSpec],
+    architecture: str | None,
+    index_keys: Sequence[str] | None = None,
 ) -> Outcome:
     from sdlint.model.oracle import predict_load  # imports torch/transformers lazily itself
 
-    return predict_load(config, tensors, architecture)
+    return predict_load(config, tensors, architecture, index_keys=index_keys)
 
 
 def _read_or_none(path: Path) -> bytes | None:

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -54,15 +54,20 @@ _WRAPPER_MAX_DEPTH = 3  # `module._orig_mod.` is two; more is not a wrapper
 
 
 def predict_load(
-    config: ConfigFile, tensors: Mapping[str, TensorSpec], architecture: str | None = None
+    config: ConfigFile,
+    tensors: Mapping[str, TensorSpec],
+    architecture: str | None = None,
+    *,
+    index_keys: Sequence[str] | None = None,
 ) -> Outcome:
     """What `from_pretrained` would report for a checkpoint with `tensors` and this config.json.
 
     `config` is the config.json as the read stage read it (sdlint/config_fields.py). `tensors` is
     the checkpoint's merged signature (for shards, the later shard's copy of a duplicated key,
     R1-R4: the caller decides). `architecture` names the model class; by default it is the
-    config's `architectures[0]`. Never raises on bad input: a config that cannot give a model is a
-    ConfigProblem.
+    config's `architectures[0]`. `index_keys`: a shard index's `weight_map` keys where they differ
+    from the shards' (transformers 4.x loads by them). Never raises on bad input: a config that
+    cannot give a model is a ConfigProblem.
     """
     document = config_document(config)
     if isinstance(document, ConfigProblem):
@@ -90,7 +95,9 @@ def predict_load(
         restore = silence_transformers(transformers)
         try:
             with local_copy(config) as config_path:
-                return _predict(transformers, torch, config_path, document, tensors, architecture)
+                return _predict(
+                    transformers, torch, config_path, document, tensors, architecture, index_keys
+                )
         finally:
             restore()
 
@@ -102,6 +109,7 @@ def _predict(
     config: dict[str, Any],
     tensors: Mapping[str, TensorSpec],
     architecture: str | None,
+    index_keys: Sequence[str] | None,
 ) -> Outcome:
     backend = select(transformers, torch)
     if isinstance(backend, ConfigProblem):
@@ -110,8 +118,9 @@ def _predict(
     if isinstance(model_class, ConfigProblem):
         return model_class
 
-    def run(signature: Mapping[str, TensorSpec]) -> Outcome:
-        return backend.predict(model_class, config, config_path.name, signature)
+    def run(signature: Mapping[str, TensorSpec], stripped: str = "") -> Outcome:
+        keys = None if index_keys is None else [_strip_key(k, stripped) for k in index_keys]
+        return backend.predict(model_class, config, config_path.name, signature, keys)
 
     verdict = run(tensors)
     if not isinstance(verdict, LoadVerdict):
@@ -129,7 +138,7 @@ def _predict(
 def _find_wrapper_prefix(
     verdict: LoadVerdict,
     tensors: Mapping[str, TensorSpec],
-    run: Callable[[Mapping[str, TensorSpec]], Outcome],
+    run: Callable[[Mapping[str, TensorSpec], str], Outcome],
 ) -> WrapperPrefix | None:
     """The shortest run of common leading components whose removal makes the checkpoint load.
 
@@ -148,7 +157,7 @@ def _find_wrapper_prefix(
         components.append(component)
         prefix = "".join(c + "." for c in components)
         current = _strip(tensors, prefix)
-        stripped_verdict = run(current)
+        stripped_verdict = run(current, prefix)
         if not isinstance(stripped_verdict, LoadVerdict):
             return None
         loaded = _loaded(stripped_verdict, current)
@@ -170,6 +179,10 @@ def _common_component(tensors: Mapping[str, TensorSpec]) -> str | None:
         return None
     component, count = counts.most_common(1)[0]
     return component if component and count >= _WRAPPER_SUSPECT * len(tensors) else None
+
+
+def _strip_key(key: str, prefix: str) -> str:
+    return key[len(prefix) :] if prefix and key.startswith(prefix) else key
 
 
 def _strip(tensors: Mapping[str, TensorSpec], prefix: str) -> dict[str, TensorSpec]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import importlib
 import unittest.mock
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
@@ -40,6 +40,14 @@ def directory_signature(directory: Path) -> dict[str, TensorSpec]:
     if not checkpoint.loadable:
         raise ValueError(f"{checkpoint.display_path} is not fully readable: {checkpoint.files}")
     return checkpoint.signature()
+
+
+def directory_index_keys(directory: Path) -> tuple[str, ...] | None:
+    """The index keys the oracle is given beside `directory_signature` (`Checkpoint.index_keys`:
+    the index's keys where they differ from the shards'), None for a single file."""
+    if (directory / "model.safetensors").exists():
+        return None
+    return load_index_checkpoint(directory / "model.safetensors.index.json").index_keys
 
 
 @dataclass(frozen=True)
@@ -121,14 +129,18 @@ def _reference_report_v4(modeling_utils: Any, cls: Any, directory: Path) -> Refe
 
 
 def differences(
-    verdict: LoadVerdict, report: ReferenceReport, tensors: Mapping[str, TensorSpec]
+    verdict: LoadVerdict,
+    report: ReferenceReport,
+    tensors: Mapping[str, TensorSpec],
+    index_keys: Iterable[str] | None = None,
 ) -> list[str]:
     """Every way `verdict` departs from transformers' report; empty when they agree.
 
     Besides the four key sets, checks that the file-side names the rules report with are the
-    checkpoint's own (`tensors`).
+    checkpoint's own (`tensors`; an unexpected key may also be one only the index names).
     """
     out: list[str] = []
+    named = set(tensors) | set(index_keys or ())
 
     def compare(what: str, ours: Any, theirs: Any) -> None:
         if ours != theirs:
@@ -148,7 +160,7 @@ def differences(
     if (report.raised is not None) != bool(verdict.conversion_errors):
         out.append(f"from_pretrained raised {report.raised!r}; oracle conversion errors differ")
     for u in verdict.unexpected:
-        if u.file_key not in tensors:
+        if u.file_key not in named:
             out.append(f"unexpected {u.model_key!r} names no checkpoint key ({u.file_key!r})")
     for m in verdict.mismatched:
         if not m.file_keys or not set(m.file_keys) <= set(tensors):

@@ -173,9 +173,11 @@ def inconsistent_shard_index(ctx: CheckContext) -> Iterator[Finding]:
     disk.
 
     ## Why is this bad?
-    transformers reads the keys from the shards, not from the index: a key the index lists
+    transformers 5 reads the keys from the shards, not from the index: a key the index lists
     but its shard lacks loads as missing, a key in two shards silently takes the later copy, and an
-    index without `metadata` raises `KeyError`. Other loaders trust the index and disagree.
+    index without `metadata` raises `KeyError`. transformers 4.x and other loaders trust the index
+    and disagree: there the same key is left uninitialized without a word, and a shard's key the
+    index omits is never loaded.
 
     ## Example
     ```

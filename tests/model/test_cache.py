@@ -7,7 +7,7 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 from unittest.mock import Mock
@@ -101,7 +101,11 @@ class FakeOracle:
         self.calls = 0
 
     def __call__(
-        self, config: ConfigFile, tensors: Mapping[str, TensorSpec], architecture: str | None
+        self,
+        config: ConfigFile,
+        tensors: Mapping[str, TensorSpec],
+        architecture: str | None,
+        index_keys: Sequence[str] | None = None,
     ) -> LoadVerdict | ConfigProblem:
         self.calls += 1
         return self.answer
@@ -324,7 +328,10 @@ def test_config_changing_during_prediction_is_not_stored(
     config_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     def racing(
-        config: ConfigFile, tensors: Mapping[str, TensorSpec], architecture: str | None
+        config: ConfigFile,
+        tensors: Mapping[str, TensorSpec],
+        architecture: str | None,
+        index_keys: Sequence[str] | None = None,
     ) -> LoadVerdict:
         config.path.write_text(json.dumps({**CONFIG, "num_labels": 7}))
         return sample_verdict()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +22,12 @@ import pytest
 from sdlint.config_fields import read_config
 from sdlint.model import ConfigProblem, LoadVerdict, Outcome, TensorSpec
 from sdlint.model.oracle import predict_load as predict_from_config
-from sdlint.model.reference import ReferenceReport, differences, reference_report
+from sdlint.model.reference import (
+    ReferenceReport,
+    differences,
+    directory_index_keys,
+    reference_report,
+)
 from sdlint.model.reference import directory_signature as signature
 
 torch = pytest.importorskip("torch")
@@ -38,15 +44,20 @@ V5 = int(transformers.__version__.split(".", 1)[0]) >= 5
 def predict_load(
     config: Path, tensors: Mapping[str, TensorSpec], architecture: str | None = None
 ) -> Outcome:
-    """The oracle on a config.json read as the read stage reads it."""
-    return predict_from_config(read_config(config), tensors, architecture)
+    """The oracle on a config.json read as the read stage reads it, with the index's keys where
+    they differ from the shards' (as the read stage passes them)."""
+    index_keys = directory_index_keys(config.parent)
+    return predict_from_config(read_config(config), tensors, architecture, index_keys=index_keys)
 
 
 def assert_same_verdict(
-    verdict: LoadVerdict, real: ReferenceReport, tensors: dict[str, TensorSpec]
+    verdict: LoadVerdict,
+    real: ReferenceReport,
+    tensors: dict[str, TensorSpec],
+    index_keys: tuple[str, ...] | None = None,
 ) -> None:
     """The oracle's verdict equals transformers' key for key and shape for shape."""
-    assert differences(verdict, real, tensors) == []
+    assert differences(verdict, real, tensors, index_keys) == []
 
 
 VOCAB = 128  # no other dimension of the tiny models is 128, so a vocab resize is unambiguous
@@ -574,7 +585,7 @@ def compare_with_report(
     (for the cases whose naming changed between minors)."""
     verdict = oracle(directory, architecture)
     real = reference_report(getattr(transformers, cls_name), directory)
-    assert_same_verdict(verdict, real, signature(directory))
+    assert_same_verdict(verdict, real, signature(directory), directory_index_keys(directory))
     return verdict, real
 
 
@@ -975,6 +986,75 @@ def test_moe_expert_with_wrong_shape_is_a_conversion_error(zoo: Zoo, tmp_path: P
     assert [c.model_key for c in verdict.conversion_errors] == [
         "model.layers.0.mlp.experts.down_proj"
     ]
+
+
+# ---------------------------------------------------------------------------------------------
+# A shard index that disagrees with its shards (R3; design doc §11): 5.x loads the keys in the
+# shard headers, 4.x the keys the index names. The oracle follows the installed version.
+
+
+def edit_index(directory: Path, edit: Callable[[dict[str, str]], object]) -> None:
+    path = directory / "model.safetensors.index.json"
+    index = json.loads(path.read_text())
+    edit(index["weight_map"])
+    path.write_text(json.dumps(index))
+
+
+def drop_from_shard(directory: Path, key: str) -> None:
+    """Remove `key` from the shard holding it, leaving the index as it is."""
+    shard = (
+        directory
+        / json.loads((directory / "model.safetensors.index.json").read_text())["weight_map"][key]
+    )
+    tensors = safetensors_torch.load_file(str(shard))
+    del tensors[key]
+    safetensors_torch.save_file(tensors, str(shard), metadata={"format": "pt"})
+
+
+def index_lists_absent_key(directory: Path, key: str) -> None:
+    drop_from_shard(directory, key)
+
+
+def shard_key_not_indexed(directory: Path, key: str) -> None:
+    edit_index(directory, lambda weight_map: weight_map.pop(key))
+
+
+def ghost_key_in_index(directory: Path, key: str) -> None:
+    edit_index(directory, lambda weight_map: weight_map.update({"ghost.weight": weight_map[key]}))
+
+
+INDEX_EDITS = {
+    "index-lists-absent-key": index_lists_absent_key,
+    "shard-key-not-indexed": shard_key_not_indexed,
+    "ghost-key-in-index": ghost_key_in_index,
+}
+
+
+@pytest.mark.parametrize("edit", list(INDEX_EDITS))
+@pytest.mark.parametrize("arch_id", ["roberta-seqcls", "llama-lm"])
+def test_index_that_disagrees_with_its_shards(
+    zoo: Zoo, tmp_path: Path, arch_id: str, edit: str
+) -> None:
+    directory = sharded(zoo, arch_id, tmp_path / "ckpt")
+    index_path = directory / "model.safetensors.index.json"
+    weight_map = json.loads(index_path.read_text())["weight_map"]
+    shards = Counter(weight_map.values())
+    # A key sharing its shard, so the shard is still read when the index drops the key.
+    key = next(k for k in sorted(weight_map) if shards[weight_map[k]] > 1)
+    INDEX_EDITS[edit](directory, key)
+    verdict = compare(directory, ARCH[arch_id].cls)
+    index_keys = set(json.loads(index_path.read_text())["weight_map"])
+    shard_keys = set(signature(directory))
+    assert index_keys != shard_keys
+    if edit == "ghost-key-in-index":
+        # 4.x: a key only the index names is a checkpoint key (unexpected); 5.x never sees it.
+        assert ("ghost.weight" in {u.file_key for u in verdict.unexpected}) == (not V5)
+    else:
+        # The key is in the index xor in the shards: 5.x misses it where the shards lack it, 4.x
+        # where the index lacks it (and never loads the shard's copy).
+        assert (key in index_keys) != (key in shard_keys)
+        assert (key in verdict.missing_keys) == (key not in (shard_keys if V5 else index_keys))
+        assert not verdict.unexpected
 
 
 # ---------------------------------------------------------------------------------------------

@@ -6,7 +6,7 @@ from __future__ import annotations
 import copy
 import importlib
 import inspect
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -53,6 +53,8 @@ class Request:
     document: Mapping[str, Any]
     config_name: str
     tensors: Mapping[str, TensorSpec]
+    # A shard index's `weight_map` keys where they differ from the shards' own: 4.x loads by them.
+    index_keys: Sequence[str] | None = None
 
 
 class Backend:
@@ -81,10 +83,12 @@ class Backend:
         config: Mapping[str, Any],
         config_name: str,
         tensors: Mapping[str, TensorSpec],
+        index_keys: Sequence[str] | None = None,
     ) -> Outcome:
         """What `model_class.from_pretrained` reports for a checkpoint with `tensors` and this
-        config.json (`config_name` words messages). Never raises on bad input."""
-        return self._verdict(Request(model_class, config, config_name, tensors))
+        config.json (`config_name` words messages); `index_keys` are a shard index's keys where
+        they differ from the shards'. Never raises on bad input."""
+        return self._verdict(Request(model_class, config, config_name, tensors, index_keys))
 
     def _verdict(self, request: Request) -> Outcome:
         raise NotImplementedError

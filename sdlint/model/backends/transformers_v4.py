@@ -100,7 +100,11 @@ def _predict(backend: TransformersV4, request: Request) -> Outcome:
     key_mapping = None
     if any(v in c.__name__.lower() for c in cls.__mro__[:-1] for v in vlm_names):
         key_mapping = getattr(cls, "_checkpoint_conversion_mapping", None)
-    keys = list(meta_tensors)
+    # The checkpoint's keys: a sharded checkpoint's are its index's `weight_map` keys (4.57
+    # `get_checkpoint_shard_files` -> `all_checkpoint_keys`), so a key the index lists but its shard
+    # lacks counts as present and a shard's key the index omits is never loaded; its shapes are
+    # compared shard by shard for the indexed keys only.
+    keys = list(meta_tensors) if request.index_keys is None else list(request.index_keys)
     prefix = model.base_model_prefix or ""
     has_prefix_module = any(k.startswith(prefix) for k in keys) if prefix else False
     expects_prefix_module = hasattr(model, prefix) if prefix else False
