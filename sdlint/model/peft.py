@@ -31,7 +31,6 @@ from sdlint.model.runtime import (
     ConfigKind,
     config_document,
     import_modules,
-    local_copy,
     quiet,
     silence_transformers,
 )
@@ -204,11 +203,10 @@ def predict_adapter(
         torch, transformers, peft = imported
         restore = silence_transformers(transformers)
         try:
-            with local_copy(base) as base_path:
-                return _predict(
-                    transformers, torch, peft, base, base_path, base_document, adapter,
-                    adapter_object, tensors, architecture,
-                )  # fmt: skip
+            return _predict(
+                transformers, torch, peft, base, base_document, adapter, adapter_object,
+                tensors, architecture,
+            )  # fmt: skip
         finally:
             restore()
 
@@ -240,7 +238,6 @@ def _predict(
     torch: Any,
     peft: Any,
     base: ConfigFile,
-    base_path: Path,  # where transformers reads the base config from (a local copy if remote)
     base_document: dict[str, Any],
     adapter: ConfigFile,
     adapter_object: dict[str, Any],
@@ -285,23 +282,20 @@ def _predict(
             f"{describe_exception(e)}. Fix the value in adapter_config.json.",
         )
 
-    # 2. The base model on meta, of the class the model oracle would check the base config with.
+    # 2. The base model on meta, of the class the model oracle would check the base config with,
+    # its config built from the parsed document as the model oracle builds it (the file is not
+    # read again).
+    from sdlint.model.backends._common import build_config
     from sdlint.model.backends.classes import resolve_class
 
     resolved = resolve_class(transformers, base_document, architecture)
     if isinstance(resolved, ConfigProblem):
         return resolved
     cls, notes = resolved.cls, resolved.notes
-    try:
-        model_config = cls.config_class.from_pretrained(
-            str(base_path), local_files_only=True, trust_remote_code=False
-        )
-    except Exception as e:
-        return ConfigProblem(
-            INVALID_CONFIG,
-            f"{base.path.name} is not a valid config for {cls.__name__}: "
-            f"{describe_exception(e)}. Fix the value in config.json.",
-        )
+    built = build_config(cls, base_document, base.path.name)
+    if isinstance(built, ConfigProblem):
+        return built
+    model_config, _ = built
     try:
         with torch.device("meta"):
             model = cls(copy.deepcopy(model_config))

@@ -493,3 +493,18 @@ def test_project_configuration_names_the_base(
     )
     code, diagnostics = check(capsys)
     assert code == 1 and codes(diagnostics) == ["SD101", "SD101"]
+
+
+def test_the_base_config_is_judged_as_read_not_read_again(project: Path) -> None:
+    """The verdict is built from the base config the read stage parsed (and the cache keys on),
+    never from the file read again: an editor's unsaved text, or a file changed meanwhile."""
+    from sdlint.config_fields import read_config
+    from sdlint.model.peft import predict_adapter
+    from sdlint.model.verdict import AdapterVerdict
+    from tests.peft_adapters import signature
+
+    as_read = read_config(project / "base" / "config.json")  # 2 labels, as the adapter's head
+    five_labels(project)  # the file on disk now says 5
+    adapter = read_config(project / "adapter" / "adapter_config.json")
+    verdict = predict_adapter(as_read, adapter, signature(project / "adapter"))
+    assert isinstance(verdict, AdapterVerdict) and verdict.is_clean, verdict
