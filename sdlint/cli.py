@@ -9,40 +9,55 @@ else as an internal error with where to report it.
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
+from typing import Any, Protocol, cast
 
 from sdlint import __version__
-from sdlint.commands import check, diff, rule, server, show
 from sdlint.errors import SdlintError
 from sdlint.exit_codes import EXIT_BROKEN_PIPE, EXIT_ERROR
 
 ISSUES_URL = "https://github.com/sdlint/sdlint/issues"
 
-_COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
-    "check": check.run,
-    "rule": rule.run,
-    "server": server.run,
-    "show": show.run,
-    "diff": diff.run,
-}
+# The subcommands (modules of sdlint.commands, each with `add_parser` and `run`), in help order.
+COMMANDS = ("check", "rule", "server", "show", "diff")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The parser; with `only`, the one subcommand's (a run imports just that command's module:
+    `sdlint check` does not pay for `show` and `diff`)."""
     parser = argparse.ArgumentParser(
         prog="sdlint",
         description="A static linter for safetensors checkpoints. Reads headers only.",
     )
     parser.add_argument("--version", action="version", version=f"sdlint {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for module in (check, rule, server, show, diff):
-        module.add_parser(commands)
+    for name in (only,) if only else COMMANDS:
+        _command(name).add_parser(commands)
     return parser
 
 
+class _Command(Protocol):  # what a module of sdlint.commands provides
+    def add_parser(self, commands: argparse._SubParsersAction[Any]) -> None: ...
+
+    def run(self, args: argparse.Namespace) -> int: ...
+
+
+def _command(name: str) -> _Command:
+    return cast(_Command, importlib.import_module(f"sdlint.commands.{name}"))
+
+
+def _chosen(argv: Sequence[str]) -> str | None:
+    """The subcommand when it is the first word (`sdlint check ...`), else None (`sdlint
+    --help`, `sdlint --version`, a typo: the full parser answers those)."""
+    return argv[0] if argv and argv[0] in COMMANDS else None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(_chosen(argv))
     try:
         args = parser.parse_args(argv)
     except SystemExit as e:  # argparse: --help/--version exit 0, usage errors exit 2
@@ -51,7 +66,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help(sys.stderr)
         return EXIT_ERROR
     try:
-        code = _COMMANDS[args.command](args)
+        code = _command(args.command).run(args)
         sys.stdout.flush()  # a closed pipe fails here, not at exit
         return code
     except BrokenPipeError:  # `sdlint ... | head -1`: the reader left, as other CLI tools do

@@ -42,11 +42,6 @@ from sdlint.errors import UsageError
 from sdlint.sources import ReadError
 from sdlint.sources.local import read_bounded
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover (Python 3.10)
-    import tomli as tomllib
-
 _T = TypeVar("_T")
 CONFIG_FILES = (".sdlint.toml", "sdlint.toml", "pyproject.toml")
 HEAD_FIXES = ("config", "reinit")
@@ -131,7 +126,17 @@ def find_config_file(start: Path) -> Path | None:
     return None
 
 
+def _toml() -> Any:
+    """tomllib (tomli before 3.11), imported when a TOML file is read: most runs read none."""
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover (Python 3.10)
+        import tomli as tomllib
+    return tomllib
+
+
 def _has_sdlint_table(pyproject: Path) -> bool:
+    tomllib = _toml()
     try:
         text = read_bounded(pyproject).decode("utf-8")
     except (ReadError, UnicodeDecodeError):
@@ -148,6 +153,7 @@ def _has_sdlint_table(pyproject: Path) -> bool:
 
 def load_config(path: Path) -> ProjectConfig:
     """Read and validate one configuration file. Raises UsageError naming the file and key."""
+    tomllib = _toml()
     try:
         document = tomllib.loads(read_bounded(path).decode("utf-8"))
     except ReadError as e:  # missing, not a regular file (a FIFO never blocks), too large

@@ -18,13 +18,6 @@ from sdlint.config_fields import CONFIG_NAME, ConfigFile, Unsaved, read_config
 from sdlint.errors import UsageError
 from sdlint.formats import PICKLE, SAFETENSORS
 from sdlint.formats.index import read_index
-from sdlint.formats.pickle import (
-    PickleCheckpoint,
-    PickleProblem,
-    PickleResult,
-    UnreadablePickle,
-    read_pickle,
-)
 from sdlint.formats.safetensors import INDEX_SUFFIX, WEIGHTS_SUFFIX, read_header
 from sdlint.sources import ReadError, remote_location
 from sdlint.sources.local import (
@@ -37,6 +30,7 @@ from sdlint.sources.local import (
 )
 
 if TYPE_CHECKING:
+    from sdlint.formats.pickle import PickleResult
     from sdlint.sources.http import HttpClient
 
 # Folders a recursive search never enters: VCS data, environments and caches hold no user weights.
@@ -57,6 +51,13 @@ _PREFERRED = {
     "pytorch_model.bin.index.json": ("model.safetensors", "model.safetensors.index.json"),
     "adapter_model.bin": ("adapter_model.safetensors",),  # as peft loads an adapter
 }
+
+
+def read_pickle(path: Path) -> PickleResult:
+    """A torch.save file read (sdlint/formats/pickle.py, imported only when there is one)."""
+    from sdlint.formats.pickle import read_pickle as read
+
+    return read(path)
 
 
 def _is_pickle_name(name: str) -> bool:
@@ -156,6 +157,8 @@ def _read_pickle_shard(shard: Path) -> PickleResult:
         start = b"PK\x03\x04"  # read_pickle words the read error
     if start.startswith(_TORCH_SAVE_STARTS):
         return read_pickle(shard)
+    from sdlint.formats.pickle import PickleCheckpoint, PickleProblem, UnreadablePickle
+
     reason = (
         "not a torch.save file: neither a zip archive nor a binary pickle (the index names it; "
         "its content is not shown)"

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import json
 import math
-import random
 import struct
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import random
 
 
 @dataclass(frozen=True)

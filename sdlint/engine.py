@@ -21,6 +21,7 @@ from sdlint.discover import discover
 from sdlint.edits import ConvertToSafetensors, SetConfigValues
 from sdlint.errors import InternalError, UsageError
 from sdlint.formats import SAFETENSORS
+from sdlint.model import one_computation_per_key
 from sdlint.registry import Selection, select_rules, selector_matches
 from sdlint.rule import FixAvailability, Rule
 from sdlint.sources import remote_location
@@ -251,24 +252,27 @@ def check_paths(paths: Sequence[PathArg], settings: Settings | None = None) -> R
     client = _remote_client(settings, inputs)
     checkpoints, empty = discover(inputs, client, settings.deleted, settings.unsaved)
     model_config = None
-    if client is not None and settings.model_config is not None:
+    if settings.model_config is not None:  # read once for the run, not once per checkpoint
         url = remote_location(settings.model_config)
-        if url is not None:
+        if url is None:
+            model_config = read_config(settings.model_config)
+        elif client is not None:
             from sdlint.sources.remote import remote_config
 
             model_config = remote_config(url, client)
     diagnostics: list[Diagnostic] = []
     notes: list[str] = []
     skips: list[Skip] = []
-    for checkpoint in checkpoints:
-        resolved = resolve(
-            settings, resolver.for_path(checkpoint.path), checkpoint.path, model_config
-        )
-        found, noted, skipped = _check(checkpoint, resolved)
-        diagnostics.extend(found)
-        notes.extend(noted)
-        if not resolved.target.required:  # required: SD108 reports each skip
-            skips.extend(skipped)
+    with one_computation_per_key():
+        for checkpoint in checkpoints:
+            resolved = resolve(
+                settings, resolver.for_path(checkpoint.path), checkpoint.path, model_config
+            )
+            found, noted, skipped = _check(checkpoint, resolved)
+            diagnostics.extend(found)
+            notes.extend(noted)
+            if not resolved.target.required:  # required: SD108 reports each skip
+                skips.extend(skipped)
     unique = dict.fromkeys(diagnostics)  # a file reached through two paths reports once
     return Report(
         tuple(sorted(unique, key=Diagnostic.sort_key)),

@@ -16,20 +16,38 @@ ROOT = Path(__file__).parent.parent
 EXAMPLE = ROOT / "examples" / "roberta-2-labels"
 FIVE_LABELS = ROOT / "examples" / "roberta-5-labels" / "config.json"
 HEAVY = ("torch", "transformers", "peft", "numpy", "safetensors", "pygls")
+# What a local check without a fix has no use for: each costs milliseconds of every warm run.
+UNUSED_ON_A_CHECK = (
+    "importlib.metadata",  # version lookups read the dist-info instead (sdlint/model/cache.py)
+    "sdlint.formats.pickle",  # only when a torch.save file is found
+    "sdlint.inspect",  # `show` and `diff`
+    "sdlint.fixes",
+    "sdlint.rewrite",
+    "sdlint.sources.http",
+    "tempfile",  # only when a verdict is written
+)
 
 SCRIPT = f"""
 import json, sys
 from sdlint.cli import main
 code = main(sys.argv[1:])
 heavy = [m for m in {HEAVY!r} if m in sys.modules]
-print(json.dumps({{"code": code, "heavy": heavy}}), file=sys.stderr)
+unused = [m for m in {UNUSED_ON_A_CHECK!r} if m in sys.modules]
+print(json.dumps({{"code": code, "heavy": heavy, "unused": unused}}), file=sys.stderr)
 """
 
 
 def sdlint_in_fresh_process(cache: Path, *argv: str) -> dict[str, object]:
+    """`sdlint check -q ARGV...` in a fresh process: its exit code and the heavy modules loaded."""
+    report = fresh_process(cache, "check", "-q", *argv)
+    del report["unused"]
+    return report
+
+
+def fresh_process(cache: Path, *argv: str) -> dict[str, object]:
     env = {**os.environ, "SDLINT_CACHE_DIR": str(cache)}
     result = subprocess.run(
-        [sys.executable, "-c", SCRIPT, "check", "-q", *argv],
+        [sys.executable, "-c", SCRIPT, *argv],
         capture_output=True,
         text=True,
         env=env,
@@ -88,3 +106,19 @@ def test_warm_adapter_check_imports_neither_torch_nor_peft(tmp_path: Path) -> No
     assert sdlint_in_fresh_process(cache, *argv) == {"code": 1, "heavy": []}
     light = sdlint_in_fresh_process(cache, *argv, "--model-checks=cached")
     assert light == {"code": 1, "heavy": []}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("argv", [["--version"], ["rule", "SD101"], ["rule", "--all"]])
+def test_version_and_rule_docs_import_nothing_heavy(tmp_path: Path, argv: list[str]) -> None:
+    report = fresh_process(tmp_path, *argv)
+    assert report["code"] == 0 and report["heavy"] == []
+
+
+@pytest.mark.slow
+def test_a_check_imports_only_what_it_uses(tmp_path: Path) -> None:
+    """A local safetensors check (integrity and a warm model check) loads neither the pickle
+    reader, nor importlib.metadata, nor the other commands' modules."""
+    argv = ("check", "-q", str(EXAMPLE), "--model-checks=cached")
+    assert fresh_process(tmp_path, *argv, "--select", "SD0")["unused"] == []
+    assert fresh_process(tmp_path, *argv)["unused"] == []

@@ -49,10 +49,9 @@ def report_emitter(
     """The emitter for a `check` run. `--statistics` replaces the findings with counts per rule
     (a table, or with `json` an array, as ruff does); `--show-fixes` appends the available fixes
     to text output and is ignored by the machine formats, which carry each fix already."""
-    from sdlint.emit import fixes
-    from sdlint.emit import statistics as statistics_format
-
     if statistics:
+        from sdlint.emit import statistics as statistics_format
+
         if output_format == "json":
             return statistics_format.emit_json
         if output_format != "text":
@@ -65,6 +64,8 @@ def report_emitter(
         main = emitter(output_format)
     if not show_fixes or output_format != "text":
         return main
+
+    from sdlint.emit import fixes
 
     def with_fixes(diagnostics: Sequence[Diagnostic], context: EmitContext, stream: TextIO) -> None:
         main(diagnostics, context, stream)

@@ -12,8 +12,10 @@ meta device and runs transformers' own key matching on the header shapes.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextvars import ContextVar
 from pathlib import Path
 
 from sdlint.config_fields import UNREADABLE, ConfigFile
@@ -44,7 +46,23 @@ __all__ = [
     "WrapperPrefix",
     "cached_verdict",
     "load_verdict",
+    "one_computation_per_key",
 ]
+
+# Inside `one_computation_per_key()`: the verdicts computed so far in this run, by cache key.
+_computed: ContextVar[dict[str, Outcome] | None] = ContextVar("sdlint_computed", default=None)
+
+
+@contextlib.contextmanager
+def one_computation_per_key() -> Iterator[None]:
+    """Within the block (one run over many checkpoints), the expected model is computed once per
+    distinct (config bytes, architecture, key/shape signature, versions), even with the cache off
+    or unwritable: 200 fine-tunes of one base cost one model build, not 200."""
+    token = _computed.set({})
+    try:
+        yield
+    finally:
+        _computed.reset(token)
 
 
 def load_verdict(
@@ -71,7 +89,7 @@ def load_verdict(
     # Imported here: the rules import this package for its value types on every run.
     from sdlint.model.cache import VerdictCache, cache_key, default_cache_dir, installed_version
 
-    if not use_cache or config.problem == UNREADABLE:
+    if config.problem == UNREADABLE:
         return _predict(config, tensors, architecture, index_keys)  # the oracle words it
 
     key = cache_key(
@@ -82,18 +100,25 @@ def load_verdict(
         torch_version=installed_version("torch"),
         extra=_index_extra(index_keys),
     )
-    root = cache_dir if cache_dir is not None else default_cache_dir()
-    cache = VerdictCache(root)
-    hit = cache.get(key)
-    if hit is not None:
-        return hit
+    computed = _computed.get()
+    if computed is not None and key in computed:
+        return computed[key]
+    root = cache = None
+    if use_cache:
+        root = cache_dir if cache_dir is not None else default_cache_dir()
+        cache = VerdictCache(root)
+        hit = cache.get(key)
+        if hit is not None:
+            return hit
     result = _predict(config, tensors, architecture, index_keys)
     storable = not isinstance(result, ConfigProblem) or result.cacheable
-    # Store only if config.json did not change while the oracle ran: transformers reads the file
+    # Keep it only if config.json did not change while the oracle ran: transformers reads the file
     # again to build the config, and the key must describe the bytes the verdict came from.
     # A remote config was fetched once: the bytes the oracle read are `config.raw`.
     unchanged = remote_location(config.path) is not None or _read_or_none(config.path) == config.raw
-    if storable and unchanged:
+    if unchanged and computed is not None:
+        computed[key] = result
+    if cache is not None and root is not None and storable and unchanged:
         if cache.put(key, result):
             recorded = recorded_key(config.raw, tensors, architecture, index_keys=index_keys)
             VerdictCache.recorded(root).put(recorded, result)

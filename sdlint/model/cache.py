@@ -14,11 +14,12 @@ just means no caching (the run says so in one note, `write_note`).
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
-import importlib.metadata
 import json
 import os
-import tempfile
+import re
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -57,7 +58,70 @@ def default_cache_dir() -> Path:
 
 
 def installed_version(distribution: str) -> str | None:
-    """The installed version of a distribution without importing it; None when absent."""
+    """The installed version of a distribution without importing it; None when absent.
+
+    The answer `importlib.metadata.version` gives, found without importing importlib.metadata
+    (and email, which it parses METADATA with) and without its scan of every sys.path entry:
+    the `Version:` field of the first `<name>-*.dist-info` on sys.path, the distribution
+    importlib.metadata finds first too. Anything less plain (a zip on sys.path, an egg-info, a
+    METADATA without a version) is left to importlib.metadata.
+    """
+    wanted = _normalized(distribution)
+    for entry in sys.path:
+        found = _dist_infos(entry or ".")
+        if found is None:  # not a plain folder: importlib.metadata knows the other cases
+            return _metadata_version(distribution)
+        name = found.get(wanted)
+        if name is None:
+            continue
+        if not name.endswith(".dist-info"):
+            return _metadata_version(distribution)
+        version = _version_field(Path(entry or ".", name, "METADATA"))
+        return version if version is not None else _metadata_version(distribution)
+    return None
+
+
+def _normalized(name: str) -> str:
+    """A distribution name as importlib.metadata compares them (PEP 503, `-` as `_`)."""
+    return re.sub(r"[-_.]+", "_", name).lower()
+
+
+@functools.cache
+def _dist_infos(entry: str) -> dict[str, str] | None:
+    """Normalized distribution name -> the first metadata folder for it in one sys.path entry, in
+    listing order as importlib.metadata takes them; None when the entry exists but is not a
+    folder (a zip file: importlib.metadata reads those)."""
+    try:
+        names = [child.name for child in Path(entry).iterdir()]
+    except OSError:
+        return None if Path(entry).exists() else {}
+    found: dict[str, str] = {}
+    for name in names:
+        low = name.lower()
+        if low.endswith((".dist-info", ".egg-info", ".egg")):
+            stem = low.rpartition(".")[0] if not low.endswith(".egg") else low[: -len(".egg")]
+            found.setdefault(_normalized(stem.partition("-")[0]), name)
+    return found
+
+
+def _version_field(metadata: Path) -> str | None:
+    """The `Version:` header of a METADATA file (RFC 822 headers end at the first blank line)."""
+    try:
+        with metadata.open(encoding="utf-8") as f:
+            for line in f:
+                if not line.strip():
+                    break
+                key, _, value = line.partition(":")
+                if key.lower() == "version":
+                    return value.strip()
+    except (OSError, UnicodeDecodeError):
+        return None
+    return None
+
+
+def _metadata_version(distribution: str) -> str | None:
+    import importlib.metadata
+
     try:
         return importlib.metadata.version(distribution)
     except importlib.metadata.PackageNotFoundError:
@@ -144,6 +208,8 @@ class VerdictCache:
         tmp: str | None = None
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
+            import tempfile  # only a cold run writes: a warm one does not import it
+
             fd, tmp = tempfile.mkstemp(prefix=f".{key[:16]}.", suffix=".tmp", dir=self.directory)
             with os.fdopen(fd, "wb") as f:
                 f.write(payload)

@@ -10,19 +10,16 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 from sdlint.context import CheckContext
 from sdlint.diagnostic import Applicability, Fix, Severity
 from sdlint.edits import ConvertToSafetensors
 from sdlint.formats import PICKLE
-from sdlint.formats.pickle import (
-    PickleCheckpoint,
-    PickleGlobal,
-    UnreadablePickle,
-    conversion_problem,
-    safetensors_name,
-)
 from sdlint.rule import Finding, FixAvailability, rule
+
+if TYPE_CHECKING:  # the reader is imported only when a torch.save file is checked
+    from sdlint.formats.pickle import PickleCheckpoint, PickleGlobal
 
 # Globals whose only use in a pickle is to run code, read or write files, or reach the network.
 _RUNS_CODE_MODULES = {
@@ -74,6 +71,8 @@ _RUNS_CODE_BUILTINS = {
 
 
 def _pickles(ctx: CheckContext) -> Iterator[PickleCheckpoint]:
+    from sdlint.formats.pickle import PickleCheckpoint, UnreadablePickle
+
     for result in ctx.checkpoint.files:
         if isinstance(result, PickleCheckpoint):
             yield result
@@ -295,6 +294,8 @@ def pickle_checkpoint(ctx: CheckContext) -> Iterator[Finding]:
     checkpoint = ctx.checkpoint
     if checkpoint.index is not None or checkpoint.shadowed_by is not None:
         return
+    from sdlint.formats.pickle import PickleCheckpoint, conversion_problem, safetensors_name
+
     for result in checkpoint.files:
         if not isinstance(result, PickleCheckpoint) or conversion_problem(result) is not None:
             continue

@@ -557,7 +557,7 @@ def _read_only(cache_dir: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     cache_dir.mkdir(parents=True, exist_ok=True)
     if os.geteuid() == 0:  # root writes through file modes: refuse as a read-only mount does
         refuse = OSError(errno.EROFS, os.strerror(errno.EROFS))
-        monkeypatch.setattr("sdlint.model.cache.tempfile.mkstemp", Mock(side_effect=refuse))
+        monkeypatch.setattr("tempfile.mkstemp", Mock(side_effect=refuse))
         return os.strerror(errno.EROFS)
     cache_dir.chmod(0o555)
     return os.strerror(errno.EACCES)
@@ -606,3 +606,83 @@ def test_unwritable_cache_degrades_to_an_uncached_run_with_a_note(
         assert not [p for p in cache_dir.rglob("*") if p.is_file()]  # no temp file left behind
     finally:
         cache_dir.chmod(0o755)
+
+
+@pytest.mark.parametrize(
+    "name", ["torch", "transformers", "safetensors", "pytest", "typing-extensions", "Jinja2"]
+)
+def test_installed_version_agrees_with_importlib_metadata(name: str) -> None:
+    import importlib.metadata
+
+    try:
+        expected: str | None = importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+        expected = None
+    assert installed_version(name) == expected
+
+
+def test_installed_version_takes_the_first_distribution_on_sys_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A distribution installed twice: the first sys.path entry's metadata, as importlib.metadata
+    reads it (and as import takes the package), not the listing of a later entry."""
+    import importlib.metadata
+
+    first, second = tmp_path / "first", tmp_path / "second"
+    for folder, version in ((first, "1.2.3"), (second, "9.9.9")):
+        info = folder / f"fake_dist-{version}.dist-info"
+        info.mkdir(parents=True)
+        (info / "METADATA").write_text(
+            f"Metadata-Version: 2.1\nName: fake-dist\nVersion: {version}\n\nVersion: 0\n"
+        )
+    monkeypatch.setattr(sys, "path", [str(tmp_path / "absent"), str(first), str(second)])
+    sdlint.model.cache._dist_infos.cache_clear()
+    try:
+        assert installed_version("Fake.Dist") == "1.2.3" == importlib.metadata.version("fake-dist")
+        assert installed_version("not-installed-anywhere") is None
+    finally:
+        sdlint.model.cache._dist_infos.cache_clear()
+
+
+def test_installed_version_leaves_what_it_cannot_read_to_importlib_metadata(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = tmp_path / "site"
+    (folder / "odd_dist-2.0.dist-info").mkdir(parents=True)  # no METADATA file
+    monkeypatch.setattr(sys, "path", [str(folder)])
+    asked: list[str] = []
+
+    def metadata_version(name: str) -> str:
+        asked.append(name)
+        return "2.0"
+
+    monkeypatch.setattr(sdlint.model.cache, "_metadata_version", metadata_version)
+    sdlint.model.cache._dist_infos.cache_clear()
+    try:
+        assert installed_version("odd-dist") == "2.0"
+        assert asked == ["odd-dist"]
+    finally:
+        sdlint.model.cache._dist_infos.cache_clear()
+
+
+@pytest.mark.parametrize("use_cache", [True, False])
+def test_a_run_computes_each_distinct_model_once(
+    oracle: FakeOracle, tmp_path: Path, use_cache: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Many checkpoints in one run: one oracle computation per distinct (config, architecture,
+    signature), not one per checkpoint, whether or not the disk cache is on."""
+    from sdlint.engine import Settings, check_paths
+    from tests.safetensors_files import write_tensors
+
+    three = {"classifier.out_proj.weight": ("F32", (3, 32))}
+    five = {"classifier.out_proj.weight": ("F32", (5, 32))}
+    layouts = [(three, CONFIG)] * 4 + [(five, CONFIG)] * 2 + [(three, {**CONFIG, "vocab_size": 64})]
+    for i, (tensors, config) in enumerate(layouts):
+        folder = tmp_path / "models" / f"run-{i}"
+        write_tensors(folder / "model.safetensors", tensors)
+        (folder / "config.json").write_text(json.dumps(config, indent=2))
+    settings = Settings(use_cache=use_cache, isolated=True, select="SD1")
+    monkeypatch.setenv(CACHE_DIR_ENV, str(tmp_path / "cache"))
+    report = check_paths([tmp_path / "models"], settings)
+    assert len(report.checkpoints) == 7
+    assert oracle.calls == 3
