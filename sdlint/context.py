@@ -16,6 +16,7 @@ from sdlint.libraries import foreign_config, foreign_folder
 
 if TYPE_CHECKING:
     from sdlint.adapter import AdapterView
+    from sdlint.formats import TensorSpec
     from sdlint.model.verdict import ConfigProblem, LoadVerdict
 
 
@@ -184,6 +185,16 @@ class CheckContext:
             and self.target.model_checks != "off"
             and self.checkpoint.shadowed_by is None
         )
+
+    def pending_verdict(self) -> tuple[ConfigFile, dict[str, TensorSpec]] | None:
+        """The (config, signature) `model` will ask `load_verdict` about (model checks on
+        `auto`), or None; without side effects, so a run can compute them ahead, in parallel."""
+        if not self._model_checked or self.target.model_checks != "auto":
+            return None
+        if self._skip() is not None:
+            return None
+        config = self.target.config or self.checkpoint.config
+        return (config, self.checkpoint.signature()) if config is not None else None
 
     def _skip(self) -> Skip | None:
         """Why there is no transformers model to check against, found without transformers."""

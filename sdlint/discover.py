@@ -13,6 +13,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from sdlint import parallel
 from sdlint.checkpoint import ADAPTER_CONFIG_NAME, Checkpoint
 from sdlint.config_fields import CONFIG_NAME, ConfigFile, Unsaved, read_config
 from sdlint.errors import UsageError
@@ -306,12 +307,14 @@ def discover(
     client: HttpClient | None = None,
     deleted: Sequence[Path] = (),
     unsaved: Unsaved | None = None,
+    jobs: int = 1,
 ) -> tuple[list[Checkpoint], list[Path]]:
     """The checkpoints the PATHs stand for (each once and read once, in command-line order), and
     the PATHs that stand for none (a folder without weights, a config.json without weights). A
     remote PATH (a URL or `hf://`, sdlint/sources/remote.py) is read through `client`. `deleted`:
     files the commit being checked deletes; a shard among them is missing from its index.
-    `unsaved`: an editor's config.json texts, read instead of the files (`read_config`)."""
+    `unsaved`: an editor's config.json texts, read instead of the files (`read_config`). With
+    `jobs` above 1, many local checkpoints are read by that many processes (sdlint/parallel.py)."""
     gone = frozenset(_real(p) for p in deleted)
     found: dict[Path, Root | Checkpoint] = {}
     empty: list[Path] = []
@@ -331,12 +334,27 @@ def discover(
             empty.append(path)
         for root in roots:
             found.setdefault(Path(_real(root[0])), root)
+    roots = [item for item in found.values() if not isinstance(item, Checkpoint)]
+    # Remote reads run threads, an editor's server is one: no processes are forked beside them.
+    many = len(roots) >= parallel.HEADERS_FROM and client is None and not unsaved
+    workers = jobs if many else 1
+    parts = [(part, gone, unsaved) for part in parallel.chunks(roots, workers)]
+    loaded = iter(parallel.flatten(parallel.spread(_load_roots, parts, workers)))
     checkpoints = [
-        item
-        if isinstance(item, Checkpoint)
-        else load_index_checkpoint(item[0], gone, unsaved=unsaved)
-        if item[1]
-        else load_file_checkpoint(item[0], unsaved=unsaved)
-        for item in found.values()
+        item if isinstance(item, Checkpoint) else next(loaded) for item in found.values()
     ]
     return checkpoints, empty
+
+
+def _load_roots(
+    part: tuple[Sequence[Root], frozenset[str], Unsaved | None],
+) -> list[Checkpoint]:
+    """Each root's checkpoint, read (headers, index, configs); `part`: the roots, the files the
+    commit deletes, and an editor's unsaved config texts."""
+    roots, gone, unsaved = part
+    return [
+        load_index_checkpoint(path, gone, unsaved=unsaved)
+        if is_index
+        else load_file_checkpoint(path, unsaved=unsaved)
+        for path, is_index in roots
+    ]

@@ -21,7 +21,7 @@ from sdlint.discover import discover
 from sdlint.edits import ConvertToSafetensors, SetConfigValues
 from sdlint.errors import InternalError, UsageError
 from sdlint.formats import SAFETENSORS
-from sdlint.model import one_computation_per_key
+from sdlint.model import Request, one_computation_per_key, prefetch_verdicts
 from sdlint.registry import Selection, select_rules, selector_matches
 from sdlint.rule import FixAvailability, Rule
 from sdlint.sources import remote_location
@@ -58,6 +58,9 @@ class Settings:
     # auto, cached, off or required (see ModelTarget); None: the configuration's, else auto
     model_checks: str | None = None
     jobs: int = 8  # remote reads in flight at once (URLs and hf:// paths)
+    # Processes that read many local checkpoints and build their models (sdlint/parallel.py);
+    # the command line's --jobs, by default the CPUs it may use. The output does not depend on it.
+    processes: int = 1
     verdicts: Path | None = None  # shared verdicts (see ModelTarget.verdicts); None: configured
     # Files the commit being checked deletes (`check --staged-deletions`): a shard among them is
     # missing from its index even when it is still on disk.
@@ -80,6 +83,7 @@ class Settings:
             head_fix: str | None = None,
             model_checks: str | None = None,
             jobs: int = 8,
+            processes: int = 1,
             verdicts: PathArg | None = None,
             deleted: Sequence[PathArg] = (),
             unsaved: Mapping[Path, bytes] | None = None,
@@ -250,7 +254,9 @@ def check_paths(paths: Sequence[PathArg], settings: Settings | None = None) -> R
     resolver = ConfigResolver(config_file=settings.config_file, isolated=settings.isolated)
     inputs = [Path(p) for p in paths]
     client = _remote_client(settings, inputs)
-    checkpoints, empty = discover(inputs, client, settings.deleted, settings.unsaved)
+    # An editor's language server (unsaved texts) runs threads: it forks no processes.
+    workers = settings.processes if not settings.unsaved else 1
+    checkpoints, empty = discover(inputs, client, settings.deleted, settings.unsaved, workers)
     model_config = None
     if settings.model_config is not None:  # read once for the run, not once per checkpoint
         url = remote_location(settings.model_config)
@@ -264,10 +270,12 @@ def check_paths(paths: Sequence[PathArg], settings: Settings | None = None) -> R
     notes: list[str] = []
     skips: list[Skip] = []
     with one_computation_per_key():
-        for checkpoint in checkpoints:
-            resolved = resolve(
-                settings, resolver.for_path(checkpoint.path), checkpoint.path, model_config
-            )
+        resolved_all = [
+            resolve(settings, resolver.for_path(c.path), c.path, model_config) for c in checkpoints
+        ]
+        if workers > 1 and len(checkpoints) > 1 and client is None:
+            prefetch_verdicts(_requests(checkpoints, resolved_all), workers)
+        for checkpoint, resolved in zip(checkpoints, resolved_all, strict=True):
             found, noted, skipped = _check(checkpoint, resolved)
             diagnostics.extend(found)
             notes.extend(noted)
@@ -279,6 +287,30 @@ def check_paths(paths: Sequence[PathArg], settings: Settings | None = None) -> R
         tuple(checkpoints),
         tuple(_nothing_found(p) for p in empty) + tuple(dict.fromkeys(notes)) + skip_notes(skips),
     )
+
+
+def _requests(checkpoints: Sequence[Checkpoint], resolved: Sequence[Resolved]) -> list[Request]:
+    """The verdicts the model rules will ask for, so that the missing ones can be computed ahead
+    in parallel: only when a model rule (SD1xx, the rules that ask for the model) is selected."""
+    requests: list[Request] = []
+    for checkpoint, settings in zip(checkpoints, resolved, strict=True):
+        if not any(r.code.startswith("SD1") for r in settings.rules):
+            continue
+        pending = CheckContext(checkpoint, settings.target).pending_verdict()
+        if pending is not None:
+            target = settings.target
+            config, tensors = pending
+            requests.append(
+                (
+                    config,
+                    tensors,
+                    target.architecture,
+                    target.cache_dir,
+                    target.use_cache,
+                    checkpoint.index_keys,
+                )
+            )
+    return requests
 
 
 def _nothing_found(path: Path) -> str:

@@ -17,6 +17,7 @@ from sdlint.emit import FORMATS, EmitContext, report_emitter
 from sdlint.engine import Report, Settings, check_paths
 from sdlint.errors import UsageError
 from sdlint.exit_codes import EXIT_CLEAN, EXIT_FINDINGS
+from sdlint.parallel import default_jobs
 from sdlint.sources import remote_location
 from sdlint.sources.local import display
 
@@ -97,9 +98,10 @@ def add_parser(commands: argparse._SubParsersAction[Any]) -> None:
     check.add_argument(
         "--jobs",
         type=_positive,
-        default=8,
         metavar="N",
-        help="remote reads in flight at once (default: 8); the output order does not depend on it",
+        help="processes for many checkpoints (reading headers, building expected models) and "
+        "remote reads in flight (default: the number of CPUs, and 8 remote reads); the output "
+        "does not depend on it",
     )
     check.add_argument(
         "--architecture",
@@ -239,7 +241,8 @@ def run(args: argparse.Namespace) -> int:
         isolated=args.isolated,
         head_fix=args.head_fix,
         model_checks=args.model_checks,
-        jobs=args.jobs,
+        jobs=args.jobs or 8,
+        processes=args.jobs or default_jobs(),
         verdicts=args.verdicts,
         deleted=deleted,
     )

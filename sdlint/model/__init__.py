@@ -47,10 +47,15 @@ __all__ = [
     "cached_verdict",
     "load_verdict",
     "one_computation_per_key",
+    "prefetch_verdicts",
 ]
 
 # Inside `one_computation_per_key()`: the verdicts computed so far in this run, by cache key.
-_computed: ContextVar[dict[str, Outcome] | None] = ContextVar("sdlint_computed", default=None)
+# With each, the notes its computation left that no checkpoint has reported yet (a cache that could
+# not be written, when a worker process computed it).
+_computed: ContextVar[dict[str, tuple[Outcome, list[str]]] | None] = ContextVar(
+    "sdlint_computed", default=None
+)
 
 
 @contextlib.contextmanager
@@ -87,22 +92,19 @@ def load_verdict(
     written (read-only, full) leaves the answer as it is and adds one line to `notes`.
     """
     # Imported here: the rules import this package for its value types on every run.
-    from sdlint.model.cache import VerdictCache, cache_key, default_cache_dir, installed_version
+    from sdlint.model.cache import VerdictCache, default_cache_dir
 
     if config.problem == UNREADABLE:
         return _predict(config, tensors, architecture, index_keys)  # the oracle words it
 
-    key = cache_key(
-        config.raw,
-        tensors,
-        architecture,
-        transformers_version=installed_version("transformers"),
-        torch_version=installed_version("torch"),
-        extra=_index_extra(index_keys),
-    )
+    key = _key(config, tensors, architecture, index_keys)
     computed = _computed.get()
     if computed is not None and key in computed:
-        return computed[key]
+        remembered, pending = computed[key]
+        if notes is not None:
+            notes.extend(pending)
+        pending.clear()
+        return remembered
     root = cache = None
     if use_cache:
         root = cache_dir if cache_dir is not None else default_cache_dir()
@@ -117,7 +119,7 @@ def load_verdict(
     # A remote config was fetched once: the bytes the oracle read are `config.raw`.
     unchanged = remote_location(config.path) is not None or _read_or_none(config.path) == config.raw
     if unchanged and computed is not None:
-        computed[key] = result
+        computed[key] = (result, [])
     if cache is not None and root is not None and storable and unchanged:
         if cache.put(key, result):
             recorded = recorded_key(config.raw, tensors, architecture, index_keys=index_keys)
@@ -126,6 +128,82 @@ def load_verdict(
         if note is not None and notes is not None:
             notes.append(note)
     return result
+
+
+def _key(
+    config: ConfigFile,
+    tensors: Mapping[str, TensorSpec],
+    architecture: str | None,
+    index_keys: Sequence[str] | None,
+) -> str:
+    """The cache key of a verdict: the inputs and the versions of what computes it."""
+    from sdlint.model.cache import cache_key, installed_version
+
+    return cache_key(
+        config.raw,
+        tensors,
+        architecture,
+        transformers_version=installed_version("transformers"),
+        torch_version=installed_version("torch"),
+        extra=_index_extra(index_keys),
+    )
+
+
+# What `load_verdict` is asked: config, signature, architecture, cache folder, use the cache,
+# index keys.
+Request = tuple[
+    ConfigFile, Mapping[str, TensorSpec], str | None, Path | None, bool, Sequence[str] | None
+]
+
+
+def prefetch_verdicts(requests: Sequence[Request], jobs: int) -> int:
+    """Within `one_computation_per_key()`: compute, in up to `jobs` processes, the verdicts these
+    requests will ask `load_verdict` for and neither this run nor the disk cache holds, each
+    distinct one once; `load_verdict` then answers them from the run's memory. Returns how many
+    verdicts were computed (0: none spread, fewer than `parallel.VERDICTS_FROM` missing, or
+    `jobs` 1)."""
+    from sdlint import parallel
+    from sdlint.model.cache import VerdictCache, default_cache_dir
+
+    computed = _computed.get()
+    if computed is None or jobs <= 1:
+        return 0
+    missing: dict[str, Request] = {}
+    for request in requests:
+        config, tensors, architecture, cache_dir, use_cache, index_keys = request
+        if config.problem == UNREADABLE:
+            continue
+        key = _key(config, tensors, architecture, index_keys)
+        if key in computed or key in missing:
+            continue
+        if use_cache:
+            root = cache_dir if cache_dir is not None else default_cache_dir()
+            if VerdictCache(root).get(key) is not None:
+                continue  # load_verdict reads it
+        missing[key] = request
+    if len(missing) < parallel.VERDICTS_FROM:
+        return 0
+    answers = parallel.spread(_answer, list(missing.values()), jobs)
+    for key, answer in zip(missing, answers, strict=True):
+        computed[key] = answer
+    return len(missing)
+
+
+def _answer(request: Request) -> tuple[Outcome, list[str]]:
+    """One request answered as `load_verdict` answers it, with the notes it left (in a worker
+    process: it writes the disk cache there)."""
+    config, tensors, architecture, cache_dir, use_cache, index_keys = request
+    notes: list[str] = []
+    outcome = load_verdict(
+        config,
+        tensors,
+        architecture,
+        cache_dir=cache_dir,
+        use_cache=use_cache,
+        notes=notes,
+        index_keys=index_keys,
+    )
+    return outcome, notes
 
 
 def cached_verdict(
