@@ -1,0 +1,301 @@
+"""The speed targets (issue 11), measured side by side in one run: ratios with their medians and
+peak RSS, every measurement a fresh process as a pre-commit hook or CI step runs it.
+
+    .venv/bin/python -m benchmarks.speed [--repeat 7] [--cold-repeat 3]
+
+It builds its own fixtures in a temporary folder (sparse files: real headers, holes for data):
+- roberta-base: the real classifier layout (201 tensors, 499 MB) with a 5-label target config;
+- llama-70B: 723 tensors in 30 shards with their index (141 GB) and its config;
+- 200 fine-tunes: small BERT classifiers in one tree, 4 distinct configs.
+Peers: `from_pretrained(..., output_loading_info=True, ignore_mismatched_sizes=True)` and the
+model class built on the meta device alone (the model side); a bare `open`/`json` script and
+`safetensors.safe_open` reading the same index and headers (the floors of header reading);
+`modelaudit scan` as a security scanner a user might run on the same files (skipped with a note
+when it is not installed: `pip install modelaudit`). Warm: the verdict cache filled by an earlier
+run; cold: `--no-cache` (every model built). Rounds are interleaved (each command once per
+round), so a change of load on the shared machine hits every command alike.
+"""
+
+from __future__ import annotations
+
+import argparse
+import compileall
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from benchmarks._util import write_sparse_checkpoint
+from benchmarks.conformance import FROM_PRETRAINED
+from benchmarks.conformance import build as build_roberta
+from benchmarks.header_read import huge
+
+REPO = Path(__file__).resolve().parent.parent
+PY = sys.executable
+
+BARE = """
+import json, os, struct, sys
+def header(path):
+    with open(path, "rb") as f:
+        (n,) = struct.unpack("<Q", f.read(8))
+        return json.loads(f.read(n))
+for arg in sys.argv[1:]:
+    if arg.endswith(".json"):
+        with open(arg) as f:
+            index = json.load(f)
+        for shard in sorted(set(index["weight_map"].values())):
+            header(os.path.join(os.path.dirname(arg), shard))
+    else:
+        header(arg)
+"""
+
+SAFE_OPEN = """
+import json, os, sys
+from safetensors import safe_open
+def header(path):
+    with safe_open(path, framework="numpy") as f:
+        return {k: f.get_slice(k).get_shape() for k in f.keys()}
+for arg in sys.argv[1:]:
+    if arg.endswith(".json"):
+        with open(arg) as f:
+            index = json.load(f)
+        for shard in sorted(set(index["weight_map"].values())):
+            header(os.path.join(os.path.dirname(arg), shard))
+    else:
+        header(arg)
+"""
+
+META_BUILD = """
+import sys, torch, transformers
+from transformers import AutoConfig, RobertaForSequenceClassification
+transformers.logging.set_verbosity_error()
+config = AutoConfig.from_pretrained(sys.argv[1])
+with torch.device("meta"):
+    model = RobertaForSequenceClassification(config)
+"""
+
+# Runs one command and reports its wall time and peak RSS: RUSAGE_CHILDREN in a fresh wrapper
+# process sees only that one child.
+WRAPPER = """
+import json, resource, subprocess, sys, time
+start = time.perf_counter()
+result = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+seconds = time.perf_counter() - start
+peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+print(json.dumps({"seconds": seconds, "kib": peak, "rc": result.returncode,
+                  "err": result.stderr.decode(errors="replace")[-1500:]}))
+"""
+
+
+class Timing:
+    def __init__(self, label: str, argv: Sequence[str]) -> None:
+        self.label, self.argv = label, list(argv)
+        self.seconds: list[float] = []
+        self.kib = 0
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.seconds)
+
+    @property
+    def mib(self) -> float:
+        return self.kib / 1024
+
+
+def measure(commands: Sequence[Timing], rounds: int, env: dict[str, str]) -> None:
+    """`rounds` interleaved rounds: each command once per round, in a fresh process."""
+    for _ in range(rounds):
+        for c in commands:
+            out = subprocess.run(
+                [PY, "-c", WRAPPER, *c.argv], capture_output=True, text=True, env=env, check=True
+            )
+            run = json.loads(out.stdout.strip().splitlines()[-1])
+            if run["rc"] not in (0, 1):
+                raise RuntimeError(f"{c.label}: {c.argv} exited {run['rc']}:\n{run['err']}")
+            c.seconds.append(run["seconds"])
+            c.kib = max(c.kib, run["kib"])
+
+
+def show(commands: Sequence[Timing]) -> None:
+    for c in commands:
+        print(f"  {c.label:<46} median {c.median * 1e3:9.1f} ms   peak RSS {c.mib:6.1f} MiB")
+
+
+def ratio(line: str, value: float, target: str, met: bool) -> None:
+    print(f"  => {line}: {value:.2f}x (target {target}: {'met' if met else 'NOT met'})")
+
+
+def build_llama(folder: Path) -> Path:
+    """Llama-3-70B's layout in 30 shards with its index and config."""
+    tensors = huge(80, 8192)
+    names = list(tensors)
+    bounds = [round(i * len(names) / 30) for i in range(31)]
+    weight_map: dict[str, str] = {}
+    total = 0
+    for i in range(30):
+        shard = f"model-{i + 1:05d}-of-00030.safetensors"
+        part = {k: tensors[k] for k in names[bounds[i] : bounds[i + 1]]}
+        write_sparse_checkpoint(folder / shard, part)
+        for name, (_, shape) in part.items():
+            weight_map[name] = shard
+            count = 1
+            for d in shape:
+                count *= d
+            total += 2 * count  # BF16
+    index = {"metadata": {"total_size": total}, "weight_map": weight_map}
+    (folder / "model.safetensors.index.json").write_text(json.dumps(index, indent=2))
+    config = {
+        "architectures": ["LlamaForCausalLM"],
+        "model_type": "llama",
+        "hidden_size": 8192,
+        "intermediate_size": 28672,
+        "num_attention_heads": 64,
+        "num_key_value_heads": 8,
+        "num_hidden_layers": 80,
+        "vocab_size": 128256,
+        "rms_norm_eps": 1e-05,
+        "max_position_embeddings": 8192,
+        "rope_theta": 500000.0,
+        "tie_word_embeddings": False,
+        "torch_dtype": "bfloat16",
+    }
+    (folder / "config.json").write_text(json.dumps(config, indent=2))
+    return folder / "model.safetensors.index.json"
+
+
+def build_many(folder: Path, count: int) -> list[Path]:
+    """`count` small BERT classifiers (shapes from a meta model), 4 distinct label counts."""
+    import torch
+    from transformers import BertConfig, BertForSequenceClassification
+
+    files = []
+    for labels in (2, 3, 4, 5):
+        config = BertConfig(
+            hidden_size=64,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            intermediate_size=128,
+            vocab_size=1000,
+            num_labels=labels,
+            architectures=["BertForSequenceClassification"],
+        )
+        with torch.device("meta"):
+            model = BertForSequenceClassification(config)
+        dtypes = {torch.float32: "F32", torch.int64: "I64"}
+        tensors = {k: (dtypes[v.dtype], tuple(v.shape)) for k, v in model.state_dict().items()}
+        for i in range(labels - 2, count, 4):
+            run = folder / f"run-{i:03d}"
+            files.append(run / "model.safetensors")
+            write_sparse_checkpoint(files[-1], tensors)
+            config.save_pretrained(run)
+    return sorted(files)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=7, help="rounds for warm runs (default 7)")
+    parser.add_argument(
+        "--cold-repeat", type=int, default=3, help="rounds for cold runs (default 3)"
+    )
+    args = parser.parse_args()
+    started = time.monotonic()
+    compileall.compile_dir(REPO / "sdlint", quiet=1)  # as an installed package is: bytecode
+    print(f"sdlint benchmark, {time.strftime('%Y-%m-%d %H:%M %Z')}")
+    print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs, {platform.platform()}")
+    print(f"python {platform.python_version()}; load average at start: {os.getloadavg()}")
+    sdlint = [PY, "-m", "sdlint", "check", "-q"]
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        env = {**os.environ, "SDLINT_CACHE_DIR": str(tmp / "cache"), "NO_COLOR": "1"}
+        roberta, five = build_roberta(tmp / "roberta-base")
+        index = build_llama(tmp / "llama-70b")
+        files = build_many(tmp / "many", 200)
+        print(f"fixtures: roberta-base, llama-70B (30 shards), {len(files)} small checkpoints")
+        roberta_check = [*sdlint, str(roberta), "--model-config", str(five)]
+        for warmup in (roberta_check, [*sdlint, str(index)], [*sdlint, str(tmp / "many")]):
+            subprocess.run(warmup, env=env, stdout=subprocess.DEVNULL, check=False)
+
+        print("\n1. warm model check, roberta-base, 5-label target (SD101)")
+        fp = Timing("from_pretrained (whole process)", [PY, "-c", FROM_PRETRAINED, str(roberta), str(five)])
+        warm = Timing("sdlint check, warm", roberta_check)
+        measure([fp, warm], args.repeat, env)
+        show([fp, warm])
+        ratio("from_pretrained / sdlint warm", fp.median / warm.median, ">= 100x", fp.median / warm.median >= 100)
+
+        print("\n2. warm check, llama-70B, 30 shards")
+        bare70 = Timing("bare open/json script (index + 30 headers)", [PY, "-c", BARE, str(index)])
+        safe70 = Timing("safetensors.safe_open (index + 30 headers)", [PY, "-c", SAFE_OPEN, str(index)])
+        warm70 = Timing("sdlint check, warm", [*sdlint, str(index.parent)])
+        measure([bare70, safe70, warm70], args.repeat, env)
+        show([bare70, safe70, warm70])
+        r = warm70.median / bare70.median
+        ratio("sdlint warm / bare script", r, "<= 1.5x", r <= 1.5)
+        print(f"  => sdlint peak RSS {warm70.mib:.1f} MiB (target < 30 MiB: {'met' if warm70.mib < 30 else 'NOT met'})")
+
+        print(f"\n3. {len(files)} checkpoints in one tree, one invocation")
+        bare_many = Timing(f"bare open/json script ({len(files)} headers)", [PY, "-c", BARE, *map(str, files)])
+        warm_many = Timing("sdlint check, warm", [*sdlint, str(tmp / "many")])
+        warm_many1 = Timing("sdlint check, warm, --jobs 1", [*sdlint, str(tmp / "many"), "--jobs", "1"])
+        measure([bare_many, warm_many, warm_many1], args.repeat, env)
+        show([bare_many, warm_many, warm_many1])
+        r = warm_many.median / bare_many.median
+        ratio("sdlint warm / bare script", r, "<= 2x", r <= 2)
+        cold_many = Timing("sdlint check --no-cache (cold)", [*sdlint, str(tmp / "many"), "--no-cache"])
+        cold_many1 = Timing("sdlint check --no-cache --jobs 1", [*sdlint, str(tmp / "many"), "--no-cache", "--jobs", "1"])
+        measure([cold_many, cold_many1], args.cold_repeat, env)
+        show([cold_many, cold_many1])
+        fresh = tmp / "fresh-cache"
+        subprocess.run(
+            [*sdlint, str(tmp / "many"), "--jobs", "1"],
+            env={**env, "SDLINT_CACHE_DIR": str(fresh)},
+            stdout=subprocess.DEVNULL,
+            check=False,
+        )
+        built = len(list(fresh.glob("verdicts-v*/*.json")))
+        print(f"  => model computations in a cold run: {built} for {len(files)} checkpoints (4 distinct)")
+
+        print("\n4. cold single checkpoint, roberta-base")
+        meta = Timing("import the class + build on meta alone", [PY, "-c", META_BUILD, str(five)])
+        cold = Timing("sdlint check --no-cache (cold)", [*roberta_check, "--no-cache"])
+        measure([fp, meta, cold], args.cold_repeat, env)
+        show([meta, cold])
+        r = cold.median / meta.median
+        ratio("sdlint cold / meta build alone", r, "<= 1.2x", r <= 1.2)
+        r = cold.median / fp.median
+        ratio("sdlint cold / from_pretrained", r, "<= 1x", r <= 1)
+
+        print("\n5. integrity only (SD0), against a security scanner on the same files")
+        audit = shutil.which("modelaudit") or str(Path(PY).parent / "modelaudit")
+        commands = [
+            Timing("sdlint check --select SD0, roberta-base", [*sdlint, str(roberta / "model.safetensors"), "--select", "SD0"]),
+            Timing("sdlint check --select SD0, llama-70B", [*sdlint, str(index), "--select", "SD0"]),
+        ]
+        if Path(audit).exists():  # its telemetry off, its cache in the temporary folder
+            env["PROMPTFOO_DISABLE_TELEMETRY"] = "1"
+            cache = ["--cache-dir", str(tmp / "modelaudit-cache")]
+            commands.append(
+                Timing(
+                    "modelaudit scan, roberta-base",
+                    [audit, "scan", "-q", *cache, str(roberta / "model.safetensors")],
+                )
+            )
+            print("  (modelaudit reads the tensor data: the 141 GB llama-70B is not given to it)")
+        else:
+            print("  (modelaudit is not installed: `pip install modelaudit` to compare)")
+        measure(commands, max(1, args.cold_repeat), env)
+        show(commands)
+        if len(commands) == 3:
+            r = commands[2].median / commands[0].median
+            print(f"  => modelaudit / sdlint on roberta-base: {r:.1f}x")
+    print(f"\nload average at the end: {os.getloadavg()}; took {time.monotonic() - started:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
