@@ -183,9 +183,9 @@ def build_many(folder: Path, count: int) -> list[Path]:
             num_attention_heads=4,
             intermediate_size=128,
             vocab_size=1000,
-            num_labels=labels,
             architectures=["BertForSequenceClassification"],
         )
+        config.num_labels = labels
         with torch.device("meta"):
             model = BertForSequenceClassification(config)
         dtypes = {torch.float32: "F32", torch.int64: "I64"}
@@ -223,32 +223,51 @@ def main() -> None:
             subprocess.run(warmup, env=env, stdout=subprocess.DEVNULL, check=False)
 
         print("\n1. warm model check, roberta-base, 5-label target (SD101)")
-        fp = Timing("from_pretrained (whole process)", [PY, "-c", FROM_PRETRAINED, str(roberta), str(five)])
+        fp = Timing(
+            "from_pretrained (whole process)", [PY, "-c", FROM_PRETRAINED, str(roberta), str(five)]
+        )
         warm = Timing("sdlint check, warm", roberta_check)
         measure([fp, warm], args.repeat, env)
         show([fp, warm])
-        ratio("from_pretrained / sdlint warm", fp.median / warm.median, ">= 100x", fp.median / warm.median >= 100)
+        ratio(
+            "from_pretrained / sdlint warm",
+            fp.median / warm.median,
+            ">= 100x",
+            fp.median / warm.median >= 100,
+        )
 
         print("\n2. warm check, llama-70B, 30 shards")
         bare70 = Timing("bare open/json script (index + 30 headers)", [PY, "-c", BARE, str(index)])
-        safe70 = Timing("safetensors.safe_open (index + 30 headers)", [PY, "-c", SAFE_OPEN, str(index)])
+        safe70 = Timing(
+            "safetensors.safe_open (index + 30 headers)", [PY, "-c", SAFE_OPEN, str(index)]
+        )
         warm70 = Timing("sdlint check, warm", [*sdlint, str(index.parent)])
         measure([bare70, safe70, warm70], args.repeat, env)
         show([bare70, safe70, warm70])
         r = warm70.median / bare70.median
         ratio("sdlint warm / bare script", r, "<= 1.5x", r <= 1.5)
-        print(f"  => sdlint peak RSS {warm70.mib:.1f} MiB (target < 30 MiB: {'met' if warm70.mib < 30 else 'NOT met'})")
+        met = "met" if warm70.mib < 30 else "NOT met"
+        print(f"  => sdlint peak RSS {warm70.mib:.1f} MiB (target < 30 MiB: {met})")
 
         print(f"\n3. {len(files)} checkpoints in one tree, one invocation")
-        bare_many = Timing(f"bare open/json script ({len(files)} headers)", [PY, "-c", BARE, *map(str, files)])
+        bare_many = Timing(
+            f"bare open/json script ({len(files)} headers)", [PY, "-c", BARE, *map(str, files)]
+        )
         warm_many = Timing("sdlint check, warm", [*sdlint, str(tmp / "many")])
-        warm_many1 = Timing("sdlint check, warm, --jobs 1", [*sdlint, str(tmp / "many"), "--jobs", "1"])
+        warm_many1 = Timing(
+            "sdlint check, warm, --jobs 1", [*sdlint, str(tmp / "many"), "--jobs", "1"]
+        )
         measure([bare_many, warm_many, warm_many1], args.repeat, env)
         show([bare_many, warm_many, warm_many1])
         r = warm_many.median / bare_many.median
         ratio("sdlint warm / bare script", r, "<= 2x", r <= 2)
-        cold_many = Timing("sdlint check --no-cache (cold)", [*sdlint, str(tmp / "many"), "--no-cache"])
-        cold_many1 = Timing("sdlint check --no-cache --jobs 1", [*sdlint, str(tmp / "many"), "--no-cache", "--jobs", "1"])
+        cold_many = Timing(
+            "sdlint check --no-cache (cold)", [*sdlint, str(tmp / "many"), "--no-cache"]
+        )
+        cold_many1 = Timing(
+            "sdlint check --no-cache --jobs 1",
+            [*sdlint, str(tmp / "many"), "--no-cache", "--jobs", "1"],
+        )
         measure([cold_many, cold_many1], args.cold_repeat, env)
         show([cold_many, cold_many1])
         fresh = tmp / "fresh-cache"
@@ -259,7 +278,7 @@ def main() -> None:
             check=False,
         )
         built = len(list(fresh.glob("verdicts-v*/*.json")))
-        print(f"  => model computations in a cold run: {built} for {len(files)} checkpoints (4 distinct)")
+        print(f"  => model computations in a cold run: {built} for {len(files)} checkpoints")
 
         print("\n4. cold single checkpoint, roberta-base")
         meta = Timing("import the class + build on meta alone", [PY, "-c", META_BUILD, str(five)])
@@ -274,8 +293,13 @@ def main() -> None:
         print("\n5. integrity only (SD0), against a security scanner on the same files")
         audit = shutil.which("modelaudit") or str(Path(PY).parent / "modelaudit")
         commands = [
-            Timing("sdlint check --select SD0, roberta-base", [*sdlint, str(roberta / "model.safetensors"), "--select", "SD0"]),
-            Timing("sdlint check --select SD0, llama-70B", [*sdlint, str(index), "--select", "SD0"]),
+            Timing(
+                "sdlint check --select SD0, roberta-base",
+                [*sdlint, str(roberta / "model.safetensors"), "--select", "SD0"],
+            ),
+            Timing(
+                "sdlint check --select SD0, llama-70B", [*sdlint, str(index), "--select", "SD0"]
+            ),
         ]
         if Path(audit).exists():  # its telemetry off, its cache in the temporary folder
             env["PROMPTFOO_DISABLE_TELEMETRY"] = "1"

@@ -13,7 +13,6 @@ from sdlint.checkpoint import Checkpoint
 from sdlint.context import CheckContext
 from sdlint.diagnostic import Severity
 from sdlint.formats import PICKLE, SAFETENSORS, LfsPointer, Unreadable
-from sdlint.formats.pickle import PickleCheckpoint
 from sdlint.formats.safetensors import (
     Header,
     Problem,
@@ -284,6 +283,8 @@ def _index_totals(checkpoint: Checkpoint) -> dict[str, tuple[tuple[int, ...], st
             "total_size": ((size,), f"the shards' tensors hold {size:,} bytes"),
             "total_parameters": ((count,), f"the shards' tensors hold {count:,} elements"),
         }
+    from sdlint.formats.pickle import PickleCheckpoint  # only for a torch.save index
+
     pickles = [d for d in checkpoint.descriptions if isinstance(d, PickleCheckpoint)]
     storage_bytes = sum(s.declared_bytes for p in pickles for s in p.storages)
     entries = [t for p in pickles for t in p.entries]
