@@ -56,7 +56,11 @@ class ComputationLog:
         folder.mkdir()
 
     def __call__(
-        self, config: ConfigFile, tensors: Mapping[str, TensorSpec], architecture: str | None
+        self,
+        config: ConfigFile,
+        tensors: Mapping[str, TensorSpec],
+        architecture: str | None,
+        index_keys: object = None,
     ) -> LoadVerdict:
         (self.folder / f"{os.getpid()}-{len(list(self.folder.iterdir()))}").write_bytes(config.raw)
         labels = config.data.get("num_labels", 2)
@@ -168,3 +172,26 @@ def test_one_checkpoint_starts_no_process(
     started = spy_on_pools(monkeypatch)
     run(capsys, "check", "models/run-01", "--jobs", "4", "--isolated")
     assert started == [] and len(log.computations) == 1
+
+
+def test_a_cache_that_cannot_be_written_is_noted_alike(
+    log: ComputationLog,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The workers could not store their verdicts: the run's note says so, as with --jobs 1."""
+    import errno
+
+    def refuse(*args: Any, **kwargs: Any) -> Any:
+        raise OSError(errno.EROFS, "Read-only file system")
+
+    monkeypatch.setattr("tempfile.mkstemp", refuse)
+    many_checkpoints(tmp_path / "models", 12)
+    monkeypatch.chdir(tmp_path)
+    started = spy_on_pools(monkeypatch)
+    serial = run(capsys, "check", "models", "--jobs", "1", "--isolated")
+    parallel = run(capsys, "check", "models", "--jobs", "3", "--isolated")
+    assert started == [3, 3]
+    assert "cannot be written" in serial[1]
+    assert parallel == serial
