@@ -590,7 +590,7 @@ def compare_with_report(
 
 
 def ignores_every_unexpected_key(cls_name: str) -> bool:
-    """transformers 4.54-4.56 iterate a *string* `_keys_to_ignore_on_load_unexpected` character by
+    """transformers 4.54 iterates a *string* `_keys_to_ignore_on_load_unexpected` character by
     character, and a `.` among them matches every key: DebertaV2ForMaskedLM's
     `r"mask_predictions.*"` hides every unexpected key from its own report. Read from the installed
     class and judged by its own report, never by version number."""
@@ -690,8 +690,8 @@ def test_base_checkpoint_into_head_marks_head_keys(zoo: Zoo, tmp_path: Path) -> 
     }
     assert not any(m.in_base_model for m in verdict.missing)
     # An unexpected key is reported under the file's own name (R13). transformers' name for it is
-    # the same from 4.57 on; 4.54-4.56 report it with the `roberta.` prefix they added to every
-    # key of a base checkpoint. Whichever the installed version reports, the oracle does.
+    # the same from 4.57 on; 4.54 reports it with the `roberta.` prefix it added to every key of a
+    # base checkpoint. Whichever the installed version reports, the oracle does.
     pooler = {"pooler.dense.weight", "pooler.dense.bias"}
     assert {u.file_key for u in verdict.unexpected} == pooler
     assert real.unexpected in (frozenset(pooler), frozenset("roberta." + k for k in pooler))
