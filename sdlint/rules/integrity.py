@@ -201,18 +201,13 @@ def inconsistent_shard_index(ctx: CheckContext) -> Iterator[Finding]:
             "transformers refuses to load it (KeyError: 'metadata')",
             path,
         )
-    for name in checkpoint.missing_shards:
+    absent = [(name, "does not exist") for name in checkpoint.missing_shards]
+    absent += [(name, "the commit deletes it") for name in checkpoint.deleted_shards]
+    for name, why in absent:
         count = sum(1 for shard in index.weight_map.values() if shard == name)
         yield Finding(
             f"shard {name} is listed in the index ({count} tensor{'s' if count != 1 else ''}) but "
-            "does not exist",
-            path,
-        )
-    for name in checkpoint.deleted_shards:
-        count = sum(1 for shard in index.weight_map.values() if shard == name)
-        yield Finding(
-            f"shard {name} is listed in the index ({count} tensor{'s' if count != 1 else ''}) but "
-            "the commit deletes it",
+            f"{why}",
             path,
         )
     for name, reason in checkpoint.refused_shards:
