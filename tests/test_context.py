@@ -16,17 +16,9 @@ from sdlint.model import LoadVerdict, TensorSpec
 from tests.audit import opened_files
 from tests.cli_helpers import TENSORS
 from tests.safetensors_files import header_for, write_raw
+from tests.verdicts import roberta_verdict
 
-CLEAN = LoadVerdict(
-    architecture="RobertaForSequenceClassification",
-    architecture_source="config",
-    model_type="roberta",
-    base_model_prefix="roberta",
-    has_base_model=True,
-    transformers_version="5.24.0",
-    dtype="float32",
-    config_dtype=None,
-)
+CLEAN = roberta_verdict()
 
 
 @pytest.fixture

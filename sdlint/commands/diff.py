@@ -4,11 +4,11 @@ headers only (sdlint/inspect.py). Exit 1 when they differ, 0 when they hold the 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 from typing import Any, TextIO
 
+from sdlint.commands.inspect_options import add_view_options, write_json
 from sdlint.discover import find_checkpoints
 from sdlint.dtypes import shape_text
 from sdlint.errors import UsageError
@@ -27,26 +27,13 @@ def add_parser(commands: argparse._SubParsersAction[Any]) -> None:
     )
     diff.add_argument("a", type=Path, metavar="A")
     diff.add_argument("b", type=Path, metavar="B")
-    diff.add_argument(
-        "--output-format",
-        choices=("text", "json"),
-        default="text",
-        help="text (default), or json: one object",
-    )
-    diff.add_argument(
-        "--depth",
-        type=int,
-        default=DEFAULT_DEPTH,
-        metavar="N",
-        help=f"group tensors by the first N levels of their module (default: {DEFAULT_DEPTH})",
-    )
+    add_view_options(diff, json_is="one object")
 
 
 def run(args: argparse.Namespace) -> int:
     difference = compare(_one(args.a), _one(args.b))
     if args.output_format == "json":
-        json.dump(difference.to_dict(), sys.stdout, indent=2)
-        sys.stdout.write("\n")
+        write_json(difference.to_dict(), sys.stdout)
     else:
         render(difference, sys.stdout, depth=args.depth)
     return EXIT_FINDINGS if difference.differs else EXIT_CLEAN

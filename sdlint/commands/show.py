@@ -8,9 +8,10 @@ import sys
 from pathlib import Path
 from typing import Any, TextIO
 
+from sdlint.commands.inspect_options import add_view_options, write_json
 from sdlint.discover import find_checkpoints
 from sdlint.exit_codes import EXIT_CLEAN, EXIT_FINDINGS
-from sdlint.inspect import DEFAULT_DEPTH, Contents, describe
+from sdlint.inspect import Contents, describe
 
 
 def add_parser(commands: argparse._SubParsersAction[Any]) -> None:
@@ -22,36 +23,16 @@ def add_parser(commands: argparse._SubParsersAction[Any]) -> None:
         "sharded checkpoints. Reads headers only.",
     )
     show.add_argument("paths", nargs="+", type=Path, metavar="PATH")
-    show.add_argument(
-        "--output-format",
-        choices=("text", "json"),
-        default="text",
-        help="text (default), or json: an array with one object per checkpoint",
-    )
-    show.add_argument(
-        "--depth",
-        type=_depth,
-        default=DEFAULT_DEPTH,
-        metavar="N",
-        help=f"group tensors by the first N levels of their module (default: {DEFAULT_DEPTH})",
-    )
+    add_view_options(show, json_is="an array with one object per checkpoint")
     show.add_argument(
         "--summary", action="store_true", help="text output: the modules only, not every tensor"
     )
 
 
-def _depth(value: str) -> int:
-    depth = int(value)
-    if depth < 1:
-        raise argparse.ArgumentTypeError("N must be 1 or more")
-    return depth
-
-
 def run(args: argparse.Namespace) -> int:
     everything = [describe(c) for c in find_checkpoints(args.paths)]
     if args.output_format == "json":
-        json.dump([c.to_dict(args.depth) for c in everything], sys.stdout, indent=2)
-        sys.stdout.write("\n")
+        write_json([c.to_dict(args.depth) for c in everything], sys.stdout)
     else:
         for i, contents in enumerate(everything):
             if i:

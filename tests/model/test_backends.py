@@ -14,13 +14,14 @@ from typing import Any
 import pytest
 
 from sdlint.config_fields import read_config
-from sdlint.model import ConfigProblem, TensorSpec
+from sdlint.model import ConfigProblem
 from sdlint.model import verdict as v
 from sdlint.model.backends import SUPPORTED, select
 from sdlint.model.backends._common import Unsupported, call
 from sdlint.model.backends.transformers_v4 import TransformersV4
 from sdlint.model.backends.transformers_v5 import TransformersV5
 from sdlint.model.oracle import predict_load
+from tests.verdicts import BASE_SIGNATURE, TINY_ROBERTA
 
 
 def fake(version: str) -> Any:
@@ -79,17 +80,8 @@ needs_model = pytest.mark.skipif(
     importlib.util.find_spec("torch") is None or importlib.util.find_spec("transformers") is None,
     reason="needs torch and transformers",
 )
-ROBERTA = {
-    "model_type": "roberta",
-    "architectures": ["RobertaModel"],
-    "hidden_size": 32,
-    "num_hidden_layers": 2,
-    "num_attention_heads": 4,
-    "intermediate_size": 64,
-    "vocab_size": 128,
-    "max_position_embeddings": 64,
-}
-SIGNATURE = {"embeddings.word_embeddings.weight": TensorSpec("F32", (128, 32))}
+ROBERTA = TINY_ROBERTA
+SIGNATURE = BASE_SIGNATURE
 
 
 def _config(tmp_path: Path) -> Path:

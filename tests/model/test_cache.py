@@ -36,17 +36,9 @@ from sdlint.model.cache import (
     default_cache_dir,
     installed_version,
 )
+from tests.verdicts import TINY_ROBERTA, roberta_verdict
 
-CONFIG = {
-    "model_type": "roberta",
-    "architectures": ["RobertaForSequenceClassification"],
-    "hidden_size": 32,
-    "num_hidden_layers": 2,
-    "num_attention_heads": 4,
-    "intermediate_size": 64,
-    "vocab_size": 128,
-    "max_position_embeddings": 64,
-}
+CONFIG = {**TINY_ROBERTA, "architectures": ["RobertaForSequenceClassification"]}
 SIGNATURE = {
     "roberta.embeddings.word_embeddings.weight": TensorSpec("F32", (128, 32)),
     "classifier.out_proj.weight": TensorSpec("F32", (3, 32)),
@@ -54,25 +46,8 @@ SIGNATURE = {
 
 
 def sample_verdict(note: str = "") -> LoadVerdict:
-    inner = LoadVerdict(
-        architecture="RobertaForSequenceClassification",
-        architecture_source="config",
-        model_type="roberta",
-        base_model_prefix="roberta",
-        has_base_model=True,
-        transformers_version="5.24.0",
-        dtype="float32",
-        config_dtype=None,
-        missing=(Missing("classifier.dense.weight", False),),
-    )
-    return LoadVerdict(
-        architecture="RobertaForSequenceClassification",
-        architecture_source="config",
-        model_type="roberta",
-        base_model_prefix="roberta",
-        has_base_model=True,
-        transformers_version="5.24.0",
-        dtype="float32",
+    inner = roberta_verdict(missing=(Missing("classifier.dense.weight", False),))
+    return roberta_verdict(
         config_dtype="float32",
         missing=(Missing("roberta.pooler.dense.weight", True),),
         unexpected=(

@@ -20,18 +20,10 @@ from sdlint.model import ConfigProblem, LoadVerdict, Outcome, TensorSpec, load_v
 from sdlint.model import verdict as v
 from sdlint.model.oracle import predict_load as predict_from_config
 from sdlint.model.reference import directory_signature
+from tests.verdicts import BASE_SIGNATURE, TINY_ROBERTA
 
-ROBERTA = {
-    "model_type": "roberta",
-    "architectures": ["RobertaModel"],
-    "hidden_size": 32,
-    "num_hidden_layers": 2,
-    "num_attention_heads": 4,
-    "intermediate_size": 64,
-    "vocab_size": 128,
-    "max_position_embeddings": 64,
-}
-SIGNATURE = {"embeddings.word_embeddings.weight": TensorSpec("F32", (128, 32))}
+ROBERTA = TINY_ROBERTA
+SIGNATURE = BASE_SIGNATURE
 
 
 def predict_load(

@@ -28,18 +28,10 @@ from sdlint.registry import all_rules
 from sdlint.rule import FixAvailability
 from tests.cli_helpers import run
 from tests.safetensors_files import TensorSpecs, write_tensors
+from tests.verdicts import roberta_verdict
 
 CONFIG = {"architectures": ["RobertaForSequenceClassification"], "num_labels": 5}
-VERDICT = LoadVerdict(
-    architecture="RobertaForSequenceClassification",
-    architecture_source="config",
-    model_type="roberta",
-    base_model_prefix="roberta",
-    has_base_model=True,
-    transformers_version="5.0.0",
-    dtype="float32",
-    config_dtype=None,
-)
+VERDICT = roberta_verdict(transformers_version="5.0.0")
 TENSORS: TensorSpecs = {"roberta.w": ("F32", (4, 4)), "classifier.weight": ("F32", (2, 4))}
 
 
