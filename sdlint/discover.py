@@ -46,8 +46,10 @@ PICKLE_INDEX_SUFFIX = ".bin.index.json"
 _FOLDER_BIN_PREFIXES = ("pytorch_model", "adapter_model")
 _TRAINER_STATE = re.compile(r"(optimizer|scheduler|scaler)\.pt|rng_state(_\d+)?\.pth")
 # transformers loads model.safetensors (or its index) in preference to pytorch_model.bin (or its
-# index) from one folder: the model rules judge only what it loads.
+# index), and model.safetensors in preference to its index, from one folder: the model rules judge
+# only what it loads.
 _PREFERRED = {
+    "model.safetensors.index.json": ("model.safetensors",),
     "pytorch_model.bin": ("model.safetensors", "model.safetensors.index.json"),
     "pytorch_model.bin.index.json": ("model.safetensors", "model.safetensors.index.json"),
     "adapter_model.bin": ("adapter_model.safetensors",),  # as peft loads an adapter

@@ -18,7 +18,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-from sdlint.discover import load_file_checkpoint, load_index_checkpoint
+from sdlint.discover import find_checkpoints
 from sdlint.model.verdict import LoadVerdict, TensorSpec
 
 MismatchSet = frozenset[tuple[str, tuple[int, ...], tuple[int, ...]]]
@@ -27,16 +27,12 @@ MismatchSet = frozenset[tuple[str, tuple[int, ...], tuple[int, ...]]]
 def directory_signature(directory: Path) -> dict[str, TensorSpec]:
     """The merged header signature `from_pretrained` loads from a saved model directory.
 
-    transformers' file choice (R1: `model.safetensors` wins over an index), then the CLI's own
-    checkpoint reader for the rest (R2-R4: the index's shards in sorted order, a later shard
-    winning a duplicated key), so the differential tests hold that reader to transformers too.
+    The checkpoint discovery gives the model checks (R1: `model.safetensors` wins over an index,
+    `shadowed_by`), read by the CLI's own reader (R2-R4: the index's shards in sorted order, a
+    later shard winning a duplicated key), so the differential tests hold both to transformers.
     Raises on anything unreadable: this is for checkpoints transformers itself wrote.
     """
-    single = directory / "model.safetensors"
-    if single.exists():
-        checkpoint = load_file_checkpoint(single)
-    else:
-        checkpoint = load_index_checkpoint(directory / "model.safetensors.index.json")
+    (checkpoint,) = (c for c in find_checkpoints([directory]) if c.shadowed_by is None)
     if not checkpoint.loadable:
         raise ValueError(f"{checkpoint.display_path} is not fully readable: {checkpoint.files}")
     return checkpoint.signature()

@@ -292,6 +292,22 @@ def test_sharded_checkpoint_is_checked_as_one(
     )
 
 
+def test_an_index_beside_model_safetensors_is_not_model_checked(
+    saved: dict[str, Path],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """transformers loads model.safetensors and ignores an index beside it (a stale sharded copy):
+    the model rules judge only what it loads; the integrity rules still read the index."""
+    from tests.safetensors_files import write_sharded
+
+    monkeypatch.chdir(tmp_path)
+    shutil.copytree(saved["cls"], "m")
+    write_sharded(Path("m"), {"model-00001-of-00001.safetensors": {"old.weight": ("F32", (2,))}})
+    assert run(capsys, "check", "m") == (0, "All checks passed (3 files checked).\n")
+
+
 def test_cached_model_checks_use_recorded_verdicts_only(
     saved: dict[str, Path],
     tmp_path: Path,
