@@ -19,11 +19,11 @@ transformers' logging, progress bars and Python warnings are silenced.
 from __future__ import annotations
 
 import dataclasses
-from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from sdlint import wrappers
 from sdlint.config_fields import ConfigFile
 from sdlint.model.backends import select
 from sdlint.model.runtime import (
@@ -43,14 +43,6 @@ from sdlint.model.verdict import (
 )
 
 INSTALL_HINT = "pip install 'sdlint[model]'"
-
-# A wrapper prefix (SD106) is suspected when at least this share of the file keys is unexpected
-# and carries one common leading component; it is confirmed when stripping that component lets at
-# least `_WRAPPER_LOADED` of the file keys load. A `base_model_prefix` difference never gets here:
-# transformers resolves it itself, so those checkpoints are not mostly unexpected.
-_WRAPPER_SUSPECT = 0.9
-_WRAPPER_LOADED = 0.5
-_WRAPPER_MAX_DEPTH = 3  # `module._orig_mod.` is two; more is not a wrapper
 
 
 def predict_load(
@@ -143,25 +135,25 @@ def _find_wrapper_prefix(
     """The shortest run of common leading components whose removal makes the checkpoint load.
 
     Tried one component at a time, then two (`module._orig_mod.`: stripping `module.` alone
-    loads nothing), up to `_WRAPPER_MAX_DEPTH`.
+    loads nothing), up to `wrappers.MAX_DEPTH`; the policy is sdlint/wrappers.py's.
     """
     before = _loaded(verdict, tensors)
-    if before > (1 - _WRAPPER_SUSPECT) * len(tensors):
+    if before > (1 - wrappers.SUSPECT) * len(tensors):
         return None
     components: list[str] = []
     current: Mapping[str, TensorSpec] = tensors
-    for _ in range(_WRAPPER_MAX_DEPTH):
-        component = _common_component(current)
+    for _ in range(wrappers.MAX_DEPTH):
+        component = wrappers.common_component(current)
         if component is None:
             return None
         components.append(component)
         prefix = "".join(c + "." for c in components)
-        current = _strip(tensors, prefix)
+        current = wrappers.strip(tensors, prefix)
         stripped_verdict = run(current, prefix)
         if not isinstance(stripped_verdict, LoadVerdict):
             return None
         loaded = _loaded(stripped_verdict, current)
-        if loaded >= _WRAPPER_LOADED * len(current) and loaded > before:
+        if loaded >= wrappers.LOADED * len(current) and loaded > before:
             keys = sum(1 for k in tensors if k.startswith(prefix))
             return WrapperPrefix(prefix, keys, stripped_verdict)
     return None
@@ -173,21 +165,5 @@ def _loaded(verdict: LoadVerdict, tensors: Mapping[str, TensorSpec]) -> int:
     return sum(1 for k in tensors if k not in lost)
 
 
-def _common_component(tensors: Mapping[str, TensorSpec]) -> str | None:
-    counts = Counter(k.split(".", 1)[0] for k in tensors if "." in k)
-    if not counts:
-        return None
-    component, count = counts.most_common(1)[0]
-    return component if component and count >= _WRAPPER_SUSPECT * len(tensors) else None
-
-
 def _strip_key(key: str, prefix: str) -> str:
     return key[len(prefix) :] if prefix and key.startswith(prefix) else key
-
-
-def _strip(tensors: Mapping[str, TensorSpec], prefix: str) -> dict[str, TensorSpec]:
-    # Unprefixed keys first, so a stripped key replaces an unprefixed one of the same name, as
-    # renaming the keys in the file (the fix) would.
-    out = {k: v for k, v in tensors.items() if not k.startswith(prefix)}
-    out.update({k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)})
-    return out

@@ -18,6 +18,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+from sdlint.checkpoint import Checkpoint
 from sdlint.discover import find_checkpoints
 from sdlint.model.verdict import LoadVerdict, TensorSpec
 
@@ -32,7 +33,7 @@ def directory_signature(directory: Path) -> dict[str, TensorSpec]:
     later shard winning a duplicated key), so the differential tests hold both to transformers.
     Raises on anything unreadable: this is for checkpoints transformers itself wrote.
     """
-    (checkpoint,) = (c for c in find_checkpoints([directory]) if c.shadowed_by is None)
+    checkpoint = _loaded(directory)
     if not checkpoint.loadable:
         raise ValueError(f"{checkpoint.display_path} is not fully readable: {checkpoint.files}")
     return checkpoint.signature()
@@ -41,9 +42,13 @@ def directory_signature(directory: Path) -> dict[str, TensorSpec]:
 def directory_index_keys(directory: Path) -> tuple[str, ...] | None:
     """The index keys the oracle is given beside `directory_signature` (`Checkpoint.index_keys`:
     the index's keys where they differ from the shards'), None for a single file."""
-    if (directory / "model.safetensors").exists():
-        return None
-    return load_index_checkpoint(directory / "model.safetensors.index.json").index_keys
+    return _loaded(directory).index_keys
+
+
+def _loaded(directory: Path) -> Checkpoint:
+    """The one checkpoint of `directory` transformers loads (the others are `shadowed_by` it)."""
+    (checkpoint,) = (c for c in find_checkpoints([directory]) if c.shadowed_by is None)
+    return checkpoint
 
 
 @dataclass(frozen=True)

@@ -4,34 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from sdlint import wrappers
 from sdlint.context import CheckContext
 from sdlint.diagnostic import Applicability, Fix
 from sdlint.edits import RenameTensors
 from sdlint.model.verdict import LoadVerdict
 from sdlint.rule import Finding, FixAvailability, rule
-
-_WRAPPER_NAMES = {"module.": "DistributedDataParallel", "_orig_mod.": "torch.compile"}
-_MAX_WRAPPERS = 3  # `module._orig_mod.` is two
-
-
-def header_wrapper_prefix(keys: list[str]) -> str | None:
-    """The known wrappers every key starts with (`module.`, `_orig_mod.`, or a run of them such
-    as `module._orig_mod.`), from the header alone; None when a key lacks them or there are no
-    keys. Lint policy: a model built from a config confirms it where there is one."""
-    prefix = ""
-    for _ in range(_MAX_WRAPPERS):
-        rest = [k[len(prefix) :] for k in keys]
-        wrapper = next(
-            (w for w in _WRAPPER_NAMES if rest and all(r.startswith(w) for r in rest)), None
-        )
-        if wrapper is None:
-            break
-        prefix += wrapper
-    return prefix or None
-
-
-def _components(prefix: str) -> list[str]:
-    return [c + "." for c in prefix.split(".") if c]
 
 
 @rule(
@@ -78,11 +56,11 @@ def key_prefix_mismatch(ctx: CheckContext) -> Iterator[Finding]:
         # the header alone, for the wrappers every key carries.
         if not ctx.checkpoint.loadable or ctx.target.model_checks == "off":
             return
-        found = header_wrapper_prefix(list(ctx.checkpoint.tensors))
+        found = wrappers.known_prefix(ctx.checkpoint.tensors)
         if found is None:
             return
         prefix, carried = found, len(ctx.checkpoint.tensors)
-    origin = " and ".join(_WRAPPER_NAMES[w] for w in _components(prefix) if w in _WRAPPER_NAMES)
+    origin = wrappers.origin(prefix)
     what = f" ({origin})" if origin else ""
     total = len(ctx.checkpoint.tensors)
     share = f"all {total}" if carried == total else f"{carried} of {total}"
