@@ -34,6 +34,8 @@ def directory_signature(directory: Path) -> dict[str, TensorSpec]:
     Raises on anything unreadable: this is for checkpoints transformers itself wrote.
     """
     checkpoint = _loaded(directory)
+    if checkpoint is None:
+        raise ValueError(f"{directory} holds no checkpoint transformers would load")
     if not checkpoint.loadable:
         raise ValueError(f"{checkpoint.display_path} is not fully readable: {checkpoint.files}")
     return checkpoint.signature()
@@ -42,13 +44,13 @@ def directory_signature(directory: Path) -> dict[str, TensorSpec]:
 def directory_index_keys(directory: Path) -> tuple[str, ...] | None:
     """The index keys the oracle is given beside `directory_signature` (`Checkpoint.index_keys`:
     the index's keys where they differ from the shards'), None for a single file."""
-    return _loaded(directory).index_keys
+    checkpoint = _loaded(directory)
+    return None if checkpoint is None else checkpoint.index_keys
 
 
-def _loaded(directory: Path) -> Checkpoint:
-    """The one checkpoint of `directory` transformers loads (the others are `shadowed_by` it)."""
-    (checkpoint,) = (c for c in find_checkpoints([directory]) if c.shadowed_by is None)
-    return checkpoint
+def _loaded(directory: Path) -> Checkpoint | None:
+    """The checkpoint of `directory` transformers loads (the others are `shadowed_by` it)."""
+    return next((c for c in find_checkpoints([directory]) if c.shadowed_by is None), None)
 
 
 @dataclass(frozen=True)
