@@ -40,13 +40,15 @@ from dataclasses import dataclass, field
 from io import FileIO
 from pathlib import Path
 from types import MappingProxyType
-from typing import Final
+from typing import Final, Literal
 
 from sdlint.dtypes import DTYPE_BITS, is_uint, tensor_bits
 from sdlint.errors import SdlintError
 from sdlint.formats import LfsPointer
 from sdlint.formats.pickle import (
     PickleCheckpoint,
+    PickleTensor,
+    StorageRecord,
     conversion_problem,
     read_pickle_checkpoint,
     safetensors_name,
@@ -312,7 +314,9 @@ def convert_pickle(
     imported or called) and refused unless `conversion_problem` finds nothing. Each tensor's bytes
     are streamed from its storage record into `target` (default `safetensors_name(path)`), in
     row-major order: a view gets its own bytes, and tensors sharing a storage (tied weights) each
-    get a copy, as safetensors forbids shared tensors. The new file is written, fsynced and
+    get a copy, as safetensors forbids shared tensors. Memory stays bounded by a few chunks,
+    except that a strided view (a transpose) is gathered from the part of its storage it spans,
+    read once, when that part is at most 256 MB. The new file is written, fsynced and
     verified as by `rewrite_safetensors`, then put in place without ever replacing an existing
     `target`; only then is the original removed, or kept as `<name>.bak` with `backup`. Raises
     RewriteError, never anything else for bad input or a failing disk.
@@ -376,13 +380,58 @@ def _pickle_slots(described: PickleCheckpoint, src: FileIO) -> list[_Slot]:
     for _, t in order:
         record = described.storage(t.storage)
         assert record is not None and t.dtype is not None  # conversion_problem checked both
-        spans = functools.partial(tensor_spans, t, record)
-        tensor = NewTensor(t.dtype, t.shape, functools.partial(_copied_chunks, src, spans))
+        chunks = functools.partial(_tensor_chunks, src, t, record)
+        tensor = NewTensor(t.dtype, t.shape, chunks)
         problem = tensor.problem()
         if problem:
             raise _Failure(f"tensor {t.name!r} cannot be written: {problem}")
         slots.append(_new_slot(t.name, tensor))
     return slots
+
+
+# A view whose contiguous runs are shorter than this is gathered in memory from the part of its
+# storage it spans (one read), when that part is at most _GATHER_LIMIT bytes; else run by run.
+_SHORT_RUN = 4096
+_GATHER_LIMIT = 64 * CHUNK_SIZE
+# Element sizes memoryview can address as unsigned integers (the bytes are copied, never read
+# as numbers).
+_ELEMENT_FORMATS: dict[int, Literal["B", "H", "I", "Q"]] = {1: "B", 2: "H", 4: "I", 8: "Q"}
+
+
+def _tensor_chunks(src: FileIO, tensor: PickleTensor, record: StorageRecord) -> Iterator[bytes]:
+    """A tensor's bytes in row-major order, from its storage record."""
+    spans = functools.partial(tensor_spans, tensor, record)
+    first = next(spans(), None)
+    if first is None:
+        return
+    begin = first[0]
+    extent = tensor.storage_bytes_needed - tensor.storage_offset * tensor.itemsize
+    short = first[1] < min(_SHORT_RUN, tensor.numel * tensor.itemsize)
+    if short and extent <= _GATHER_LIMIT and tensor.itemsize in _ELEMENT_FORMATS:
+        yield from _gathered_chunks(src, tensor, begin, extent)
+    else:
+        yield from _copied_chunks(src, spans)
+
+
+def _gathered_chunks(src: FileIO, tensor: PickleTensor, begin: int, extent: int) -> Iterator[bytes]:
+    """A strided view's bytes: the `extent` bytes of storage it spans from `begin`, read once,
+    then taken element row by element row with strided memoryview slices."""
+    region = b"".join(_copied_chunks(src, lambda: ((begin, extent),)))
+    elements = memoryview(region).cast(_ELEMENT_FORMATS[tensor.itemsize])
+    dims = [(d, s) for d, s in zip(tensor.shape, tensor.stride, strict=True) if d != 1] or [(1, 1)]
+    *outer, (count, step) = dims
+    pending = bytearray()
+    for index in itertools.product(*(range(d) for d, _ in outer)):
+        start = sum(i * s for i, (_, s) in zip(index, outer, strict=True))
+        if step:
+            pending += elements[start : start + (count - 1) * step + 1 : step].tobytes()
+        else:  # an expanded dimension: one element, repeated
+            pending += elements[start : start + 1].tobytes() * count
+        if len(pending) >= CHUNK_SIZE:
+            yield bytes(pending)
+            pending.clear()
+    if pending:
+        yield bytes(pending)
 
 
 def _copied_chunks(src: FileIO, spans: Callable[[], Iterable[tuple[int, int]]]) -> Iterator[bytes]:

@@ -37,6 +37,9 @@ def every_kind_of_tensor() -> dict[str, Any]:
         "step": base[:, ::2],
         "row": base[2],
         "expanded": torch.arange(3.0).reshape(3, 1).expand(3, 4),
+        "expanded_rows": torch.arange(4.0).reshape(1, 4).expand(3, 4),
+        "transposed_3d": torch.randn(2, 3, 4).permute(2, 0, 1),
+        "c64_t": torch.randn(3, 2, dtype=torch.complex64).t(),
         "scalar": torch.tensor(3.5),
         "empty": torch.zeros(0, 3),
         "bf16": torch.randn(3, 5).to(torch.bfloat16),
@@ -65,8 +68,15 @@ def assert_same_tensors(converted: dict[str, Any], original: dict[str, Any]) -> 
         assert torch.equal(got, tensor.detach()), name
 
 
+@pytest.mark.parametrize("gather", [True, False], ids=["gathered", "run-by-run"])
 @pytest.mark.parametrize("legacy", [False, True], ids=["zip", "legacy"])
-def test_every_tensor_comes_out_as_torch_loads_it(tmp_path: Path, legacy: bool) -> None:
+def test_every_tensor_comes_out_as_torch_loads_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, legacy: bool, gather: bool
+) -> None:
+    """Views with short contiguous runs are gathered in memory from the storage they span, or,
+    when that is too large, copied run by run: both give the same bytes."""
+    if not gather:
+        monkeypatch.setattr(rewrite, "_GATHER_LIMIT", 0)
     path = torch_save(tmp_path / "model.pt", every_kind_of_tensor(), legacy=legacy)
     original = torch.load(path, weights_only=True)
     result = convert_pickle(path)
