@@ -390,3 +390,31 @@ def test_sharded_pickle_confinement(
         "inside the checkpoint's folder, so sdlint does not open it"
     ]
     assert opened and outside.resolve() not in opened
+
+
+def test_legacy_tar_format_is_a_finding_not_a_traceback(capsys: pytest.CaptureFixture[str]) -> None:
+    """torch before 0.4 wrote a tar archive; torch.load refuses it with weights_only=True (the
+    default since 2.6). sdlint names the format, and its fix never touches the file."""
+    import io
+    import pickle
+    import tarfile
+
+    path = Path("old.pt")
+    with tarfile.open(path, "w", format=tarfile.PAX_FORMAT) as archive:
+        for name, content in (
+            ("sys_info", pickle.dumps({"little_endian": True})),
+            ("pickle", pickle.dumps({"w": 1}, protocol=2)),
+        ):
+            info = tarfile.TarInfo(name)
+            info.size = len(content)
+            archive.addfile(info, io.BytesIO(content))
+    before = path.read_bytes()
+    code, out, err = run(capsys, "check", "-q", "--fix", "--unsafe-fixes", str(path))
+    assert (code, err) == (1, "")
+    assert out == (
+        "old.pt:1:1: SD007 legacy tar format of torch before 0.4: sdlint does not list its "
+        "tensors, and torch.load only loads it with weights_only=False, which runs its pickles\n"
+    )
+    assert path.read_bytes() == before and not Path("old.safetensors").exists()
+    with pytest.raises(RuntimeError, match=r"legacy \.tar format"):
+        torch.load(path, weights_only=True)
