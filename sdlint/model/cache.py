@@ -66,8 +66,14 @@ def installed_version(distribution: str) -> str | None:
     importlib.metadata finds first too. Anything less plain (a zip on sys.path, an egg-info, a
     METADATA without a version) is left to importlib.metadata.
     """
+    return _version_on(distribution, tuple(sys.path))
+
+
+@functools.cache
+def _version_on(distribution: str, path: tuple[str, ...]) -> str | None:
+    """`installed_version` for one sys.path (asked twice per verdict: read once per process)."""
     wanted = _normalized(distribution)
-    for entry in sys.path:
+    for entry in path:
         found = _dist_infos(entry or ".")
         if found is None:  # not a plain folder: importlib.metadata knows the other cases
             return _metadata_version(distribution)

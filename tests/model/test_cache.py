@@ -612,11 +612,13 @@ def test_installed_version_takes_the_first_distribution_on_sys_path(
         )
     monkeypatch.setattr(sys, "path", [str(tmp_path / "absent"), str(first), str(second)])
     sdlint.model.cache._dist_infos.cache_clear()
+    sdlint.model.cache._version_on.cache_clear()
     try:
         assert installed_version("Fake.Dist") == "1.2.3" == importlib.metadata.version("fake-dist")
         assert installed_version("not-installed-anywhere") is None
     finally:
         sdlint.model.cache._dist_infos.cache_clear()
+        sdlint.model.cache._version_on.cache_clear()
 
 
 def test_installed_version_leaves_what_it_cannot_read_to_importlib_metadata(
@@ -633,11 +635,13 @@ def test_installed_version_leaves_what_it_cannot_read_to_importlib_metadata(
 
     monkeypatch.setattr(sdlint.model.cache, "_metadata_version", metadata_version)
     sdlint.model.cache._dist_infos.cache_clear()
+    sdlint.model.cache._version_on.cache_clear()
     try:
         assert installed_version("odd-dist") == "2.0"
         assert asked == ["odd-dist"]
     finally:
         sdlint.model.cache._dist_infos.cache_clear()
+        sdlint.model.cache._version_on.cache_clear()
 
 
 @pytest.mark.parametrize("use_cache", [True, False])
