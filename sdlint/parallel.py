@@ -19,12 +19,14 @@ from typing import TypeVar
 _T = TypeVar("_T")
 _R = TypeVar("_R")
 
-# Reading headers in other processes pays off from this many checkpoints (one process start and
-# the pickled results against reading them here; measured with benchmarks/speed.py).
-HEADERS_FROM = 64
-# Each process that builds models imports torch and transformers (seconds), so computations are
-# spread only when there are at least this many distinct ones to make.
-VERDICTS_FROM = 2
+# Reading headers in other processes pays off only for many checkpoints: on the 2-core development
+# machine 200 small ones took 1.3x longer read by 2 processes than in-process (process start and
+# pickled results against a fraction of a millisecond per header; benchmarks/speed.py).
+HEADERS_FROM = 512
+# Each process that builds models imports torch and transformers (seconds): 4 distinct small
+# models took 1.5x longer built by 2 processes than by one there. Computations are spread only
+# when there are many distinct ones to make.
+VERDICTS_FROM = 32
 
 
 def default_jobs() -> int:

@@ -106,6 +106,7 @@ def log(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> ComputationLog:
     fake = ComputationLog(tmp_path / "computations")
     monkeypatch.setattr(sdlint.model, "_predict", fake)
     monkeypatch.setattr(sdlint.parallel, "HEADERS_FROM", 4)  # read 12 checkpoints in processes
+    monkeypatch.setattr(sdlint.parallel, "VERDICTS_FROM", 2)  # and build 3 models in processes
     monkeypatch.setenv(CACHE_DIR_ENV, str(tmp_path / "cache"))
     return fake
 
