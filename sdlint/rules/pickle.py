@@ -80,6 +80,15 @@ def _pickles(ctx: CheckContext) -> Iterator[PickleCheckpoint]:
             yield result.description
 
 
+def _problem_findings(ctx: CheckContext, *kinds: str) -> Iterator[Finding]:
+    """One finding per reader problem of these kinds, in every pickle of the checkpoint: the
+    reader words the problem, the rule only chooses which kinds it reports."""
+    for pickle in _pickles(ctx):
+        for problem in pickle.problems:
+            if problem.kind in kinds:
+                yield Finding(problem.message, pickle.path.as_posix(), tensor=problem.tensor)
+
+
 def runs_code(found: PickleGlobal) -> bool:
     """Whether the global is one whose use in a pickle can only be an attack."""
     if found.module == "builtins":
@@ -171,10 +180,7 @@ def unreadable_pickle(ctx: CheckContext) -> Iterator[Finding]:
     ## Fix safety
     No automatic fix: re-download or re-export the file.
     """
-    for pickle in _pickles(ctx):
-        for problem in pickle.problems:
-            if problem.kind == "unreadable":
-                yield Finding(problem.message, pickle.path.as_posix())
+    yield from _problem_findings(ctx, "unreadable")
 
 
 @rule(
@@ -203,10 +209,7 @@ def invalid_pickle_storage(ctx: CheckContext) -> Iterator[Finding]:
     ## Fix safety
     No automatic fix: re-download or re-export the file.
     """
-    for pickle in _pickles(ctx):
-        for problem in pickle.problems:
-            if problem.kind == "storage":
-                yield Finding(problem.message, pickle.path.as_posix(), tensor=problem.tensor)
+    yield from _problem_findings(ctx, "storage")
 
 
 @rule(
@@ -237,10 +240,7 @@ def not_a_state_dict(ctx: CheckContext) -> Iterator[Finding]:
     ## Fix safety
     No automatic fix: save `model.state_dict()` instead of the object.
     """
-    for pickle in _pickles(ctx):
-        for problem in pickle.problems:
-            if problem.kind in ("not-state-dict", "unsupported-tensor"):
-                yield Finding(problem.message, pickle.path.as_posix(), tensor=problem.tensor)
+    yield from _problem_findings(ctx, "not-state-dict", "unsupported-tensor")
 
 
 @rule(
