@@ -40,12 +40,9 @@ from benchmarks.header_read import huge
 REPO = Path(__file__).resolve().parent.parent
 PY = sys.executable
 
-BARE = """
-import json, os, struct, sys
-def header(path):
-    with open(path, "rb") as f:
-        (n,) = struct.unpack("<Q", f.read(8))
-        return json.loads(f.read(n))
+# Both floors walk their arguments alike (an index: its shards; else the file); only `header`
+# differs: the bare script reads the header with open/json, the other with safe_open.
+_EVERY_HEADER = """
 for arg in sys.argv[1:]:
     if arg.endswith(".json"):
         with open(arg) as f:
@@ -56,21 +53,27 @@ for arg in sys.argv[1:]:
         header(arg)
 """
 
-SAFE_OPEN = """
+BARE = (
+    """
+import json, os, struct, sys
+def header(path):
+    with open(path, "rb") as f:
+        (n,) = struct.unpack("<Q", f.read(8))
+        return json.loads(f.read(n))
+"""
+    + _EVERY_HEADER
+)
+
+SAFE_OPEN = (
+    """
 import json, os, sys
 from safetensors import safe_open
 def header(path):
     with safe_open(path, framework="numpy") as f:
         return {k: f.get_slice(k).get_shape() for k in f.keys()}
-for arg in sys.argv[1:]:
-    if arg.endswith(".json"):
-        with open(arg) as f:
-            index = json.load(f)
-        for shard in sorted(set(index["weight_map"].values())):
-            header(os.path.join(os.path.dirname(arg), shard))
-    else:
-        header(arg)
 """
+    + _EVERY_HEADER
+)
 
 META_BUILD = """
 import sys, torch, transformers
