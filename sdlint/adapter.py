@@ -65,7 +65,9 @@ class AdapterView:
         return key_locations(self.adapter_config.text)
 
 
-def adapter_view(checkpoint: Checkpoint, target: ModelTarget) -> AdapterView | Skip:
+def adapter_view(
+    checkpoint: Checkpoint, target: ModelTarget, notes: list[str] | None = None
+) -> AdapterView | Skip:
     """peft's verdict on the adapter `checkpoint` against its base model, or why there is none.
 
     The caller has checked that the checkpoint is a loadable adapter and that model checks are on.
@@ -98,6 +100,7 @@ def adapter_view(checkpoint: Checkpoint, target: ModelTarget) -> AdapterView | S
         cache_dir=target.cache_dir,
         use_cache=target.use_cache,
         shared=target.verdicts,
+        notes=notes,
     )
     if outcome is None:
         return Skip(NO_VERDICT, f"{adapter_config.display} on {base.display}")

@@ -163,7 +163,7 @@ class CheckContext:
         from sdlint.adapter import AdapterView, adapter_view
         from sdlint.model.verdict import AdapterVerdict
 
-        view = adapter_view(self.checkpoint, self.target)
+        view = adapter_view(self.checkpoint, self.target, self.notes)
         if not isinstance(view, AdapterView):
             self.skipped.append(view)
             return None

@@ -61,8 +61,10 @@ def adapter_verdict(
     *,
     cache_dir: Path | None = None,
     use_cache: bool = True,
+    notes: list[str] | None = None,
 ) -> AdapterOutcome:
-    """`predict_adapter`, cached on disk like the model verdicts (sdlint/model/cache.py)."""
+    """`predict_adapter`, cached on disk like the model verdicts (sdlint/model/cache.py); a
+    cache that cannot be written adds its one note to `notes`."""
     from sdlint.model.cache import VerdictCache, default_cache_dir, installed_version
 
     if not use_cache or base.document is None or adapter.document is None:
@@ -76,9 +78,12 @@ def adapter_verdict(
         return hit
     result = predict_adapter(base, adapter, tensors, architecture)
     if not isinstance(result, ConfigProblem) or result.cacheable:
-        cache.put(key, result)
-        recorded = recorded_adapter_key(base, adapter, tensors, architecture)
-        VerdictCache.recorded(root).put(recorded, result)
+        if cache.put(key, result):
+            recorded = recorded_adapter_key(base, adapter, tensors, architecture)
+            VerdictCache.recorded(root).put(recorded, result)
+        note = cache.write_note(root)  # a read-only or full cache: said once, as for models
+        if note is not None and notes is not None:
+            notes.append(note)
     return result
 
 
@@ -92,6 +97,7 @@ def known_adapter_verdict(
     cache_dir: Path | None = None,
     use_cache: bool = True,
     shared: Path | None = None,
+    notes: list[str] | None = None,
 ) -> AdapterOutcome | None:
     """The adapter verdict the model-checks mode allows: in "cached" mode only a recorded one (None
     when there is none), else `adapter_verdict` (built on a cache miss)."""
@@ -100,7 +106,7 @@ def known_adapter_verdict(
             base, adapter, tensors, architecture, cache_dir=cache_dir, shared=shared
         )
     return adapter_verdict(
-        base, adapter, tensors, architecture, cache_dir=cache_dir, use_cache=use_cache
+        base, adapter, tensors, architecture, cache_dir=cache_dir, use_cache=use_cache, notes=notes
     )
 
 

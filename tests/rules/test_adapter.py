@@ -374,6 +374,35 @@ def test_verdict_is_cached(
     assert light == first
 
 
+def test_unwritable_cache_is_one_note_and_the_uncached_answer(
+    project: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A read-only verdict cache: the adapter's findings are those of an uncached run, and the run
+    says once that nothing is cached (as for a model's verdict), nothing recorded in its name."""
+    import errno
+    import os
+    from unittest.mock import Mock
+
+    five_labels(project)
+    code, uncached, _ = run(capsys, "check", "adapter", "--no-cache")
+    cache_dir = tmp_path / "cache"
+    cache_dir.mkdir()
+    monkeypatch.setenv("SDLINT_CACHE_DIR", str(cache_dir))
+    refuse = OSError(errno.EROFS, os.strerror(errno.EROFS))
+    monkeypatch.setattr("tempfile.mkstemp", Mock(side_effect=refuse))  # root ignores file modes
+    again, out, _ = run(capsys, "check", "adapter")
+    note = (
+        f"note: the verdict cache {cache_dir} cannot be written ({os.strerror(errno.EROFS)}): "
+        "model verdicts are not cached, so later runs build them again\n"
+    )
+    assert (again, out.count(note)) == (code, 1) and code == 1
+    assert out.replace(note, "") == uncached
+    assert not [p for p in cache_dir.rglob("*") if p.is_file()]
+
+
 def test_recorded_adapter_verdicts_are_read_in_cached_mode(
     project: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
