@@ -267,7 +267,7 @@ def test_missing_and_unexpected_adapter_tensors(
     assert [(d["code"], d["tensor"]) for d in diagnostics] == [("SD103", dropped), ("SD104", extra)]
 
 
-def test_rank_disagreeing_with_r_is_sd108(
+def test_rank_disagreeing_with_r_is_sd110(
     project: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     edit_adapter_config(project / "adapter", r=8)
@@ -277,7 +277,7 @@ def test_rank_disagreeing_with_r_is_sd108(
     assert "rank 4 in the adapter, adapter_config.json has r=8" in lora_a["message"]
 
 
-def test_lora_for_another_base_width_is_sd108(
+def test_lora_for_another_base_width_is_sd110(
     project: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     edit_config(project / "base" / "config.json", hidden_size=48, intermediate_size=96)
@@ -286,7 +286,7 @@ def test_lora_for_another_base_width_is_sd108(
     assert "32 input features in the adapter, the base module has 48" in lora_a["message"]
 
 
-def test_target_module_the_base_lacks_is_sd109(
+def test_target_module_the_base_lacks_is_sd111(
     project: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     edit_adapter_config(project / "adapter", target_modules=["query", "value", "q_proj"])
@@ -303,7 +303,7 @@ def test_target_module_the_base_lacks_is_sd109(
     assert text.startswith(f"adapter/adapter_config.json:{position}:")  # at the key
 
 
-def test_zero3_save_is_sd110_without_a_base(
+def test_zero3_save_is_sd112_without_a_base(
     project: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """A ZeRO-3 save that gathered nothing; the rule needs neither a base config nor peft."""
