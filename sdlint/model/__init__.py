@@ -92,7 +92,7 @@ def load_verdict(
     written (read-only, full) leaves the answer as it is and adds one line to `notes`.
     """
     # Imported here: the rules import this package for its value types on every run.
-    from sdlint.model.cache import VerdictCache, default_cache_dir
+    from sdlint.model.cache import VerdictCache, cache_root
 
     if config.problem == UNREADABLE:
         return _predict(config, tensors, architecture, index_keys)  # the oracle words it
@@ -107,7 +107,7 @@ def load_verdict(
         return remembered
     root = cache = None
     if use_cache:
-        root = cache_dir if cache_dir is not None else default_cache_dir()
+        root = cache_root(cache_dir)
         cache = VerdictCache(root)
         hit = cache.get(key)
         if hit is not None:
@@ -121,12 +121,8 @@ def load_verdict(
     if unchanged and computed is not None:
         computed[key] = (result, [])
     if cache is not None and root is not None and storable and unchanged:
-        if cache.put(key, result):
-            recorded = recorded_key(config.raw, tensors, architecture, index_keys=index_keys)
-            VerdictCache.recorded(root).put(recorded, result)
-        note = cache.write_note(root)
-        if note is not None and notes is not None:
-            notes.append(note)
+        recorded = recorded_key(config.raw, tensors, architecture, index_keys=index_keys)
+        cache.keep(root, key, recorded, result, notes)
     return result
 
 
@@ -163,7 +159,7 @@ def prefetch_verdicts(requests: Sequence[Request], jobs: int) -> int:
     verdicts were computed (0: none spread, fewer than `parallel.VERDICTS_FROM` missing, or
     `jobs` 1)."""
     from sdlint import parallel
-    from sdlint.model.cache import VerdictCache, default_cache_dir
+    from sdlint.model.cache import VerdictCache, cache_root
 
     computed = _computed.get()
     if computed is None or jobs <= 1:
@@ -176,10 +172,8 @@ def prefetch_verdicts(requests: Sequence[Request], jobs: int) -> int:
         key = _key(config, tensors, architecture, index_keys)
         if key in computed or key in missing:
             continue
-        if use_cache:
-            root = cache_dir if cache_dir is not None else default_cache_dir()
-            if VerdictCache(root).get(key) is not None:
-                continue  # load_verdict reads it
+        if use_cache and VerdictCache(cache_root(cache_dir)).get(key) is not None:
+            continue  # load_verdict reads it
         missing[key] = request
     if len(missing) < parallel.VERDICTS_FROM:
         return 0
@@ -219,16 +213,12 @@ def cached_verdict(
     any transformers version, or None. Never imports torch or transformers: this is what an
     environment without them (pre-commit's light hook) can check against. `shared` is a folder of
     verdicts recorded for a team (`sdlint check --record-verdicts`), read after the cache."""
-    from sdlint.model.cache import VerdictCache, default_cache_dir
+    from sdlint.model.cache import VerdictCache, find_recorded
 
     if config.problem == UNREADABLE:
         return None
     key = recorded_key(config.raw, tensors, architecture, index_keys=index_keys)
-    root = cache_dir if cache_dir is not None else default_cache_dir()
-    found = VerdictCache.recorded(root).get(key)
-    if found is None and shared is not None:
-        found = VerdictCache(shared).get(key)
-    return found
+    return find_recorded(VerdictCache.get, key, cache_dir, shared)
 
 
 def recorded_key(

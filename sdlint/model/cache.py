@@ -20,8 +20,9 @@ import json
 import os
 import re
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import TypeVar
 
 import sdlint
 from sdlint.model.verdict import (
@@ -55,6 +56,11 @@ def default_cache_dir() -> Path:
     import platformdirs
 
     return Path(platformdirs.user_cache_dir("sdlint"))
+
+
+def cache_root(cache_dir: Path | None) -> Path:
+    """The cache folder a run uses: `cache_dir` when one is given, else `default_cache_dir()`."""
+    return cache_dir if cache_dir is not None else default_cache_dir()
 
 
 def installed_version(distribution: str) -> str | None:
@@ -232,6 +238,18 @@ class VerdictCache:
                     Path(tmp).unlink()
         return True
 
+    def keep(
+        self, root: Path, key: str, recorded: str, value: Stored, notes: list[str] | None
+    ) -> None:
+        """Store `value` under `key` and, once stored, as the verdict recorded under `recorded`
+        (its key whatever the versions) below the cache root `root`; a cache that cannot be
+        written (read-only, full) adds its one note to `notes`."""
+        if self.put(key, value):
+            VerdictCache.recorded(root).put(recorded, value)
+        note = self.write_note(root)
+        if note is not None and notes is not None:
+            notes.append(note)
+
     def write_note(self, root: Path) -> str | None:
         """The run's one line about a cache it could not write (`root` as the user set it)."""
         if self.write_error is None:
@@ -240,3 +258,20 @@ class VerdictCache:
             f"the verdict cache {root} cannot be written ({self.write_error}): model verdicts are "
             "not cached, so later runs build them again"
         )
+
+
+_Found = TypeVar("_Found", bound=Stored | None)
+
+
+def find_recorded(
+    read: Callable[[VerdictCache, str], _Found],
+    key: str,
+    cache_dir: Path | None,
+    shared: Path | None,
+) -> _Found:
+    """The verdict recorded under `key` (`VerdictCache.get` or `.get_adapter` reads it) in the
+    cache, else in `shared` (a folder of verdicts recorded for a team), else None."""
+    found = read(VerdictCache.recorded(cache_root(cache_dir)), key)
+    if found is None and shared is not None:
+        found = read(VerdictCache(shared), key)
+    return found

@@ -65,25 +65,21 @@ def adapter_verdict(
 ) -> AdapterOutcome:
     """`predict_adapter`, cached on disk like the model verdicts (sdlint/model/cache.py); a
     cache that cannot be written adds its one note to `notes`."""
-    from sdlint.model.cache import VerdictCache, default_cache_dir, installed_version
+    from sdlint.model.cache import VerdictCache, cache_root, installed_version
 
     if not use_cache or base.document is None or adapter.document is None:
         return predict_adapter(base, adapter, tensors, architecture)
     versions = {name: installed_version(name) for name in ("transformers", "torch", "peft")}
     key = adapter_cache_key(base, adapter, tensors, architecture, versions)
-    root = cache_dir if cache_dir is not None else default_cache_dir()
+    root = cache_root(cache_dir)
     cache = VerdictCache(root)
     hit = cache.get_adapter(key)
     if hit is not None:
         return hit
     result = predict_adapter(base, adapter, tensors, architecture)
     if not isinstance(result, ConfigProblem) or result.cacheable:
-        if cache.put(key, result):
-            recorded = recorded_adapter_key(base, adapter, tensors, architecture)
-            VerdictCache.recorded(root).put(recorded, result)
-        note = cache.write_note(root)  # a read-only or full cache: said once, as for models
-        if note is not None and notes is not None:
-            notes.append(note)
+        recorded = recorded_adapter_key(base, adapter, tensors, architecture)
+        cache.keep(root, key, recorded, result, notes)  # as for models: one note, said once
     return result
 
 
@@ -123,14 +119,10 @@ def cached_adapter_verdict(
     versions, or None. Imports none of torch, transformers, peft (the light pre-commit hook).
     `shared` is a folder of verdicts recorded for a team (sdlint/verdicts.py), read after the
     cache."""
-    from sdlint.model.cache import VerdictCache, default_cache_dir
+    from sdlint.model.cache import VerdictCache, find_recorded
 
-    root = cache_dir if cache_dir is not None else default_cache_dir()
     key = recorded_adapter_key(base, adapter, tensors, architecture)
-    found = VerdictCache.recorded(root).get_adapter(key)
-    if found is None and shared is not None:
-        found = VerdictCache(shared).get_adapter(key)
-    return found
+    return find_recorded(VerdictCache.get_adapter, key, cache_dir, shared)
 
 
 def recorded_adapter_key(
