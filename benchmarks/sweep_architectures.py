@@ -21,8 +21,10 @@ Run (about 25-40 min on 2 cores for all ~1350 classes):
     .venv/bin/python benchmarks/sweep_architectures.py --limit 40 --only 'Bert|Llama'
 
 It writes benchmarks/out/sweep.json (one record per class) and benchmarks/out/sweep.md (the
-summary, also printed). Each class runs in a worker process with a timeout, so a class that
-hangs or crashes the interpreter costs only itself. Nothing is downloaded.
+summary, also printed); `--out DIR` puts them elsewhere (one folder per transformers version), and
+`--resume` keeps the classes an earlier run recorded there (its sweep.jsonl holds each record as it
+arrives, so an interrupted run resumes too). Each class runs in a worker process with a timeout,
+so a class that hangs or crashes the interpreter costs only itself. Nothing is downloaded.
 """
 
 from __future__ import annotations
@@ -287,12 +289,19 @@ def check_class(name: str, model_type: str, workdir: Path) -> dict[str, Any]:
         "add-key": variant("add-key", {**weights, "extra_head.weight": torch.zeros(3, 4)}),
         "module-prefix": variant("module-prefix", {"module." + k: v for k, v in weights.items()}),
     }
+    # A config saved without `architectures` (Qwen2.5-VL under 4.57) makes sdlint check the base
+    # class of its model_type, as AutoModel would; the sweep compares with this class, so it names
+    # it, as a user would with --architecture.
+    saved = json.loads((base / "config.json").read_text())
+    architecture = None if saved.get("architectures") else name
+    if architecture is not None:
+        record["architecture_passed"] = True
     problems: dict[str, list[str]] = {}
     timings: dict[str, float] = {}
     for tag, directory in cases.items():
         tensors = directory_signature(directory)
         start = time.perf_counter()
-        verdict = predict_load(read_config(directory / "config.json"), tensors)
+        verdict = predict_load(read_config(directory / "config.json"), tensors, architecture)
         timings[tag] = round(time.perf_counter() - start, 3)
         if not isinstance(verdict, LoadVerdict):
             problems[tag] = [f"oracle: {verdict.kind}: {verdict.message}"]
@@ -461,6 +470,13 @@ def summarize(records: list[dict[str, Any]], seconds: float, versions: dict[str,
         "|---|---|",
     ]
     lines += [f"| {status} | {n} |" for status, n in counts.most_common()]
+    named = sorted(r["class"] for r in records if r.get("architecture_passed"))
+    if named:
+        lines += [
+            "",
+            f"Saved without `architectures` in config.json, so checked with `--architecture` "
+            f"naming the class ({len(named)}): " + ", ".join(f"`{c}`" for c in named) + ".",
+        ]
     disagree = [r for r in records if r["status"] == "disagree"]
     if disagree:
         lines += ["", "## Disagreements", ""]
@@ -493,6 +509,24 @@ def summarize(records: list[dict[str, Any]], seconds: float, versions: dict[str,
     return "\n".join(lines) + "\n"
 
 
+def recorded(out: Path, versions: dict[str, str]) -> tuple[dict[str, dict[str, Any]], float]:
+    """The records an earlier run with these versions left in `out`, by class, and its time."""
+    done: dict[str, dict[str, Any]] = {}
+    seconds = 0.0
+    with contextlib.suppress(FileNotFoundError):
+        earlier = json.loads((out / "sweep.json").read_text())
+        if earlier["versions"] != versions:
+            raise SystemExit(f"{out}/sweep.json was written with {earlier['versions']}")
+        done.update((r["class"], r) for r in earlier["records"])
+        seconds = float(earlier["seconds"])
+    with contextlib.suppress(FileNotFoundError):
+        for line in (out / "sweep.jsonl").read_text().splitlines():
+            with contextlib.suppress(ValueError):  # a line cut short by the interruption
+                record = json.loads(line)
+                done[record["class"]] = record
+    return done, seconds
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("--limit", type=int, default=None, help="check only the first N classes")
@@ -500,27 +534,37 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=max(1, (os.cpu_count() or 2)), help="workers")
     parser.add_argument("--timeout", type=float, default=180.0, help="seconds per class")
     parser.add_argument("--out", type=Path, default=OUT, help="where sweep.json/.md go")
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="keep the classes already recorded in --out (sweep.json, or the sweep.jsonl an "
+        "interrupted run left) and check only the others",
+    )
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
         return worker()
 
-    tasks = classes()
-    if args.only:
-        tasks = [t for t in tasks if re.search(args.only, t[0])]
-    if args.limit is not None:
-        tasks = tasks[: args.limit]
     args.out.mkdir(parents=True, exist_ok=True)
     versions = {
         name: importlib.import_module(name).__version__ for name in ("transformers", "torch")
     }
+    done, earlier_seconds = recorded(args.out, versions) if args.resume else ({}, 0.0)
+    tasks = [t for t in classes() if t[0] not in done]
+    if args.only:
+        tasks = [t for t in tasks if re.search(args.only, t[0])]
+    if args.limit is not None:
+        tasks = tasks[: args.limit]
     started = time.monotonic()
-    records: list[dict[str, Any]] = []
-    with (args.out / "sweep.log").open("w") as log:
+    records: list[dict[str, Any]] = list(done.values())
+    mode = "a" if args.resume else "w"
+    with (args.out / "sweep.log").open(mode) as log, (args.out / "sweep.jsonl").open(mode) as out:
         for i, record in enumerate(run(tasks, args.jobs, args.timeout, log), 1):
             records.append(record)
+            out.write(json.dumps(record) + "\n")  # what --resume keeps if the run is stopped
+            out.flush()
             print(f"[{i}/{len(tasks)}] {record['class']}: {record['status']}", file=sys.stderr)
-    seconds = time.monotonic() - started
+    seconds = earlier_seconds + time.monotonic() - started
     records.sort(key=lambda r: str(r["class"]))
     (args.out / "sweep.json").write_text(
         json.dumps({"versions": versions, "seconds": seconds, "records": records}, indent=1)
