@@ -13,8 +13,10 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import Executor
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
+
+if TYPE_CHECKING:  # concurrent.futures (and the logging it imports) only when a pool starts
+    from concurrent.futures import Executor
 
 _T = TypeVar("_T")
 _R = TypeVar("_R")

@@ -25,6 +25,8 @@ UNUSED_ON_A_CHECK = (
     "sdlint.rewrite",
     "sdlint.sources.http",
     "tempfile",  # only when a verdict is written
+    "concurrent.futures",  # only when processes start (sdlint/parallel.py), and its logging
+    "logging",
 )
 
 SCRIPT = f"""
