@@ -28,6 +28,11 @@ ADAPTER_CONFIG_NAME = "adapter_config.json"
 FileResult = FileDescription | Unreadable | LfsPointer
 
 
+def is_adapter_name(name: str) -> bool:
+    """A PEFT adapter's weights file (`adapter_model.safetensors`, `adapter_model.bin`, ...)."""
+    return name.split(".", 1)[0] == ADAPTER_STEM
+
+
 @dataclass(frozen=True)
 class Checkpoint:
     """One unit of checking. `files` are its weights files, described or not, in load order."""
@@ -70,7 +75,7 @@ class Checkpoint:
     def is_adapter(self) -> bool:
         """A PEFT adapter: its tensors are not the model's; it is checked against its base model
         (sdlint/adapter.py)."""
-        return self.path.name.split(".", 1)[0] == ADAPTER_STEM
+        return is_adapter_name(self.path.name)
 
     @property
     def descriptions(self) -> list[FileDescription]:

@@ -12,8 +12,8 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from sdlint.sources import ReadError
-from sdlint.sources.local import display, read_bounded
+from sdlint.sources import ReadError, Source
+from sdlint.sources.local import LocalFile, display
 
 CONFIG_NAME = "config.json"
 # Why a ConfigFile has no document.
@@ -92,13 +92,16 @@ def _absolute(path: Path) -> Path:
     return Path(os.path.normpath(path.absolute()))
 
 
-def read_config(path: Path, unsaved: Unsaved | None = None) -> ConfigFile:
-    """Read and parse a config.json through the guarded open, or take its text from `unsaved`
-    (see `unsaved_texts`) when it is there. Never raises on bad input."""
-    if unsaved and _absolute(path) in unsaved:
-        return parse_config_bytes(path, unsaved[_absolute(path)])
+def read_config(file: Path | Source, unsaved: Unsaved | None = None) -> ConfigFile:
+    """Read and parse a config.json through its source (a Path: the guarded open), or take its
+    text from `unsaved` (see `unsaved_texts`) when it is there. Never raises on bad input."""
+    source = LocalFile(file) if isinstance(file, Path) else file
+    path = source.path
+    local = source.local_path
+    if unsaved and local is not None and _absolute(local) in unsaved:
+        return parse_config_bytes(path, unsaved[_absolute(local)])
     try:
-        raw = read_bounded(path)
+        raw = source.read_bounded()
     except ReadError as e:
         return ConfigFile(path, problem=UNREADABLE, reason=e.reason, refused=e.refused)
     return parse_config_bytes(path, raw)

@@ -2,40 +2,41 @@
 
 pre-commit passes only the files a commit touches, so a lone shard or a `config.json` is widened to
 the checkpoint it belongs to: a shard is checked with its index and siblings, never as a lone file.
+
+Finding and reading a folder's checkpoints is one code path over any `Folder` (sdlint/sources/):
+a local folder, a hub repository's folder (sdlint/sources/remote.py turns a remote PATH into
+roots), or the folder of a URL, which cannot be listed. A checkpoint is found by its `Root`, the
+file that names it; loading roots first plans every checkpoint (indexes, which shards are there,
+the configs beside them), then reads every weights file at once (one after the other on the local
+disk, concurrently for remote files), then puts each checkpoint together.
 """
 
 from __future__ import annotations
 
-import os
 import re
-from collections.abc import Iterator, Sequence
-from dataclasses import replace
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from sdlint import parallel
-from sdlint.checkpoint import ADAPTER_CONFIG_NAME, Checkpoint
+from sdlint.checkpoint import ADAPTER_CONFIG_NAME, Checkpoint, FileResult, is_adapter_name
 from sdlint.config_fields import CONFIG_NAME, ConfigFile, Unsaved, read_config
 from sdlint.errors import UsageError
-from sdlint.formats import PICKLE, SAFETENSORS
-from sdlint.formats.index import read_index
+from sdlint.formats import PICKLE, SAFETENSORS, Unreadable
+from sdlint.formats.index import MAX_INDEX_SIZE, ShardIndex, index_read_problem, parse_index
 from sdlint.formats.safetensors import INDEX_SUFFIX, WEIGHTS_SUFFIX, read_header
-from sdlint.sources import ReadError, remote_location
-from sdlint.sources.local import (
-    confined,
-    display,
-    guarded_open,
-    is_regular_file,
-    list_folder,
-    regular_file_kind,
-)
+from sdlint.sources import Folder, ReadError, Source, remote_location
+from sdlint.sources.local import LocalFolder, display, real
 
 if TYPE_CHECKING:
     from sdlint.formats.pickle import PickleResult
     from sdlint.sources.http import HttpClient
 
-# Folders a recursive search never enters: VCS data, environments and caches hold no user weights.
-_SKIPPED_DIRS = {"node_modules", "__pycache__", "site-packages"}
+_T = TypeVar("_T")
+_R = TypeVar("_R")
+# How a plan's files are read: `map` on the local disk, a bounded thread pool for remote files.
+Mapper = Callable[[Callable[[_T], _R], Sequence[_T]], list[_R]]
 
 # torch.save files (sdlint/formats/pickle.py), and transformers' index of sharded ones.
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt")
@@ -56,155 +57,98 @@ _PREFERRED = {
 }
 
 
-def read_pickle(path: Path) -> PickleResult:
+def read_pickle(source: Source) -> PickleResult:
     """A torch.save file read (sdlint/formats/pickle.py, imported only when there is one)."""
     from sdlint.formats.pickle import read_pickle as read
 
-    return read(path)
+    return read(source)
 
 
 def _is_pickle_name(name: str) -> bool:
     return name.endswith(PICKLE_SUFFIXES)
 
 
-def _picked_in_folder(path: Path) -> bool:
+def _picked_in_folder(name: str) -> bool:
     """A torch.save file a folder search checks."""
-    name = path.name
     if name.endswith(".bin"):
         return name.startswith(_FOLDER_BIN_PREFIXES)
     return _is_pickle_name(name) and not _TRAINER_STATE.fullmatch(name)
 
 
-def _index_suffixes(index_path: Path) -> tuple[str, str]:
+def _index_suffixes(index_name: str) -> tuple[str, str]:
     """(index suffix, weights suffix) of an index: safetensors' or torch.save's."""
-    if index_path.name.endswith(PICKLE_INDEX_SUFFIX):
+    if index_name.endswith(PICKLE_INDEX_SUFFIX):
         return PICKLE_INDEX_SUFFIX, ".bin"
     return INDEX_SUFFIX, WEIGHTS_SUFFIX
 
 
-def _shadowed_by(weights: Path) -> Path | None:
-    for preferred in _PREFERRED.get(weights.name, ()):
-        if is_regular_file(weights.parent / preferred):
-            return weights.parent / preferred
-    return None
+def _shard_pattern(index_name: str) -> re.Pattern[str]:
+    index_suffix, weights_suffix = _index_suffixes(index_name)
+    stem = index_name[: -len(index_suffix)]
+    return re.compile(rf"{re.escape(stem)}-\d+-of-\d+{re.escape(weights_suffix)}")
 
 
-def load_index_checkpoint(
-    index_path: Path, deleted: frozenset[str] = frozenset(), *, unsaved: Unsaved | None = None
-) -> Checkpoint:
-    """An index with its shards. A shard name that does not stay inside the folder tree (see
-    `sdlint.sources.local.confined`) or names no regular file is refused, never opened. `deleted`:
-    real paths of files the commit being checked deletes, missing whether or not they are still on
-    disk (`git rm --cached` leaves them there). `unsaved`: an editor's config texts
-    (`read_config`)."""
-    index = read_index(index_path)
-    folder = index_path.parent
-    present: list[Path] = []
-    missing: list[str] = []
-    refused: list[tuple[str, str]] = []
-    removed: list[str] = []
-    for name in index.shard_names:
-        shard = confined(folder, name)
-        if isinstance(shard, str):
-            refused.append((name, shard))
-            continue
-        if _real(shard) in deleted:
-            removed.append(name)
-            continue
-        kind = regular_file_kind(shard)
-        if kind is None:
-            present.append(shard)
-        elif kind == "missing":
-            missing.append(name)
-        else:
-            refused.append((name, kind))
-    pickle = index_path.name.endswith(PICKLE_INDEX_SUFFIX)
-    files = tuple(
-        _read_pickle_shard(shard) if pickle else read_header(shard, quote=False)
-        for shard in present
-    )
-    listed = {_real(shard) for shard in present}
-    shard_pattern = _shard_pattern(index_path)
-    unreferenced = tuple(
-        p
-        for p in list_folder(folder, _index_suffixes(index_path)[1])
-        if shard_pattern.fullmatch(p.name) and _real(p) not in listed and _real(p) not in deleted
-    )
-    checkpoint = Checkpoint(
-        index_path,
-        files,
-        index,
-        unreferenced,
-        tuple(missing),
-        format=PICKLE if pickle else SAFETENSORS,
-        refused_shards=tuple(refused),
-        shadowed_by=_shadowed_by(index_path),
-        deleted_shards=tuple(removed),
-    )
-    return _with_configs(checkpoint, unsaved)
-
-
-# How a torch.save file starts: a zip archive (torch >= 1.6), a binary pickle (the legacy layout,
-# protocol 2), or a Git LFS pointer standing in for one.
-_TORCH_SAVE_STARTS = (b"PK\x03\x04", b"\x80", b"vers")
-
-
-def _read_pickle_shard(shard: Path) -> PickleResult:
-    """A shard an index names, read as torch.save only when it starts like one. The user did not
-    name this file: read as a (protocol 0) pickle, any text file would have its lines quoted back
-    as global names, so its bytes never reach a message."""
+def read_index(source: Source) -> ShardIndex:
+    """An index through its source. A remote index that is not there is a usage error (a local
+    one is looked at before it is read); any other failure is the index's problem."""
     try:
-        with guarded_open(shard) as f:
-            start = f.read(0, 4)
-    except ReadError:
-        start = b"PK\x03\x04"  # read_pickle words the read error
-    if start.startswith(_TORCH_SAVE_STARTS):
-        return read_pickle(shard)
-    from sdlint.formats.pickle import PickleCheckpoint, PickleProblem, UnreadablePickle
-
-    reason = (
-        "not a torch.save file: neither a zip archive nor a binary pickle (the index names it; "
-        "its content is not shown)"
-    )
-    problem = PickleProblem("unreadable", reason)
-    description = PickleCheckpoint(shard, None, 0, problems=(problem,))
-    return UnreadablePickle(shard, reason, PICKLE, description)
+        raw = source.read_bounded(MAX_INDEX_SIZE)
+    except ReadError as e:
+        if e.missing:
+            raise UsageError(f"{source.display}: no such file ({e.missing})") from e
+        return ShardIndex(source.path, problem=index_read_problem(e))
+    return parse_index(source.path, raw)
 
 
-def _real(path: Path) -> str:
-    """The path after symlinks; never raises (a symlink loop resolves as far as it goes)."""
-    return os.path.realpath(path)
+# ---------------------------------------------------------------------------------------------
+# Roots: a checkpoint is found by the file that names it, an index or a lone weights file. Finding
+# roots reads only index JSON (kept in the root, never read twice); each checkpoint's headers are
+# read once, after duplicates are dropped (pre-commit passes every changed shard of one index).
 
 
-def load_file_checkpoint(path: Path, *, unsaved: Unsaved | None = None) -> Checkpoint:
-    if _is_pickle_name(path.name):
-        checkpoint = Checkpoint(
-            path, (read_pickle(path),), format=PICKLE, shadowed_by=_shadowed_by(path)
+@dataclass(frozen=True)
+class Root:
+    folder: Folder
+    name: str
+    is_index: bool
+    index: ShardIndex | None = None  # the index, when finding the root read it already
+
+    @property
+    def source(self) -> Source:
+        return self.folder.file(self.name)
+
+
+def _indexes_in(folder: Folder) -> list[str]:
+    suffixes = (INDEX_SUFFIX, PICKLE_INDEX_SUFFIX) if folder.pickles else (INDEX_SUFFIX,)
+    found = [n for suffix in suffixes for n in folder.names(suffix) or ()]
+    return sorted(n for n in found if folder.is_file(n))
+
+
+def roots_in_folder(folder: Folder) -> Iterator[Root]:
+    """Every checkpoint in one folder (not recursive): each index, then every weights file that no
+    index claims."""
+    claimed: set[str] = set()
+    for index_name in _indexes_in(folder):
+        pattern = _shard_pattern(index_name)
+        index = read_index(folder.file(index_name))
+        claimed.update(index.shard_names)
+        claimed.update(
+            n for n in folder.names(_index_suffixes(index_name)[1]) or () if pattern.fullmatch(n)
         )
-        return _with_configs(checkpoint, unsaved)
-    return _with_configs(Checkpoint(path, (read_header(path),)), unsaved)
+        yield Root(folder, index_name, True, index)
+    for name in folder.names(WEIGHTS_SUFFIX) or ():
+        if name not in claimed and folder.is_file(name):
+            yield Root(folder, name, False)
+    if not folder.pickles:
+        return
+    for suffix in PICKLE_SUFFIXES:
+        for name in folder.names(suffix) or ():
+            if name not in claimed and _picked_in_folder(name) and folder.is_file(name):
+                yield Root(folder, name, False)
 
 
-def _with_configs(checkpoint: Checkpoint, unsaved: Unsaved | None) -> Checkpoint:
-    """The checkpoint with the config.json beside it (and an adapter's adapter_config.json)."""
-    config = _config_beside(checkpoint.folder, CONFIG_NAME, unsaved)
-    adapter = (
-        _config_beside(checkpoint.folder, ADAPTER_CONFIG_NAME, unsaved)
-        if checkpoint.is_adapter
-        else None
-    )
-    return replace(checkpoint, config=config, adapter_config=adapter)
-
-
-def _config_beside(folder: Path, name: str, unsaved: Unsaved | None) -> ConfigFile | None:
-    """`folder/name` read once, when it is a regular file (after symlinks)."""
-    path = folder / name
-    return read_config(path, unsaved) if is_regular_file(path) else None
-
-
-def _indexes_in(folder: Path) -> list[Path]:
-    found = list_folder(folder, INDEX_SUFFIX) + list_folder(folder, PICKLE_INDEX_SUFFIX)
-    return sorted(p for p in found if p.is_file())
+def _local_root(path: Path, is_index: bool) -> Root:
+    return Root(LocalFolder(path.parent), path.name, is_index)
 
 
 def indexes_of_deleted(deleted: Sequence[Path]) -> list[Path]:
@@ -221,82 +165,39 @@ def indexes_of_deleted(deleted: Sequence[Path]) -> list[Path]:
 
 def _owning_index(weights: Path) -> Path | None:
     """The index beside `weights` that lists it as a shard (or names it by the shard pattern)."""
-    for index_path in _indexes_in(weights.parent):
-        listed = read_index(index_path).shard_names
-        if weights.name in listed or _shard_pattern(index_path).fullmatch(weights.name):
-            return index_path
+    folder = LocalFolder(weights.parent)
+    for index_name in _indexes_in(folder):
+        listed = read_index(folder.file(index_name)).shard_names
+        if weights.name in listed or _shard_pattern(index_name).fullmatch(weights.name):
+            return weights.parent / index_name
     return None
 
 
-# A checkpoint is found by its root, the file that names it: an index (True) or a lone weights
-# file (False). Finding roots reads only index JSON; each checkpoint's headers are read once, after
-# duplicates are dropped (pre-commit passes every changed shard of one index).
-Root = tuple[Path, bool]
-
-
-def _shard_pattern(index_path: Path) -> re.Pattern[str]:
-    index_suffix, weights_suffix = _index_suffixes(index_path)
-    stem = index_path.name[: -len(index_suffix)]
-    return re.compile(rf"{re.escape(stem)}-\d+-of-\d+{re.escape(weights_suffix)}")
-
-
-def _roots_in_folder(folder: Path) -> Iterator[Root]:
-    """Every checkpoint in one folder (not recursive): each index, then every weights file that no
-    index claims."""
-    claimed: set[str] = set()
-    for index_path in _indexes_in(folder):
-        pattern = _shard_pattern(index_path)
-        claimed.update(read_index(index_path).shard_names)
-        claimed.update(
-            p.name
-            for p in list_folder(folder, _index_suffixes(index_path)[1])
-            if pattern.fullmatch(p.name)
-        )
-        yield index_path, True
-    for weights in sorted(list_folder(folder, WEIGHTS_SUFFIX)):
-        if weights.name not in claimed and weights.is_file():
-            yield weights, False
-    for suffix in PICKLE_SUFFIXES:
-        for weights in list_folder(folder, suffix):
-            if weights.name not in claimed and _picked_in_folder(weights) and weights.is_file():
-                yield weights, False
-
-
-def _walk_folders(root: Path) -> Iterator[Path]:
-    yield root
-    try:
-        children = sorted(p for p in root.iterdir() if p.is_dir() and not p.is_symlink())
-    except OSError:
-        return
-    for child in children:
-        if child.name.startswith(".") or child.name in _SKIPPED_DIRS:
-            continue
-        yield from _walk_folders(child)
-
-
 def _roots_for_path(path: Path) -> list[Root]:
-    """The checkpoints one command-line PATH stands for (none for a folder without weights, or a
-    config.json without weights beside it). Raises UsageError if the PATH does not exist."""
+    """The checkpoints one local command-line PATH stands for (none for a folder without weights,
+    or a config.json without weights beside it). Raises UsageError if the PATH does not exist."""
     if path.is_dir():
-        found = [r for folder in _walk_folders(path) for r in _roots_in_folder(folder)]
+        found = [r for folder in LocalFolder(path).walk() for r in roots_in_folder(folder)]
         if not found and path.name.endswith(WEIGHTS_SUFFIX):
-            return [(path, False)]  # a folder where weights should be: SD001 says so
+            return [_local_root(path, False)]  # a folder where weights should be: SD001 says so
         return found
     if not path.exists() and not path.is_symlink():
         raise UsageError(f"{display(path)}: no such file or directory")
     name = path.name
     if name.endswith((INDEX_SUFFIX, PICKLE_INDEX_SUFFIX)):
-        return [(path, True)]
+        return [_local_root(path, True)]
     if name.endswith(WEIGHTS_SUFFIX) or _is_pickle_name(name):
         owner = _owning_index(path)
-        return [(owner, True) if owner else (path, False)]
+        return [_local_root(owner, True) if owner else _local_root(path, False)]
     if name == CONFIG_NAME:
         # A changed config.json is checked through the weights beside it.
-        return list(_roots_in_folder(path.parent))
-    if name.endswith(".json") and read_index(path).problem is None:
-        return [(path, True)]
+        return list(roots_in_folder(LocalFolder(path.parent)))
+    if name.endswith(".json"):
+        index = read_index(LocalFolder(path.parent).file(name))
+        if index.problem is None:
+            return [Root(LocalFolder(path.parent), name, True, index)]
     # Any other file is read as safetensors: its header decides, not its name.
-    return [(path, False)]
+    return [_local_root(path, False)]
 
 
 def find_checkpoints(paths: Sequence[Path], client: HttpClient | None = None) -> list[Checkpoint]:
@@ -317,46 +218,261 @@ def discover(
     files the commit being checked deletes; a shard among them is missing from its index.
     `unsaved`: an editor's config.json texts, read instead of the files (`read_config`). With
     `jobs` above 1, many local checkpoints are read by that many processes (sdlint/parallel.py)."""
-    gone = frozenset(_real(p) for p in deleted)
-    found: dict[Path, Root | Checkpoint] = {}
+    gone = frozenset(real(p) for p in deleted)
+    found: dict[str, tuple[Root, bool]] = {}  # by the root's key; True: remote
     empty: list[Path] = []
     for path in paths:
         url = remote_location(path)
         if url is not None:
             # Imported only for a remote PATH: local runs do not load http.client and ssl.
             from sdlint.sources.http import HttpClient
-            from sdlint.sources.remote import find_remote_checkpoints
+            from sdlint.sources.remote import remote_roots
 
             client = client or HttpClient()
-            for checkpoint in find_remote_checkpoints(url, client):
-                found.setdefault(checkpoint.path, checkpoint)
+            for root in remote_roots(url, client):
+                found.setdefault(root.source.key, (root, True))
             continue
         roots = _roots_for_path(path)
         if not roots:
             empty.append(path)
         for root in roots:
-            found.setdefault(Path(_real(root[0])), root)
-    roots = [item for item in found.values() if not isinstance(item, Checkpoint)]
+            found.setdefault(root.source.key, (root, False))
+    local = [root for root, remote in found.values() if not remote]
+    remote = [root for root, is_remote in found.values() if is_remote]
     # Remote reads run threads, an editor's server is one: no processes are forked beside them.
-    many = len(roots) >= parallel.HEADERS_FROM and client is None and not unsaved
+    many = len(local) >= parallel.HEADERS_FROM and client is None and not unsaved
     workers = jobs if many else 1
-    parts = [(part, gone, unsaved) for part in parallel.chunks(roots, workers)]
-    loaded = iter(parallel.flatten(parallel.spread(_load_roots, parts, workers)))
-    checkpoints = [
-        item if isinstance(item, Checkpoint) else next(loaded) for item in found.values()
-    ]
+    parts = [(part, gone, unsaved) for part in parallel.chunks(local, workers)]
+    loaded = iter(parallel.flatten(parallel.spread(_load_local, parts, workers)))
+    if remote:
+        assert client is not None
+        from sdlint.sources.remote import thread_mapper
+
+        fetched = iter(load_roots(remote, mapper=thread_mapper(client)))
+    checkpoints = [next(fetched) if is_remote else next(loaded) for _, is_remote in found.values()]
     return checkpoints, empty
 
 
-def _load_roots(
-    part: tuple[Sequence[Root], frozenset[str], Unsaved | None],
-) -> list[Checkpoint]:
-    """Each root's checkpoint, read (headers, index, configs); `part`: the roots, the files the
-    commit deletes, and an editor's unsaved config texts."""
+def _load_local(part: tuple[Sequence[Root], frozenset[str], Unsaved | None]) -> list[Checkpoint]:
+    """`load_roots` of local roots; `part`: the roots, the real paths of the files the commit
+    deletes, and an editor's unsaved config texts (one argument: it is sent to a process)."""
     roots, gone, unsaved = part
-    return [
-        load_index_checkpoint(path, gone, unsaved=unsaved)
-        if is_index
-        else load_file_checkpoint(path, unsaved=unsaved)
-        for path, is_index in roots
-    ]
+    return load_roots(roots, gone, unsaved)
+
+
+def _serial(function: Callable[[_T], _R], items: Sequence[_T]) -> list[_R]:
+    return [function(item) for item in items]
+
+
+# ---------------------------------------------------------------------------------------------
+# Loading roots: plan every checkpoint, read every weights file, put each checkpoint together.
+
+
+@dataclass
+class _Plan:
+    root: Root
+    index: ShardIndex | None
+    shards: list[tuple[str, Source]] = field(default_factory=list)  # to read, in index order
+    missing: set[str] = field(default_factory=set)
+    refused: list[tuple[str, str]] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    unreferenced: tuple[Path, ...] = ()
+    config: ConfigFile | None = None
+    adapter_config: ConfigFile | None = None
+
+
+@dataclass(frozen=True)
+class _Read:
+    source: Source
+    pickle: bool
+    shard: bool  # named by an index, not by the user: its bytes never reach a message
+
+
+class _Missing:
+    """A file that was not there when read (in a folder that cannot be listed)."""
+
+    def __init__(self, error: ReadError) -> None:
+        self.error = error
+
+
+def load_roots(
+    roots: Sequence[Root],
+    gone: frozenset[str] = frozenset(),
+    unsaved: Unsaved | None = None,
+    *,
+    mapper: Mapper[_Read, FileResult | _Missing] = _serial,
+) -> list[Checkpoint]:
+    """Each root's checkpoint, read (index, configs, headers). `gone`: real paths of files the
+    commit being checked deletes, missing whether or not they are still on disk (`git rm
+    --cached` leaves them there). `unsaved`: an editor's config texts (`read_config`). `mapper`
+    reads the weights files (all of the roots' at once). Raises UsageError for a file the user
+    named, or a folder's listing gave, that is not there when read."""
+    configs: dict[Path, ConfigFile | None] = {}
+    plans = [_plan(root, gone, unsaved, configs) for root in roots]
+    reads = [_root_read(p.root) if p.index is None else None for p in plans]
+    todo: list[_Read] = []
+    for plan, read in zip(plans, reads, strict=True):
+        if read is not None:
+            todo.append(read)
+        todo.extend(
+            _Read(source, plan.root.name.endswith(PICKLE_INDEX_SUFFIX), True)
+            for _, source in plan.shards
+        )
+    results = iter(mapper(_read_file, todo))
+    return [_assemble(plan, results) for plan in plans]
+
+
+def _root_read(root: Root) -> _Read:
+    pickle = _is_pickle_name(root.name) and root.folder.pickles
+    return _Read(root.source, pickle, False)
+
+
+def _plan(
+    root: Root,
+    gone: frozenset[str],
+    unsaved: Unsaved | None,
+    configs: dict[Path, ConfigFile | None],
+) -> _Plan:
+    """What a root's checkpoint is made of, without reading a weights file. A shard name that
+    the folder refuses (see `Folder.named`: outside the folder tree, not a regular file) is never
+    opened."""
+    folder = root.folder
+    index = (root.index or read_index(root.source)) if root.is_index else None
+    plan = _Plan(root, index)
+    if index is not None:
+        for name in index.shard_names:
+            shard = folder.named(name)
+            if isinstance(shard, str):
+                plan.refused.append((name, shard))
+            elif gone and shard.key in gone:
+                plan.removed.append(name)
+            elif (kind := folder.kind(name)) == "missing":
+                plan.missing.add(name)
+            elif kind is not None:
+                plan.refused.append((name, kind))
+            else:
+                plan.shards.append((name, shard))
+        listed = {shard.key for _, shard in plan.shards}
+        pattern = _shard_pattern(root.name)
+        plan.unreferenced = tuple(
+            source.path
+            for name in folder.names(_index_suffixes(root.name)[1]) or ()
+            if pattern.fullmatch(name)
+            and (source := folder.file(name)).key not in listed
+            and source.key not in gone
+        )
+    plan.config = _config_beside(folder, CONFIG_NAME, unsaved, configs)
+    if is_adapter_name(root.name):
+        plan.adapter_config = _config_beside(folder, ADAPTER_CONFIG_NAME, unsaved, configs)
+    return plan
+
+
+def _config_beside(
+    folder: Folder,
+    name: str,
+    unsaved: Unsaved | None,
+    configs: dict[Path, ConfigFile | None],
+) -> ConfigFile | None:
+    """`name` in `folder` read once per run of `load_roots`, when the folder has it as a regular
+    file (after symlinks); None when it has not, or cannot say (a URL's folder)."""
+    source = folder.file(name)
+    if source.path not in configs:
+        configs[source.path] = read_config(source, unsaved) if folder.is_file(name) else None
+    return configs[source.path]
+
+
+def _shadowed_by(folder: Folder, name: str) -> Path | None:
+    for preferred in _PREFERRED.get(name, ()):
+        if folder.is_file(preferred):
+            return folder.file(preferred).path
+    return None
+
+
+# How a torch.save file starts: a zip archive (torch >= 1.6), a binary pickle (the legacy layout,
+# protocol 2), or a Git LFS pointer standing in for one.
+_TORCH_SAVE_STARTS = (b"PK\x03\x04", b"\x80", b"vers")
+
+
+def _read_file(read: _Read) -> FileResult | _Missing:
+    """One weights file, read by its format. A file that turns out not to be there when read (a
+    remote one) is `_Missing`: the caller decides what that means."""
+    try:
+        source = read.source.probe()
+    except ReadError as e:
+        if e.missing:
+            return _Missing(e)
+        return Unreadable(read.source.path, e.reason)
+    if not read.pickle:
+        return read_header(source, quote=not read.shard)
+    if read.shard:
+        return _read_pickle_shard(source)
+    return read_pickle(source)
+
+
+def _read_pickle_shard(shard: Source) -> PickleResult:
+    """A shard an index names, read as torch.save only when it starts like one. The user did not
+    name this file: read as a (protocol 0) pickle, any text file would have its lines quoted back
+    as global names, so its bytes never reach a message."""
+    try:
+        with shard.open() as f:
+            start = f.read(0, 4)
+    except ReadError:
+        start = b"PK\x03\x04"  # read_pickle words the read error
+    if start.startswith(_TORCH_SAVE_STARTS):
+        return read_pickle(shard)
+    from sdlint.formats.pickle import PickleCheckpoint, PickleProblem, UnreadablePickle
+
+    reason = (
+        "not a torch.save file: neither a zip archive nor a binary pickle (the index names it; "
+        "its content is not shown)"
+    )
+    problem = PickleProblem("unreadable", reason)
+    description = PickleCheckpoint(shard.path, None, 0, problems=(problem,))
+    return UnreadablePickle(shard.path, reason, PICKLE, description)
+
+
+def _present(result: FileResult | _Missing, source: Source) -> FileResult:
+    """A file the user named, or a folder's listing gave: not there when read is a usage error."""
+    if isinstance(result, _Missing):
+        raise UsageError(f"{source.display}: no such file ({result.error.missing})")
+    return result
+
+
+def _assemble(plan: _Plan, results: Iterator[FileResult | _Missing]) -> Checkpoint:
+    root = plan.root
+    folder = root.folder
+    source = root.source
+    shadowed_by = _shadowed_by(folder, root.name)
+    if plan.index is None:
+        result = _present(next(results), source)
+        pickle = _is_pickle_name(root.name) and folder.pickles
+        return Checkpoint(
+            source.path,
+            (result,),
+            format=PICKLE if pickle else SAFETENSORS,
+            shadowed_by=shadowed_by,
+            config=plan.config,
+            adapter_config=plan.adapter_config,
+        )
+    # A folder that cannot be listed says whether a shard is there only when it is read.
+    unlisted = folder.names(WEIGHTS_SUFFIX) is None
+    files: list[FileResult] = []
+    for name, shard in plan.shards:
+        read = next(results)
+        if isinstance(read, _Missing) and unlisted:
+            plan.missing.add(name)
+        else:
+            files.append(_present(read, shard))
+    return Checkpoint(
+        source.path,
+        tuple(files),
+        plan.index,
+        plan.unreferenced,
+        tuple(n for n in plan.index.shard_names if n in plan.missing),
+        format=PICKLE if root.name.endswith(PICKLE_INDEX_SUFFIX) else SAFETENSORS,
+        refused_shards=tuple(plan.refused),
+        shadowed_by=shadowed_by,
+        deleted_shards=tuple(plan.removed),
+        config=plan.config,
+        adapter_config=plan.adapter_config,
+    )

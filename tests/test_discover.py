@@ -8,6 +8,7 @@ import pytest
 
 from sdlint.discover import discover, find_checkpoints
 from sdlint.errors import UsageError
+from sdlint.sources import Source
 from tests.safetensors_files import TensorSpecs, write_sharded, write_tensors
 
 SHARDS: dict[str, TensorSpecs] = {
@@ -89,9 +90,9 @@ def test_every_changed_shard_reads_each_header_once(
     reads: list[Path] = []
     real = sdlint.formats.safetensors.read_header
 
-    def counting(path: Path, **options: bool) -> object:
-        reads.append(path)
-        return real(path, **options)
+    def counting(source: Source, **options: bool) -> object:
+        reads.append(source.path)
+        return real(source, **options)
 
     monkeypatch.setattr(sdlint.discover, "read_header", counting)
     found = find_checkpoints([tmp_path / name for name in SHARDS])

@@ -32,10 +32,18 @@ def read_index(path: Path) -> ShardIndex:
     try:
         raw = read_bounded(path, MAX_INDEX_SIZE)
     except ReadError as e:
-        # "cannot read the index: Permission denied", "the index is 200,000,000 bytes, more than..."
-        problem = "index is " + e.reason if e.special else e.reason.replace("the file", "the index")
-        return ShardIndex(path, problem=problem)
+        return ShardIndex(path, problem=index_read_problem(e))
     return parse_index(path, raw)
+
+
+def index_read_problem(e: ReadError) -> str:
+    """An index's problem when it cannot be read: "cannot read the index: Permission denied", "the
+    index is 200,000,000 bytes, more than...", "cannot read the index: HTTP 500 ..."."""
+    if e.special:
+        return "index is " + e.reason
+    if "the file" in e.reason:
+        return e.reason.replace("the file", "the index")
+    return f"cannot read the index: {e.reason}"
 
 
 def parse_index(path: Path, raw: bytes) -> ShardIndex:

@@ -8,10 +8,16 @@ one `ReadError` with a one-line reason that the caller turns into a finding or a
 `local.py` reads the local disk; a remote source (HTTP, the Hugging Face Hub) implements the same
 protocol. `local_path` is the file on disk when there is one: fixes rewrite files, so they are
 offered only where it is set.
+
+A `Folder` lists files and names them: what finding a folder's checkpoints needs
+(sdlint/discover.py), the same code for every kind of folder. The local disk lists a folder through
+the guarded listing, the hub through its repository listing; a plain HTTP server cannot list one,
+so there a file's presence shows only when it is read.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Protocol
@@ -45,11 +51,21 @@ class ReadError(Exception):
     "cannot read the file: Permission denied"). Raised by sources, turned into values by their
     callers in the read stage: it never leaves it."""
 
-    def __init__(self, reason: str, *, special: bool = False, too_large: bool = False) -> None:
+    def __init__(
+        self,
+        reason: str,
+        *,
+        special: bool = False,
+        too_large: bool = False,
+        missing: str | None = None,
+    ) -> None:
         super().__init__(reason)
         self.reason = reason
         self.special = special  # the name is not a regular file (reason: "not a regular file")
         self.too_large = too_large  # over the caller's size limit
+        # the file is not there, seen only when reading it (a remote file), and how it was seen
+        # ("HTTP 404"); None: there, or not known
+        self.missing = missing
 
     @property
     def refused(self) -> bool:
@@ -80,10 +96,64 @@ class Source(Protocol):
         """The file on the local disk, or None (fixes need it)."""
         ...
 
+    @property
+    def path(self) -> Path:
+        """The file's identity in a checkpoint: its local path, or its URL as a Path."""
+        ...
+
+    @property
+    def key(self) -> str:
+        """What makes two names one file: the real path (after symlinks), or the URL."""
+        ...
+
+    def probe(self) -> Source:
+        """The source with its first read made where that is a request (a remote file), so that a
+        file that is not there shows here: ReadError with `missing` set. Raises ReadError."""
+        ...
+
     def open(self) -> AbstractContextManager[Reader]:
         """Open for reading byte ranges. Raises ReadError."""
         ...
 
     def read_bounded(self, limit: int = MAX_TEXT_FILE_SIZE) -> bytes:
         """The whole file, refused when larger than `limit`. Raises ReadError."""
+        ...
+
+
+class Folder(Protocol):
+    """A folder of files, wherever it is: what discovery lists and names files in."""
+
+    @property
+    def pickles(self) -> bool:
+        """torch.save files are looked for and read here. Only on the local disk: describing one
+        takes reads all over the file, where a safetensors header is one range at its start."""
+        ...
+
+    def walk(self) -> Iterator[Folder]:
+        """This folder, then every folder below it that a search enters, in a fixed order."""
+        ...
+
+    def names(self, suffix: str) -> list[str] | None:
+        """The names of the entries of this folder ending with `suffix`, sorted; None when the
+        folder cannot be listed (a plain HTTP server)."""
+        ...
+
+    def is_file(self, name: str) -> bool:
+        """`name` is a regular file of this folder (after symlinks); never raises."""
+        ...
+
+    def file(self, name: str) -> Source:
+        """The file `name` of this folder, as a listing gave it (not checked, not opened)."""
+        ...
+
+    def named(self, name: str) -> Source | str:
+        """The file a checkpoint's own data names (an index's shard name, relative to the folder):
+        its source, or why it is never read ("is an absolute path", "leads out of the folder").
+        Nothing is opened."""
+        ...
+
+    def kind(self, name: str) -> str | None:
+        """None when `name` is a regular file of this folder (after symlinks), or when the folder
+        cannot say (it cannot be listed); "missing" when nothing is there; else what is there
+        instead ("is a folder, not a regular file"). Never raises."""
         ...

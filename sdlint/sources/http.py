@@ -48,7 +48,7 @@ class HttpError(ReadError):
     strings (the caller names the file)."""
 
     def __init__(self, reason: str, *, status: int | None = None) -> None:
-        super().__init__(reason)
+        super().__init__(reason, missing="HTTP 404" if status == 404 else None)
         self.status = status
 
 

@@ -125,6 +125,13 @@ class LocalFile:
     def local_path(self) -> Path | None:
         return self.path
 
+    @property
+    def key(self) -> str:
+        return real(self.path)
+
+    def probe(self) -> LocalFile:
+        return self
+
     def open(self) -> AbstractContextManager[_FdReader]:
         return guarded_open(self.path)
 
@@ -155,13 +162,52 @@ def regular_file_kind(path: Path) -> str | None:
     return f"is {kind}, not a regular file" if kind.startswith("a ") else f"is {kind}"
 
 
-def list_folder(folder: Path, suffix: str) -> list[Path]:
-    """The entries of `folder` whose names end with `suffix`, sorted; [] when it cannot be
-    listed."""
-    try:
-        return sorted(p for p in folder.iterdir() if p.name.endswith(suffix))
-    except (OSError, ValueError):
-        return []
+def real(path: Path) -> str:
+    """The path after symlinks; never raises (a symlink loop resolves as far as it goes)."""
+    return os.path.realpath(path)
+
+
+# Folders a recursive search never enters: VCS data, environments and caches hold no user weights.
+_SKIPPED_DIRS = {"node_modules", "__pycache__", "site-packages"}
+
+
+@dataclass(frozen=True)
+class LocalFolder:
+    """A folder on the local disk (a `Folder`)."""
+
+    path: Path
+    pickles = True
+
+    def walk(self) -> Iterator[LocalFolder]:
+        yield self
+        try:
+            children = sorted(p for p in self.path.iterdir() if p.is_dir() and not p.is_symlink())
+        except OSError:
+            return
+        for child in children:
+            if child.name.startswith(".") or child.name in _SKIPPED_DIRS:
+                continue
+            yield from LocalFolder(child).walk()
+
+    def names(self, suffix: str) -> list[str]:
+        """[] when the folder cannot be listed."""
+        try:
+            return sorted(p.name for p in self.path.iterdir() if p.name.endswith(suffix))
+        except (OSError, ValueError):
+            return []
+
+    def is_file(self, name: str) -> bool:
+        return is_regular_file(self.path / name)
+
+    def file(self, name: str) -> LocalFile:
+        return LocalFile(self.path / name)
+
+    def named(self, name: str) -> LocalFile | str:
+        path = confined(self.path, name)
+        return path if isinstance(path, str) else LocalFile(path)
+
+    def kind(self, name: str) -> str | None:
+        return regular_file_kind(self.path / name)
 
 
 # ---------------------------------------------------------------------------------------------

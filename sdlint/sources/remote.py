@@ -1,37 +1,42 @@
 """Remote checkpoints: `https://HOST/path/model.safetensors`, an index URL, or `hf://ORG/NAME`.
 
+What is remote lives here: taking a PATH apart, the folders it names (`HubFolder`, a hub
+repository's folder listed by the hub's API, one request with file sizes; `UrlFolder`, the folder
+of a URL, which cannot be listed), and `RemoteFile`, the source of one file (range requests for
+headers, one bounded GET for an index or a config.json; no local path, so fixes are never
+offered). Which checkpoints a folder holds and how they are read is sdlint/discover.py's, the same
+for every folder: a shard the hub's listing lacks costs nothing, every header is read concurrently
+(up to the client's `jobs`), and the checkpoints come out in a fixed order (by folder, then name).
+
 A remote file keeps the `Path` identity every stage uses (`Header.path`, `Checkpoint.path`): the
 URL as a `Path` (`https:/host/a/model.safetensors`; a Path folds the double slash), which the
-display restores (`sources.location`). Its bytes come from a `RemoteFile` source: range requests
-for headers, one bounded GET for an index or a config.json. No local path: fixes are never offered.
-
-Finding the checkpoints of a hub repository uses its listing (one request, with file sizes), so a
-shard the index lists but the repository lacks costs nothing; every header is read concurrently,
-up to the client's `jobs`, and the checkpoints come out in a fixed order (by folder, then name).
+display restores (`sources.location`).
 """
 
 from __future__ import annotations
 
 import posixpath
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING, TypeVar
 from urllib.parse import urljoin
 
-from sdlint.checkpoint import ADAPTER_CONFIG_NAME, Checkpoint, FileResult
 from sdlint.config_fields import CONFIG_NAME, ConfigFile, parse_config_bytes
 from sdlint.errors import UsageError
-from sdlint.formats import Unreadable
-from sdlint.formats.index import ShardIndex, parse_index
-from sdlint.formats.safetensors import INDEX_SUFFIX, WEIGHTS_SUFFIX, read_header
+from sdlint.formats.safetensors import INDEX_SUFFIX, WEIGHTS_SUFFIX
 from sdlint.sources import MAX_TEXT_FILE_SIZE, ReadError, location
-from sdlint.sources.http import HttpClient, HttpError, RemoteReader
+from sdlint.sources.http import HttpClient, RemoteReader
 from sdlint.sources.hub import HubRepo, is_hub, parse_hub_path, resolve_repo
 
-_MAX_INDEX_SIZE = 100_000_000
+if TYPE_CHECKING:
+    from sdlint.discover import Root
+
+_T = TypeVar("_T")
+_R = TypeVar("_R")
 
 
 def as_path(text: str) -> Path:
@@ -58,6 +63,16 @@ class RemoteFile:
     def local_path(self) -> Path | None:
         return None
 
+    @property
+    def key(self) -> str:
+        return self.url
+
+    def probe(self) -> RemoteFile:
+        """The first read made (a file that is not there shows here: HTTP 404)."""
+        if self.opened is not None:
+            return self
+        return replace(self, opened=RemoteReader(self.client, self.url))
+
     def open(self) -> AbstractContextManager[RemoteReader]:
         return self._open()
 
@@ -70,6 +85,92 @@ class RemoteFile:
 
     def read_bounded(self, limit: int = MAX_TEXT_FILE_SIZE) -> bytes:
         return self.client.read_whole(self.url, limit)
+
+
+@dataclass(frozen=True)
+class UrlFolder:
+    """The folder of a URL (a `Folder`): files are named relative to it, but a plain HTTP server
+    cannot list it, so a file's presence shows only when it is read."""
+
+    base: str  # ends with "/"
+    client: HttpClient
+    pickles = False
+
+    def walk(self) -> Iterator[UrlFolder]:
+        yield self
+
+    def names(self, suffix: str) -> None:
+        return None
+
+    def is_file(self, name: str) -> bool:
+        return False  # not known without a request: a config.json beside a URL is not read
+
+    def file(self, name: str) -> RemoteFile:
+        url = urljoin(self.base, name)
+        return RemoteFile(as_path(url), url, self.client)
+
+    def named(self, name: str) -> RemoteFile | str:
+        return shard_name_problem(name) or self.file(name)
+
+    def kind(self, name: str) -> None:
+        return None
+
+
+@dataclass(frozen=True)
+class HubFolder:
+    """A folder of a hub repository at one commit (a `Folder`), listed by the repository's
+    listing."""
+
+    repo: HubRepo
+    path: str  # "" for the repository's top
+    client: HttpClient
+    pickles = False
+
+    def _join(self, name: str) -> str:
+        return posixpath.join(self.path, name) if self.path else name
+
+    def walk(self) -> Iterator[HubFolder]:
+        prefix = self.path + "/" if self.path else ""
+        below = {posixpath.dirname(n) for n in self.repo.files if n.startswith(prefix)}
+        for folder in sorted(below):
+            yield HubFolder(self.repo, folder, self.client)
+
+    def names(self, suffix: str) -> list[str]:
+        return sorted(
+            posixpath.basename(n)
+            for n in self.repo.files
+            if posixpath.dirname(n) == self.path and n.endswith(suffix)
+        )
+
+    def is_file(self, name: str) -> bool:
+        return self._join(name) in self.repo.files
+
+    def file(self, name: str) -> RemoteFile:
+        path = self._join(name)
+        return RemoteFile(
+            as_path(self.repo.display(path)),
+            self.repo.url(path),
+            self.client,
+            self.repo.files.get(path),
+        )
+
+    def named(self, name: str) -> RemoteFile | str:
+        return shard_name_problem(name) or self.file(name)
+
+    def kind(self, name: str) -> str | None:
+        return None if self.is_file(name) else "missing"
+
+
+def thread_mapper(client: HttpClient) -> Callable[[Callable[[_T], _R], Sequence[_T]], list[_R]]:
+    """Map over remote reads concurrently (the client limits the requests in flight), in order."""
+
+    def mapper(function: Callable[[_T], _R], items: Sequence[_T]) -> list[_R]:
+        if len(items) <= 1:
+            return [function(item) for item in items]
+        with ThreadPoolExecutor(max_workers=max(1, client.jobs)) as pool:
+            return list(pool.map(function, items))
+
+    return mapper
 
 
 def is_remote(text: str) -> bool:
@@ -95,28 +196,6 @@ def remote_config(text: str, client: HttpClient) -> ConfigFile:
     return parse_config_bytes(source.path, raw)
 
 
-def find_remote_checkpoints(text: str, client: HttpClient) -> list[Checkpoint]:
-    """The checkpoints a remote PATH stands for. Raises UsageError when there are none."""
-    if is_hub(text):
-        return _hub_checkpoints(text, client)
-    name = text.rsplit("/", 1)[-1]
-    if name.endswith(INDEX_SUFFIX):
-        index_source = RemoteFile(as_path(text), text, client)
-        index = _read_index(index_source)
-        refused = [(n, why) for n in index.shard_names if (why := shard_name_problem(n))]
-        names = [n for n in index.shard_names if not shard_name_problem(n)]
-        shards = [RemoteFile(as_path(urljoin(text, n)), urljoin(text, n), client) for n in names]
-        results = _read_headers(shards, client)
-        missing = tuple(n for n, r in zip(names, results, strict=True) if r is None)
-        files = tuple(r for r in results if r is not None)
-        checkpoint = Checkpoint(index_source.path, files, index, (), missing)
-        return [replace(checkpoint, refused_shards=tuple(refused))]
-    source = RemoteFile(as_path(text), text, client)
-    (result,) = _read_headers([source], client, missing_is_error=True)
-    assert result is not None
-    return [Checkpoint(source.path, (result,))]
-
-
 def shard_name_problem(name: str) -> str | None:
     """Why an index's shard name is not read relative to the index URL, or None. As for local
     indexes (`sources.local.confined`): a shard stays beside its index, never on another host."""
@@ -131,138 +210,30 @@ def shard_name_problem(name: str) -> str | None:
     return None
 
 
-def _read_index(source: RemoteFile) -> ShardIndex:
-    try:
-        raw = source.read_bounded(_MAX_INDEX_SIZE)
-    except HttpError as e:
-        if e.status == 404:
-            raise UsageError(f"{source.display}: no such file (HTTP 404)") from e
-        return ShardIndex(source.path, problem=f"cannot read the index: {e.reason}")
-    return parse_index(source.path, raw)
+def remote_roots(text: str, client: HttpClient) -> list[Root]:
+    """The checkpoints a remote PATH stands for, as roots for sdlint/discover.py to read. Raises
+    UsageError when there are none."""
+    from sdlint.discover import Root, roots_in_folder
 
-
-def _read_headers(
-    sources: Sequence[RemoteFile], client: HttpClient, *, missing_is_error: bool = False
-) -> list[FileResult | None]:
-    """Each file's header, read concurrently (the client limits the requests in flight), in the
-    order given. None for a file the server does not have (HTTP 404), unless that is an error."""
-
-    def one(source: RemoteFile) -> FileResult | None:
-        try:
-            reader = RemoteReader(client, source.url)  # the first read: a 404 shows here
-        except HttpError as e:
-            if e.status == 404 and not missing_is_error:
-                return None
-            if e.status == 404:
-                raise UsageError(f"{source.display}: no such file (HTTP 404)") from e
-            return Unreadable(source.path, e.reason)
-        return read_header(replace(source, opened=reader))
-
-    if len(sources) <= 1:
-        return [one(s) for s in sources]
-    with ThreadPoolExecutor(max_workers=max(1, client.jobs)) as pool:
-        return list(pool.map(one, sources))
-
-
-# -- hub repositories ----------------------------------------------------------------------------
+    if is_hub(text):
+        spec = parse_hub_path(text)
+        repo = resolve_repo(spec)
+        prefix = spec.path.rstrip("/")
+        if prefix in repo.files:  # one file of the repository
+            folder = HubFolder(repo, posixpath.dirname(prefix), client)
+            name = posixpath.basename(prefix)
+            weights = name.endswith((INDEX_SUFFIX, WEIGHTS_SUFFIX))
+            roots = [Root(folder, name, name.endswith(INDEX_SUFFIX))] if weights else []
+        else:
+            top = HubFolder(repo, prefix, client)
+            roots = [root for folder in top.walk() for root in roots_in_folder(folder)]
+        if not roots:
+            raise UsageError(f"no safetensors checkpoint found in {repo.display(prefix)}")
+        return roots
+    base = urljoin(text, ".")
+    name = text[len(base) :] if text.startswith(base) else text
+    return [Root(UrlFolder(base, client), name, name.endswith(INDEX_SUFFIX))]
 
 
 def _hub_file(repo: HubRepo, name: str, client: HttpClient) -> RemoteFile:
-    return RemoteFile(as_path(repo.display(name)), repo.url(name), client, repo.files.get(name))
-
-
-def _shard_pattern(index_name: str) -> re.Pattern[str]:
-    stem = index_name[: -len(INDEX_SUFFIX)]
-    return re.compile(rf"{re.escape(stem)}-\d+-of-\d+{re.escape(WEIGHTS_SUFFIX)}")
-
-
-def _join(folder: str, name: str) -> str:
-    return posixpath.join(folder, name) if folder else name
-
-
-def _hub_checkpoints(text: str, client: HttpClient) -> list[Checkpoint]:
-    spec = parse_hub_path(text)
-    repo = resolve_repo(spec)
-    prefix = spec.path.rstrip("/")
-    names = sorted(repo.files)
-    if prefix:
-        if prefix in repo.files:  # one file of the repository
-            names = [prefix]
-        else:
-            names = [n for n in names if n.startswith(prefix + "/")]
-    folders: dict[str, list[str]] = {}
-    for name in names:
-        folders.setdefault(posixpath.dirname(name), []).append(posixpath.basename(name))
-
-    # First the plan (which files make which checkpoint), then every read at once.
-    plans: list[tuple[str, str | None, list[str], list[str], list[str]]] = []
-    indexes: dict[str, ShardIndex] = {}
-    for folder in sorted(folders):
-        here = folders[folder]
-        claimed: set[str] = set()
-        for index_file in (n for n in here if n.endswith(INDEX_SUFFIX)):
-            index = _read_index(_hub_file(repo, _join(folder, index_file), client))
-            indexes[_join(folder, index_file)] = index
-            pattern = _shard_pattern(index_file)
-            listed = index.shard_names
-            claimed.update(listed)
-            claimed.update(n for n in here if pattern.fullmatch(n))
-            present = [s for s in listed if s in here]
-            missing = [s for s in listed if s not in here]
-            unreferenced = [n for n in here if pattern.fullmatch(n) and n not in listed]
-            plans.append((folder, index_file, present, missing, unreferenced))
-        for name in here:
-            if name.endswith(WEIGHTS_SUFFIX) and name not in claimed:
-                plans.append((folder, None, [name], [], []))
-    if not plans:
-        raise UsageError(f"no safetensors checkpoint found in {repo.display(prefix)}")
-
-    sources = [
-        _hub_file(repo, _join(f, n), client) for f, _, present, _, _ in plans for n in present
-    ]
-    results = iter(_read_headers(sources, client, missing_is_error=True))
-    configs: dict[str, ConfigFile | None] = {}
-    checkpoints = []
-    for folder, index_name, present, missing, unreferenced in plans:
-        files = tuple(r for r in (next(results) for _ in present) if r is not None)
-        if folder not in configs:
-            configs[folder] = _hub_config(repo, _join(folder, CONFIG_NAME), client)
-        if index_name is not None:
-            checkpoint = Checkpoint(
-                as_path(repo.display(_join(folder, index_name))),
-                files,
-                indexes[_join(folder, index_name)],
-                tuple(as_path(repo.display(_join(folder, n))) for n in unreferenced),
-                tuple(missing),
-                config=configs[folder],
-            )
-        else:
-            checkpoint = Checkpoint(
-                as_path(repo.display(_join(folder, present[0]))), files, config=configs[folder]
-            )
-        if checkpoint.is_adapter:
-            adapter = _hub_config(repo, _join(folder, ADAPTER_CONFIG_NAME), client)
-            checkpoint = Checkpoint(
-                checkpoint.path,
-                checkpoint.files,
-                checkpoint.index,
-                checkpoint.unreferenced_shards,
-                checkpoint.missing_shards,
-                config=checkpoint.config,
-                adapter_config=adapter,
-            )
-        checkpoints.append(checkpoint)
-    return checkpoints
-
-
-def _hub_config(repo: HubRepo, name: str, client: HttpClient) -> ConfigFile | None:
-    if name not in repo.files:
-        return None
-    source = _hub_file(repo, name, client)
-    try:
-        raw = source.read_bounded()
-    except ReadError as e:
-        from sdlint.config_fields import UNREADABLE
-
-        return ConfigFile(source.path, problem=UNREADABLE, reason=e.reason)
-    return parse_config_bytes(source.path, raw)
+    return HubFolder(repo, "", client).file(name)

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from sdlint.sources import Source
 from tests.cli_helpers import run
 from tests.pickle_files import payloads, rewrite_zip, torch_save, torch_zip
 
@@ -379,9 +380,10 @@ def test_sharded_pickle_confinement(
     edit_index(index, lambda d: d["weight_map"].update(x=name))
     opened: list[Path] = []
 
-    def spy(path: Path) -> object:
-        opened.append(Path(path).resolve())
-        return read_pickle(path)
+    def spy(source: Source) -> object:
+        assert source.local_path is not None
+        opened.append(source.local_path.resolve())
+        return read_pickle(source)
 
     monkeypatch.setattr("sdlint.discover.read_pickle", spy)
     found = sd004(capsys, Path("m/sub"))
