@@ -121,7 +121,7 @@ def base_config(
     if not isinstance(name, str) or not name or remote_location(name) is not None:
         return None
     folders = [Path(name)]
-    if remote_location(checkpoint.path) is None:
+    if checkpoint.folder is not None:
         folders.append(checkpoint.folder / name)
     for folder in folders:
         candidate = folder / CONFIG_NAME

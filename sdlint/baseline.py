@@ -74,7 +74,7 @@ def signatures(checkpoints: Iterable[Checkpoint]) -> dict[str, str]:
         if checkpoint.config is not None:
             paths.append(checkpoint.config.path)
         for path in paths:
-            out.setdefault(display(path), digest)
+            out.setdefault(path.display, digest)
     return out
 
 

@@ -17,8 +17,7 @@ from sdlint.config_fields import ConfigFile
 from sdlint.formats import SAFETENSORS, FileDescription, LfsPointer, Tensor, TensorSpec, Unreadable
 from sdlint.formats.index import ShardIndex
 from sdlint.formats.safetensors import Header
-from sdlint.sources import Source, remote_location
-from sdlint.sources.local import LocalFile, display
+from sdlint.sources import FileRef
 
 # A weights file of a PEFT adapter (`adapter_model.safetensors`, `adapter_model.bin`) holds adapter
 # tensors, not a model: it is never checked as the model its config.json describes.
@@ -37,10 +36,10 @@ def is_adapter_name(name: str) -> bool:
 class Checkpoint:
     """One unit of checking. `files` are its weights files, described or not, in load order."""
 
-    path: Path  # what the user sees: the weights file, or the index
+    path: FileRef  # what the user sees: the weights file, or the index
     files: tuple[FileResult, ...]
     index: ShardIndex | None = None
-    unreferenced_shards: tuple[Path, ...] = ()  # shard-named files the index does not list
+    unreferenced_shards: tuple[FileRef, ...] = ()  # shard-named files the index does not list
     missing_shards: tuple[str, ...] = ()  # shard files the index lists that do not exist
     config: ConfigFile | None = None  # the config.json beside the weights, read once; None: none
     format: str = SAFETENSORS
@@ -49,27 +48,24 @@ class Checkpoint:
     refused_shards: tuple[tuple[str, str], ...] = ()
     # The weights transformers loads instead from the same folder (model.safetensors before
     # pytorch_model.bin): the model rules then skip this checkpoint.
-    shadowed_by: Path | None = None
+    shadowed_by: FileRef | None = None
     # Shards the index lists that the commit being checked deletes (`check --staged-deletions`).
     deleted_shards: tuple[str, ...] = ()
 
     @property
     def display_path(self) -> str:
-        return display(self.path)
+        return self.path.display
 
     @property
-    def folder(self) -> Path:
-        return self.path.parent
-
-    @property
-    def source(self) -> Source:
-        return LocalFile(self.path)
+    def folder(self) -> Path | None:
+        """The checkpoint's folder on the local disk; None for a remote checkpoint."""
+        return self.path.local.parent if self.path.local is not None else None
 
     @property
     def local_path(self) -> Path | None:
         """The checkpoint on the local disk, or None: fixes are offered only when it is set (a
         remote checkpoint is read-only)."""
-        return None if remote_location(self.path) else self.source.local_path
+        return self.path.local
 
     @property
     def is_adapter(self) -> bool:
@@ -125,7 +121,7 @@ class Checkpoint:
         )
 
     @cached_property
-    def file_of(self) -> dict[str, Path]:
+    def file_of(self) -> dict[str, FileRef]:
         """The file each tensor is read from (the later shard for a key in two)."""
         return {
             name: description.path

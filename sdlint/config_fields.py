@@ -12,8 +12,8 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from sdlint.sources import ReadError, Source
-from sdlint.sources.local import LocalFile, display
+from sdlint.sources import FileRef, ReadError, Source
+from sdlint.sources.local import LocalFile
 
 CONFIG_NAME = "config.json"
 # Why a ConfigFile has no document.
@@ -56,7 +56,7 @@ class ConfigFile:
     words it in one line; the oracle turns it into a ConfigProblem.
     """
 
-    path: Path
+    path: FileRef
     raw: bytes = b""
     document: dict[str, Any] | None = None
     problem: str | None = None
@@ -65,7 +65,7 @@ class ConfigFile:
 
     @property
     def display(self) -> str:
-        return display(self.path)
+        return self.path.display
 
     @cached_property
     def text(self) -> str:
@@ -96,8 +96,8 @@ def read_config(file: Path | Source, unsaved: Unsaved | None = None) -> ConfigFi
     """Read and parse a config.json through its source (a Path: the guarded open), or take its
     text from `unsaved` (see `unsaved_texts`) when it is there. Never raises on bad input."""
     source = LocalFile(file) if isinstance(file, Path) else file
-    path = source.path
-    local = source.local_path
+    path = source.ref
+    local = path.local
     if unsaved and local is not None and _absolute(local) in unsaved:
         return parse_config_bytes(path, unsaved[_absolute(local)])
     try:
@@ -107,7 +107,7 @@ def read_config(file: Path | Source, unsaved: Unsaved | None = None) -> ConfigFi
     return parse_config_bytes(path, raw)
 
 
-def parse_config_bytes(path: Path, raw: bytes) -> ConfigFile:
+def parse_config_bytes(path: FileRef, raw: bytes) -> ConfigFile:
     try:
         document = json.loads(raw)
     except (ValueError, RecursionError) as e:  # JSONDecodeError and UnicodeDecodeError included

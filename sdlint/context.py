@@ -13,6 +13,7 @@ from sdlint.config_fields import ConfigFile, Unsaved
 from sdlint.diagnostic import Location
 from sdlint.json_locations import key_locations
 from sdlint.libraries import foreign_config, foreign_folder
+from sdlint.sources import FileRef
 
 if TYPE_CHECKING:
     from sdlint.adapter import AdapterView
@@ -42,7 +43,7 @@ class ModelTarget:
     unsaved: Unsaved = field(default_factory=dict, compare=False)
 
     @property
-    def config_path(self) -> Path | None:
+    def config_path(self) -> FileRef | None:
         return self.config.path if self.config is not None else None
 
 
@@ -74,7 +75,7 @@ class ModelView:
     outcome: LoadVerdict | ConfigProblem
 
     @property
-    def config_path(self) -> Path:
+    def config_path(self) -> FileRef:
         return self.config_file.path
 
     @property
@@ -199,7 +200,8 @@ class CheckContext:
     def _skip(self) -> Skip | None:
         """Why there is no transformers model to check against, found without transformers."""
         if self.target.config is None:
-            other = foreign_folder(self.checkpoint.folder)
+            folder = self.checkpoint.folder
+            other = foreign_folder(folder) if folder is not None else None
             if other is not None:
                 return Skip(NOT_TRANSFORMERS, f"{self.checkpoint.display_path} is {other}")
         config = self.target.config or self.checkpoint.config

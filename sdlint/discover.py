@@ -26,7 +26,7 @@ from sdlint.errors import UsageError
 from sdlint.formats import PICKLE, SAFETENSORS, Unreadable
 from sdlint.formats.index import MAX_INDEX_SIZE, ShardIndex, index_read_problem, parse_index
 from sdlint.formats.safetensors import INDEX_SUFFIX, WEIGHTS_SUFFIX, read_header
-from sdlint.sources import Folder, ReadError, Source, remote_location
+from sdlint.sources import FileRef, Folder, ReadError, Source, remote_location
 from sdlint.sources.local import LocalFolder, display, real
 
 if TYPE_CHECKING:
@@ -95,9 +95,9 @@ def read_index(source: Source) -> ShardIndex:
         raw = source.read_bounded(MAX_INDEX_SIZE)
     except ReadError as e:
         if e.missing:
-            raise UsageError(f"{source.display}: no such file ({e.missing})") from e
-        return ShardIndex(source.path, problem=index_read_problem(e))
-    return parse_index(source.path, raw)
+            raise UsageError(f"{source.ref.display}: no such file ({e.missing})") from e
+        return ShardIndex(source.ref, problem=index_read_problem(e))
+    return parse_index(source.ref, raw)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -276,7 +276,7 @@ class _Plan:
     missing: set[str] = field(default_factory=set)
     refused: list[tuple[str, str]] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
-    unreferenced: tuple[Path, ...] = ()
+    unreferenced: tuple[FileRef, ...] = ()
     config: ConfigFile | None = None
     adapter_config: ConfigFile | None = None
 
@@ -307,7 +307,7 @@ def load_roots(
     --cached` leaves them there). `unsaved`: an editor's config texts (`read_config`). `mapper`
     reads the weights files (all of the roots' at once). Raises UsageError for a file the user
     named, or a folder's listing gave, that is not there when read."""
-    configs: dict[Path, ConfigFile | None] = {}
+    configs: dict[FileRef, ConfigFile | None] = {}
     plans = [_plan(root, gone, unsaved, configs) for root in roots]
     reads = [_root_read(p.root) if p.index is None else None for p in plans]
     todo: list[_Read] = []
@@ -331,7 +331,7 @@ def _plan(
     root: Root,
     gone: frozenset[str],
     unsaved: Unsaved | None,
-    configs: dict[Path, ConfigFile | None],
+    configs: dict[FileRef, ConfigFile | None],
 ) -> _Plan:
     """What a root's checkpoint is made of, without reading a weights file. A shard name that
     the folder refuses (see `Folder.named`: outside the folder tree, not a regular file) is never
@@ -355,7 +355,7 @@ def _plan(
         listed = {shard.key for _, shard in plan.shards}
         pattern = _shard_pattern(root.name)
         plan.unreferenced = tuple(
-            source.path
+            source.ref
             for name in folder.names(_index_suffixes(root.name)[1]) or ()
             if pattern.fullmatch(name)
             and (source := folder.file(name)).key not in listed
@@ -371,20 +371,20 @@ def _config_beside(
     folder: Folder,
     name: str,
     unsaved: Unsaved | None,
-    configs: dict[Path, ConfigFile | None],
+    configs: dict[FileRef, ConfigFile | None],
 ) -> ConfigFile | None:
     """`name` in `folder` read once per run of `load_roots`, when the folder has it as a regular
     file (after symlinks); None when it has not, or cannot say (a URL's folder)."""
     source = folder.file(name)
-    if source.path not in configs:
-        configs[source.path] = read_config(source, unsaved) if folder.is_file(name) else None
-    return configs[source.path]
+    if source.ref not in configs:
+        configs[source.ref] = read_config(source, unsaved) if folder.is_file(name) else None
+    return configs[source.ref]
 
 
-def _shadowed_by(folder: Folder, name: str) -> Path | None:
+def _shadowed_by(folder: Folder, name: str) -> FileRef | None:
     for preferred in _PREFERRED.get(name, ()):
         if folder.is_file(preferred):
-            return folder.file(preferred).path
+            return folder.file(preferred).ref
     return None
 
 
@@ -401,7 +401,7 @@ def _read_file(read: _Read) -> FileResult | _Missing:
     except ReadError as e:
         if e.missing:
             return _Missing(e)
-        return Unreadable(read.source.path, e.reason)
+        return Unreadable(read.source.ref, e.reason)
     if not read.pickle:
         return read_header(source, quote=not read.shard)
     if read.shard:
@@ -427,14 +427,14 @@ def _read_pickle_shard(shard: Source) -> PickleResult:
         "its content is not shown)"
     )
     problem = PickleProblem("unreadable", reason)
-    description = PickleCheckpoint(shard.path, None, 0, problems=(problem,))
-    return UnreadablePickle(shard.path, reason, PICKLE, description)
+    description = PickleCheckpoint(shard.ref, None, 0, problems=(problem,))
+    return UnreadablePickle(shard.ref, reason, PICKLE, description)
 
 
 def _present(result: FileResult | _Missing, source: Source) -> FileResult:
     """A file the user named, or a folder's listing gave: not there when read is a usage error."""
     if isinstance(result, _Missing):
-        raise UsageError(f"{source.display}: no such file ({result.error.missing})")
+        raise UsageError(f"{source.ref.display}: no such file ({result.error.missing})")
     return result
 
 
@@ -447,7 +447,7 @@ def _assemble(plan: _Plan, results: Iterator[FileResult | _Missing]) -> Checkpoi
         result = _present(next(results), source)
         pickle = _is_pickle_name(root.name) and folder.pickles
         return Checkpoint(
-            source.path,
+            source.ref,
             (result,),
             format=PICKLE if pickle else SAFETENSORS,
             shadowed_by=shadowed_by,
@@ -464,7 +464,7 @@ def _assemble(plan: _Plan, results: Iterator[FileResult | _Missing]) -> Checkpoi
         else:
             files.append(_present(read, shard))
     return Checkpoint(
-        source.path,
+        source.ref,
         tuple(files),
         plan.index,
         plan.unreferenced,

@@ -24,7 +24,7 @@ from sdlint.formats import SAFETENSORS
 from sdlint.model import Request, one_computation_per_key, prefetch_verdicts
 from sdlint.registry import Selection, select_rules, selector_matches
 from sdlint.rule import FixAvailability, Rule
-from sdlint.sources import remote_location
+from sdlint.sources import FileRef, remote_location
 from sdlint.sources.local import display
 
 if TYPE_CHECKING:
@@ -135,14 +135,20 @@ class Resolved:
 
 def resolve(
     settings: Settings,
-    project: ProjectConfig,
-    checkpoint_path: Path,
+    resolver: ConfigResolver,
+    checkpoint: FileRef,
     model_config: ConfigFile | None = None,
 ) -> Resolved:
-    """`model_config`: the --model-config file when the caller has read it already (a remote one
-    is read once per run)."""
+    """What a checkpoint is checked with: the project configuration that governs it (a remote
+    one: the project's of the current folder, whose per-path tables name no remote file) and the
+    command line's settings. `model_config`: the --model-config file when the caller has read it
+    already (a remote one is read once per run)."""
+    local = checkpoint.local
+    project = resolver.for_path(local if local is not None else Path())
     layers = [Selection(project.select, project.extend_select, project.ignore), settings.selection]
-    config_path = settings.model_config or project.model_config_for(checkpoint_path)
+    config_path = settings.model_config or (
+        project.model_config_for(local) if local is not None else None
+    )
     config = model_config
     if config is None and config_path is not None:
         config = read_config(config_path, settings.unsaved)
@@ -153,7 +159,8 @@ def resolve(
         )
     target = ModelTarget(
         config=config,
-        architecture=settings.architecture or project.architecture_for(checkpoint_path),
+        architecture=settings.architecture
+        or (project.architecture_for(local) if local is not None else None),
         cache_dir=project.cache_dir,
         use_cache=settings.use_cache,
         head_fix=settings.head_fix or project.head_fix or "config",
@@ -270,9 +277,7 @@ def check_paths(paths: Sequence[PathArg], settings: Settings | None = None) -> R
     notes: list[str] = []
     skips: list[Skip] = []
     with one_computation_per_key():
-        resolved_all = [
-            resolve(settings, resolver.for_path(c.path), c.path, model_config) for c in checkpoints
-        ]
+        resolved_all = [resolve(settings, resolver, c.path, model_config) for c in checkpoints]
         if workers > 1 and len(checkpoints) > 1 and client is None:
             prefetch_verdicts(_requests(checkpoints, resolved_all), workers)
         for checkpoint, resolved in zip(checkpoints, resolved_all, strict=True):

@@ -154,10 +154,10 @@ def apply(
                 done.append((path, result.backup))
         changed = {path for path, _ in done}
         for checkpoint in indexes:
-            index = checkpoint.index
+            index = checkpoint.index.path.local if checkpoint.index is not None else None
             if index is not None and changed & _shards(checkpoint):
-                text = _rebuilt_index(index.path)
-                done.append((index.path, write_text_atomic(index.path, text, backup=keep)))
+                text = _rebuilt_index(index)
+                done.append((index, write_text_atomic(index, text, backup=keep)))
         for path, text in texts.items():
             done.append((path, write_text_atomic(path, text, backup=keep)))
     except BaseException as e:
@@ -175,7 +175,7 @@ def apply(
 
 
 def _shards(checkpoint: Checkpoint) -> set[Path]:
-    return {h.path for h in checkpoint.headers}
+    return {h.path.local for h in checkpoint.headers if h.path.local is not None}
 
 
 def _undo(done: Sequence[tuple[Path, Path | None]]) -> str:

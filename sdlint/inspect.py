@@ -11,16 +11,16 @@ text is the commands' job.
 
 from __future__ import annotations
 
+import posixpath
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from sdlint.checkpoint import Checkpoint
 from sdlint.dtypes import DTYPE_BITS, shape_text
 from sdlint.formats import LfsPointer, Unreadable
 from sdlint.formats.safetensors import Header
-from sdlint.sources.local import display
+from sdlint.sources import FileRef
 
 DEFAULT_DEPTH = 2  # `roberta.encoder`, `classifier.out_proj`, `model.layers`
 
@@ -146,14 +146,13 @@ def name_order(name: str) -> tuple[tuple[int, int | str], ...]:
 def describe(checkpoint: Checkpoint) -> Contents:
     """The contents of a checkpoint as the read stage described it (no further reads)."""
     sharded = checkpoint.index is not None
-    folder = checkpoint.folder
     file_of = checkpoint.file_of
     rows = tuple(
         TensorRow(
             info.name,
             info.dtype,
             info.shape,
-            _relative(file_of[name], folder) if sharded else None,
+            _relative(file_of[name], checkpoint.path) if sharded else None,
         )
         for name, info in sorted(checkpoint.tensors.items(), key=lambda item: name_order(item[0]))
     )
@@ -162,34 +161,36 @@ def describe(checkpoint: Checkpoint) -> Contents:
     problems = [_problem(result) for result in checkpoint.files]
     problems.extend(f"{name}: listed in the index, not found" for name in checkpoint.missing_shards)
     if checkpoint.index is not None and checkpoint.index.problem is not None:
-        problems.append(f"{display(checkpoint.index.path)}: {checkpoint.index.problem}")
+        problems.append(f"{checkpoint.index.path.display}: {checkpoint.index.problem}")
     return Contents(
         path=checkpoint.display_path,
         tensors=rows,
         metadata=metadata,
         index_metadata=checkpoint.index.metadata if checkpoint.index is not None else None,
-        files=tuple(_relative(h.path, folder) for h in checkpoint.files) if sharded else (),
+        files=tuple(_relative(h.path, checkpoint.path) for h in checkpoint.files)
+        if sharded
+        else (),
         problems=tuple(p for p in problems if p),
     )
 
 
-def _relative(path: Path, folder: Path) -> str:
-    try:
-        return path.relative_to(folder).as_posix()
-    except ValueError:
-        return display(path)
+def _relative(file: FileRef, index: FileRef) -> str:
+    """`file` named relative to the folder of `index` (a shard beside its index), else whole."""
+    folder = posixpath.dirname(index.display)
+    prefix = folder if not folder or folder.endswith("/") else folder + "/"
+    return file.display[len(prefix) :] if file.display.startswith(prefix) else file.display
 
 
 def _problem(result: object) -> str:
     if isinstance(result, Header):
         bad = [e.name for e in result.entries if e.errors]
         if bad:
-            return f"{display(result.path)}: {len(bad)} malformed tensor entries not listed"
+            return f"{result.path.display}: {len(bad)} malformed tensor entries not listed"
         return ""
     if isinstance(result, Unreadable):
-        return f"{display(result.path)}: cannot be read: {result.reason}"
+        return f"{result.path.display}: cannot be read: {result.reason}"
     if isinstance(result, LfsPointer):
-        return f"{display(result.path)}: a Git LFS pointer, not the weights (run `git lfs pull`)"
+        return f"{result.path.display}: a Git LFS pointer, not the weights (run `git lfs pull`)"
     return ""
 
 

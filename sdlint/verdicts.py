@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 from sdlint.checkpoint import Checkpoint
 from sdlint.config import ConfigResolver
 from sdlint.engine import Settings, resolve
+from sdlint.sources import FileRef
 
 if TYPE_CHECKING:
     from sdlint.context import ModelTarget
@@ -39,7 +40,7 @@ def record(checkpoints: Iterable[Checkpoint], settings: Settings, folder: Path) 
     for checkpoint in checkpoints:
         if not checkpoint.loadable:
             continue
-        target = resolve(settings, resolver.for_path(checkpoint.path), checkpoint.path).target
+        target = resolve(settings, resolver, checkpoint.path).target
         if target.model_checks == "off":
             continue
         if checkpoint.is_adapter:
@@ -110,6 +111,8 @@ def _record_adapter(checkpoint: Checkpoint, target: ModelTarget, shared: Verdict
     )
 
 
-def _names_a_local_path(text: str, config_path: Path) -> bool:
-    folders = {str(config_path.resolve().parent), str(Path.cwd()), str(Path.home())}
+def _names_a_local_path(text: str, config: FileRef) -> bool:
+    folders = {str(Path.cwd()), str(Path.home())}
+    if config.local is not None:
+        folders.add(str(config.local.resolve().parent))
     return any(folder in text for folder in folders if len(folder) > 1)

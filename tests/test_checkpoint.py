@@ -11,6 +11,7 @@ from sdlint.discover import find_checkpoints
 from sdlint.engine import Resolved, check_checkpoint
 from sdlint.formats import PICKLE, Tensor, TensorSpec, Unreadable
 from sdlint.registry import all_rules
+from sdlint.sources import FileRef
 from tests.cli_helpers import TENSORS
 from tests.safetensors_files import header_for, write_raw, write_sharded
 
@@ -31,7 +32,7 @@ def test_signature_is_dtype_and_shape_of_every_tensor(tmp_path: Path) -> None:
 class _Described:
     """A weights file of another format, as its reader would describe it."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: FileRef) -> None:
         self.path = path
         self.format = PICKLE
         self.tensors = {"w": Tensor("w", "F16", (3,))}
@@ -39,7 +40,7 @@ class _Described:
 
 def test_safetensors_rules_skip_a_checkpoint_of_another_format(tmp_path: Path) -> None:
     """SD001 would report an unreadable safetensors header; the file is not safetensors."""
-    path = tmp_path / "pytorch_model.bin"
+    path = FileRef.of(tmp_path / "pytorch_model.bin")
     unreadable = Checkpoint(path, (Unreadable(path, "not a safetensors file"),), format=PICKLE)
     resolved = Resolved(tuple(all_rules()), ModelTarget(model_checks="off"), ProjectConfig())
     assert check_checkpoint(unreadable, resolved) == []

@@ -80,7 +80,7 @@ def test_the_oracle_gets_the_named_config_not_the_one_beside_the_weights(
     target.write_text(json.dumps({"model_type": "bert"}))
     assert main(["check", str(folder), "--model-config", str(target)]) == 0
     [config] = oracle_calls
-    assert config.path == target and config.document == {"model_type": "bert"}
+    assert config.path.local == target and config.document == {"model_type": "bert"}
 
 
 def test_a_peft_adapter_is_not_checked_as_the_base_model(

@@ -8,7 +8,7 @@ import pytest
 
 from sdlint.discover import discover, find_checkpoints
 from sdlint.errors import UsageError
-from sdlint.sources import Source
+from sdlint.sources import FileRef, Source
 from tests.safetensors_files import TensorSpecs, write_sharded, write_tensors
 
 SHARDS: dict[str, TensorSpecs] = {
@@ -17,8 +17,8 @@ SHARDS: dict[str, TensorSpecs] = {
 }
 
 
-def names(paths: list[Path], base: Path) -> list[str]:
-    return [p.relative_to(base).as_posix() for p in paths]
+def names(files: list[FileRef], base: Path) -> list[str]:
+    return [f.local.relative_to(base).as_posix() for f in files if f.local is not None]
 
 
 def test_folder_with_index_and_loose_file(tmp_path: Path) -> None:
@@ -37,7 +37,7 @@ def test_folder_with_index_and_loose_file(tmp_path: Path) -> None:
 def test_lone_shard_is_checked_with_its_index(tmp_path: Path) -> None:
     index = write_sharded(tmp_path, SHARDS)
     (found,) = find_checkpoints([tmp_path / "model-00002-of-00002.safetensors"])
-    assert found.path == index and found.index is not None
+    assert found.path.local == index and found.index is not None
     assert len(found.files) == 2
 
 
@@ -45,7 +45,7 @@ def test_config_json_stands_for_the_weights_beside_it(tmp_path: Path) -> None:
     weights = write_tensors(tmp_path / "model.safetensors", {"x": ("F32", (1,))})
     (tmp_path / "config.json").write_text("{}")
     (found,) = find_checkpoints([tmp_path / "config.json"])
-    assert found.path == weights
+    assert found.path.local == weights
 
 
 def test_each_checkpoint_once(tmp_path: Path) -> None:
@@ -91,7 +91,7 @@ def test_every_changed_shard_reads_each_header_once(
     real = sdlint.formats.safetensors.read_header
 
     def counting(source: Source, **options: bool) -> object:
-        reads.append(source.path)
+        reads.append(source.ref.local or Path())
         return real(source, **options)
 
     monkeypatch.setattr(sdlint.discover, "read_header", counting)

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Protocol
+
+from sdlint.sources import FileRef
 
 # Format names: `Checkpoint.format`, `FileDescription.format`, and what rules declare they check.
 SAFETENSORS = "safetensors"
@@ -57,7 +58,7 @@ class FileDescription(Protocol):
     """A weights file that could be read: what every format gives the checkpoint."""
 
     @property
-    def path(self) -> Path: ...
+    def path(self) -> FileRef: ...
 
     @property
     def format(self) -> str: ...
@@ -73,7 +74,7 @@ class FileDescription(Protocol):
 class Unreadable:
     """A weights file that cannot be read at all (for safetensors: SD001)."""
 
-    path: Path
+    path: FileRef
     reason: str
     format: str = SAFETENSORS
 
@@ -82,6 +83,6 @@ class Unreadable:
 class LfsPointer:
     """A Git LFS pointer file standing where the weights should be (SD005)."""
 
-    path: Path
+    path: FileRef
     oid: str | None
     size: int | None

@@ -6,7 +6,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sdlint.sources import ReadError
+from sdlint.sources import FileRef, ReadError
 from sdlint.sources.local import read_bounded
 
 MAX_INDEX_SIZE = 100_000_000
@@ -16,7 +16,7 @@ MAX_INDEX_SIZE = 100_000_000
 class ShardIndex:
     """A `*.safetensors.index.json`. `problem` is set when it cannot be used at all."""
 
-    path: Path
+    path: FileRef
     weight_map: dict[str, str] = field(default_factory=dict)
     metadata: dict[str, object] | None = None
     problem: str | None = None
@@ -28,12 +28,13 @@ class ShardIndex:
 
 
 def read_index(path: Path) -> ShardIndex:
-    """Read and parse an index through the guarded open. Never raises on bad input."""
+    """Read and parse a local index through the guarded open. Never raises on bad input."""
+    ref = FileRef.of(path)
     try:
         raw = read_bounded(path, MAX_INDEX_SIZE)
     except ReadError as e:
-        return ShardIndex(path, problem=index_read_problem(e))
-    return parse_index(path, raw)
+        return ShardIndex(ref, problem=index_read_problem(e))
+    return parse_index(ref, raw)
 
 
 def index_read_problem(e: ReadError) -> str:
@@ -46,7 +47,7 @@ def index_read_problem(e: ReadError) -> str:
     return f"cannot read the index: {e.reason}"
 
 
-def parse_index(path: Path, raw: bytes) -> ShardIndex:
+def parse_index(path: FileRef, raw: bytes) -> ShardIndex:
     """An index's bytes, however they were read (a remote index is fetched whole)."""
     try:
         text = raw.decode("utf-8")

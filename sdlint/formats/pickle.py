@@ -33,7 +33,7 @@ from typing import Any, BinaryIO, Literal, cast
 from sdlint.dtypes import TORCH_DTYPES, TORCH_STORAGE_DTYPES
 from sdlint.formats import PICKLE, LfsPointer, Tensor, Unreadable
 from sdlint.formats.safetensors import LFS_SIGNATURE, _parse_lfs_pointer
-from sdlint.sources import Reader, ReadError, Source
+from sdlint.sources import FileRef, Reader, ReadError, Source
 from sdlint.sources.local import LocalFile
 
 # Bounds on what one file may make the reader do.
@@ -134,7 +134,7 @@ class PickleCheckpoint:
     allow-list, whatever else the file holds.
     """
 
-    path: Path
+    path: FileRef
     layout: Layout | None  # None: neither a zip archive nor a pickle stream
     file_size: int
     entries: tuple[PickleTensor, ...] = ()
@@ -870,7 +870,7 @@ def read_pickle_checkpoint(source: Source | Path) -> PickleCheckpoint | LfsPoint
     unpickles whatever the file starts with (a protocol 0 pickle has no header to recognise)."""
     if isinstance(source, Path):
         source = LocalFile(source)
-    path = source.local_path or Path(source.display)
+    path = source.ref
     try:
         with source.open() as reader:
             size = reader.size
@@ -899,7 +899,7 @@ def _unreadable(message: str) -> PickleProblem:
     return PickleProblem("unreadable", message)
 
 
-def _read_zip(path: Path, f: BinaryIO, size: int) -> PickleCheckpoint:
+def _read_zip(path: FileRef, f: BinaryIO, size: int) -> PickleCheckpoint:
     def fail(message: str, unsafe: tuple[PickleGlobal, ...] = ()) -> PickleCheckpoint:
         return PickleCheckpoint(path, "zip", size, unsafe=unsafe, problems=(_unreadable(message),))
 
@@ -968,7 +968,7 @@ def _zip_byteorder(archive: zipfile.ZipFile, info: zipfile.ZipInfo | None) -> st
     return text if text in ("little", "big") else None
 
 
-def _read_tar(path: Path, f: BinaryIO, size: int) -> PickleCheckpoint:
+def _read_tar(path: FileRef, f: BinaryIO, size: int) -> PickleCheckpoint:
     """torch before 0.4 wrote a tar archive of pickles (`sys_info`, `storages`, `tensors`,
     `pickle`). Its tensors are not listed; its main pickle is still searched for globals."""
     problem = _unreadable(
@@ -1008,7 +1008,7 @@ def _zip_data_offset(f: BinaryIO, info: zipfile.ZipInfo, size: int) -> int | Non
     return offset if offset <= size else None
 
 
-def _read_legacy(path: Path, f: BinaryIO, size: int) -> PickleCheckpoint:
+def _read_legacy(path: FileRef, f: BinaryIO, size: int) -> PickleCheckpoint:
     """The legacy layout: magic number, protocol version, system info, main pickle, storage
     keys, then each storage as an 8-byte element count and its bytes. torch.load unpickles them
     in this order, so every one of them is checked for unsafe globals."""
@@ -1091,7 +1091,7 @@ def _read_legacy(path: Path, f: BinaryIO, size: int) -> PickleCheckpoint:
 
 
 def _legacy_fail(
-    path: Path, size: int, message: str, unsafe: list[PickleGlobal]
+    path: FileRef, size: int, message: str, unsafe: list[PickleGlobal]
 ) -> PickleCheckpoint:
     return PickleCheckpoint(
         path, "legacy", size, unsafe=tuple(unsafe), problems=(_unreadable(message),)
@@ -1147,7 +1147,7 @@ def _kind_of(value: object) -> str:
 
 
 def _describe(
-    path: Path,
+    path: FileRef,
     layout: Layout,
     size: int,
     run: _PickleRun,

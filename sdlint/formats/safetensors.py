@@ -35,7 +35,7 @@ from typing import Any
 
 from sdlint.dtypes import DTYPE_BITS, USIZE_LIMIT, is_uint, shape_text, tensor_bits
 from sdlint.formats import SAFETENSORS, LfsPointer, Tensor, Unreadable
-from sdlint.sources import ReadError, Source
+from sdlint.sources import FileRef, ReadError, Source
 from sdlint.sources.local import LocalFile
 
 WEIGHTS_SUFFIX = ".safetensors"
@@ -89,7 +89,7 @@ class TensorEntry:
 class Header:
     """A safetensors header that parsed as a JSON object of the right shape."""
 
-    path: Path
+    path: FileRef
     file_size: int
     header_size: int  # N, the length of the JSON text
     entries: tuple[TensorEntry, ...]  # JSON order, duplicates included
@@ -261,7 +261,7 @@ def read_header(source: Source | Path, *, quote: bool = True) -> HeaderResult:
     did not name (a shard an index names), whose bytes must not end up in a report."""
     if isinstance(source, Path):
         source = LocalFile(source)
-    path = source.local_path or Path(source.display)
+    path = source.ref
     try:
         with source.open() as f:  # a regular file: no FIFO, device or folder is ever opened
             size = f.size  # None: unknown (a remote server that did not say)
@@ -311,7 +311,7 @@ def _check_header_length(n: int, file_size: int | None, prefix: bytes) -> str | 
     return None
 
 
-def _parse_lfs_pointer(path: Path, text: bytes) -> LfsPointer:
+def _parse_lfs_pointer(path: FileRef, text: bytes) -> LfsPointer:
     decoded = text.decode("utf-8", "replace")
     oid = re.search(r"^oid (\S+)$", decoded, re.MULTILINE)
     size = re.search(r"^size (\d+)$", decoded, re.MULTILINE)
@@ -361,15 +361,18 @@ def _gc_paused(size: int) -> Iterator[None]:
             gc.enable()
 
 
+_MEMORY = FileRef("<memory>")
+
+
 def parse_header(
-    raw: bytes, *, path: Path = Path("<memory>"), file_size: int | None = None
+    raw: bytes, *, path: FileRef = _MEMORY, file_size: int | None = None
 ) -> Header | Unreadable:
     """Parse the N header bytes. `file_size` defaults to a file holding just this header."""
     with _gc_paused(len(raw)):
         return _parse_header(raw, path, file_size)
 
 
-def _parse_header(raw: bytes, path: Path, file_size: int | None) -> Header | Unreadable:
+def _parse_header(raw: bytes, path: FileRef, file_size: int | None) -> Header | Unreadable:
     size = LENGTH_PREFIX + len(raw) if file_size is None else file_size
     try:
         text = raw.decode("utf-8")

@@ -31,7 +31,6 @@ from sdlint.model.verdict import (
     Unexpected,
     WrapperPrefix,
 )
-from sdlint.sources import remote_location
 
 __all__ = [
     "ConfigProblem",
@@ -117,7 +116,8 @@ def load_verdict(
     # Keep it only if config.json did not change while the oracle ran: transformers reads the file
     # again to build the config, and the key must describe the bytes the verdict came from.
     # A remote config was fetched once: the bytes the oracle read are `config.raw`.
-    unchanged = remote_location(config.path) is not None or _read_or_none(config.path) == config.raw
+    local = config.path.local
+    unchanged = local is None or _read_or_none(local) == config.raw
     if unchanged and computed is not None:
         computed[key] = (result, [])
     if cache is not None and root is not None and storable and unchanged:

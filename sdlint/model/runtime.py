@@ -21,7 +21,6 @@ from typing import Any
 from sdlint.config_fields import CONFIG_NAME, NOT_JSON, NOT_OBJECT, ConfigFile
 from sdlint.model._text import describe_exception
 from sdlint.model.verdict import NOT_INSTALLED, UNREADABLE_CONFIG, ConfigProblem
-from sdlint.sources import remote_location
 
 
 @dataclass(frozen=True)
@@ -128,8 +127,8 @@ def local_copy(config: ConfigFile) -> Iterator[Path]:
     """A path transformers can read the config from: the file itself, or for a remote config (a
     URL or hf:// path, sdlint/sources/remote.py) the bytes the read stage fetched, in a temporary
     folder (transformers would otherwise take the path for a hub repository id)."""
-    if remote_location(config.path) is None:
-        yield config.path
+    if config.path.local is not None:
+        yield config.path.local
         return
     with tempfile.TemporaryDirectory(prefix="sdlint-config-") as tmp:
         path = Path(tmp) / CONFIG_NAME

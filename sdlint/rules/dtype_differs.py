@@ -10,7 +10,6 @@ from sdlint.diagnostic import Severity
 from sdlint.dtypes import FLOATING, TORCH_NAMES
 from sdlint.rule import Finding, rule
 from sdlint.rules.model_common import verdict_of
-from sdlint.sources.local import display
 
 
 @rule(
@@ -62,5 +61,5 @@ def dtype_differs(ctx: CheckContext) -> Iterator[Finding]:
             yield Finding(
                 f"{total} floating-point tensor{'s are' if total != 1 else ' is'} stored as "
                 f"{kinds}, not the config's dtype {wanted} (transformers converts them on load)",
-                display(header.path),
+                header.path.display,
             )

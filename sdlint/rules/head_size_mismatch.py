@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
 from sdlint.config_fields import differing_dims, explaining_field, num_labels
@@ -24,6 +23,7 @@ from sdlint.rules.model_common import (
     mismatch_finding,
     verdict_of,
 )
+from sdlint.sources import FileRef
 from sdlint.sources.local import display
 
 
@@ -99,6 +99,9 @@ def _config_fix(ctx: CheckContext, view: ModelView, m: Mismatch) -> Fix | None:
     _, field, labels = explain(view, m)
     if field != "num_labels" or labels is None:
         return None
+    config = view.config_path.local
+    if config is None:  # a remote config (--model-config URL) is never rewritten
+        return None
     names = _label_names(ctx, labels)
     values = {"id2label": dict(enumerate(names)), "label2id": {n: i for i, n in enumerate(names)}}
     if "num_labels" in view.config:
@@ -107,7 +110,7 @@ def _config_fix(ctx: CheckContext, view: ModelView, m: Mismatch) -> Fix | None:
         Applicability.UNSAFE,
         f"Set num_labels to {labels} in {view.config_display} (id2label/label2id for "
         f"{labels} labels) to match the checkpoint's head",
-        (SetConfigValues(view.config_path, tuple((k, json.dumps(v)) for k, v in values.items())),),
+        (SetConfigValues(config, tuple((k, json.dumps(v)) for k, v in values.items())),),
     )
 
 
@@ -138,13 +141,14 @@ def _reinit_fix(
     source = ctx.checkpoint.tensors.get(file_key) if file_key else None
     if file_key is None or source is None or not can_init(source.dtype):
         return None, None
+    weights = ctx.checkpoint.file_of[file_key].local
+    if weights is None:  # a remote file is never rewritten
+        return None, None
     own_labels, refused = _own_config_labels(ctx, view, m)
     if refused:
         return None, refused
     shape, std, init = m.model_shape, initializer_range(view.config), init_kind(m.model_key)
-    edits: tuple[Edit, ...] = (
-        InitTensor(ctx.checkpoint.file_of[file_key], file_key, source.dtype, shape, init, std),
-    )
+    edits: tuple[Edit, ...] = (InitTensor(weights, file_key, source.dtype, shape, init, std),)
     description = f"Re-initialize `{file_key}` to {shape_text(shape)} (discards the trained values)"
     if own_labels is not None:
         edits += (own_labels,)
@@ -181,14 +185,18 @@ def _own_config_labels(
     if all(own.data.get(key) == value for key, value in values.items()):
         return None, None
     items = tuple((key, json.dumps(value)) for key, value in values.items())
-    return SetConfigValues(own.path, items), None
+    if own.path.local is None:  # beside remote weights, whose fixes end before this
+        return None, None
+    return SetConfigValues(own.path.local, items), None
 
 
-def _same_file(a: Path, b: Path) -> bool:
+def _same_file(a: FileRef, b: FileRef) -> bool:
+    if a.local is None or b.local is None:
+        return a == b
     try:
-        return a.samefile(b)
+        return a.local.samefile(b.local)
     except OSError:
-        return a.absolute() == b.absolute()
+        return a.local.absolute() == b.local.absolute()
 
 
 def _adapter_findings(ctx: CheckContext) -> Iterator[Finding]:

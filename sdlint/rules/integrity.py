@@ -21,7 +21,6 @@ from sdlint.formats.safetensors import (
     tensor_bytes,
 )
 from sdlint.rule import Finding, rule
-from sdlint.sources.local import display
 
 
 def _headers(checkpoint: Checkpoint) -> Iterator[Header]:
@@ -60,10 +59,10 @@ def unreadable_header(ctx: CheckContext) -> Iterator[Finding]:
     """
     for result in ctx.checkpoint.files:
         if isinstance(result, Unreadable):
-            yield Finding(result.reason, display(result.path))
+            yield Finding(result.reason, result.path.display)
         elif isinstance(result, Header):
             for warning in result.warnings:
-                yield Finding(warning, display(result.path), Severity.WARNING)
+                yield Finding(warning, result.path.display, Severity.WARNING)
 
 
 @rule(
@@ -136,7 +135,7 @@ def invalid_data_layout(ctx: CheckContext) -> Iterator[Finding]:
 
 
 def _findings(header: Header, problems: Iterator[Problem]) -> Iterator[Finding]:
-    path = display(header.path)
+    path = header.path.display
     for p in problems:
         severity = Severity.INFO if p.note else None if p.error else Severity.WARNING
         yield Finding(p.message, path, severity, tensor=p.tensor)
@@ -191,7 +190,7 @@ def inconsistent_shard_index(ctx: CheckContext) -> Iterator[Finding]:
     index = checkpoint.index
     if index is None:
         return
-    path = display(index.path)
+    path = index.path.display
     if index.problem:
         yield Finding(index.problem, path)
         return
@@ -341,5 +340,5 @@ def git_lfs_pointer(ctx: CheckContext) -> Iterator[Finding]:
             yield Finding(
                 f"file is a Git LFS pointer, not the weights{what}: fetch them with "
                 f'`git lfs pull --include="{result.path.name}"`',
-                display(result.path),
+                result.path.display,
             )

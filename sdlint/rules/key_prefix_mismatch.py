@@ -65,21 +65,22 @@ def key_prefix_mismatch(ctx: CheckContext) -> Iterator[Finding]:
     total = len(ctx.checkpoint.tensors)
     share = f"all {total}" if carried == total else f"{carried} of {total}"
     renames = [
-        RenameTensors(
-            header.path,
+        (
+            header.path.local,
             tuple((k, k[len(prefix) :]) for k in header.tensors if k.startswith(prefix)),
         )
         for header in ctx.checkpoint.headers
     ]
-    stripped = [new for edit in renames for _, new in edit.renames]
+    stripped = [new for _, pairs in renames for _, new in pairs]
     collision = set(stripped) & set(ctx.checkpoint.tensors) or len(set(stripped)) < len(stripped)
+    edits = tuple(RenameTensors(file, pairs) for file, pairs in renames if file and pairs)
     fix = (
         None
-        if collision
+        if collision or any(file is None for file, _ in renames)  # a remote file: never rewritten
         else Fix(
             Applicability.SAFE,
             f"Strip the prefix `{prefix}` from {len(stripped)} keys (data untouched)",
-            tuple(edit for edit in renames if edit.renames),
+            edits,
         )
     )
     yield Finding(

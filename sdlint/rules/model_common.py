@@ -14,7 +14,6 @@ from sdlint.context import CheckContext, ModelView
 from sdlint.dtypes import shape_text
 from sdlint.model.verdict import ConfigProblem, LoadVerdict, Mismatch
 from sdlint.rule import Finding
-from sdlint.sources.local import display
 
 
 def verdict_of(ctx: CheckContext) -> tuple[ModelView, LoadVerdict, str] | None:
@@ -59,7 +58,7 @@ def is_new_head(ctx: CheckContext, verdict: LoadVerdict, prefix: str) -> bool:
 
 def path_of(ctx: CheckContext, file_key: str | None) -> str:
     path = ctx.checkpoint.file_of.get(file_key) if file_key else None
-    return display(path) if path else ctx.checkpoint.display_path
+    return path.display if path else ctx.checkpoint.display_path
 
 
 def group(key: str, verdict: LoadVerdict) -> str:

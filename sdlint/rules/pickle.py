@@ -86,7 +86,7 @@ def _problem_findings(ctx: CheckContext, *kinds: str) -> Iterator[Finding]:
     for pickle in _pickles(ctx):
         for problem in pickle.problems:
             if problem.kind in kinds:
-                yield Finding(problem.message, pickle.path.as_posix(), tensor=problem.tensor)
+                yield Finding(problem.message, pickle.path.display, tensor=problem.tensor)
 
 
 def runs_code(found: PickleGlobal) -> bool:
@@ -98,7 +98,7 @@ def runs_code(found: PickleGlobal) -> bool:
 
 
 def unsafe_findings(pickle: PickleCheckpoint) -> Iterator[Finding]:
-    path = pickle.path.as_posix()
+    path = pickle.path.display
     seen: set[str] = set()
     for found in pickle.unsafe:
         if found.qualified in seen:
@@ -299,10 +299,13 @@ def pickle_checkpoint(ctx: CheckContext) -> Iterator[Finding]:
     for result in checkpoint.files:
         if not isinstance(result, PickleCheckpoint) or conversion_problem(result) is not None:
             continue
-        target = safetensors_name(result.path)
+        local = result.path.local
+        if local is None:  # a remote file is never converted (nor read as torch.save)
+            continue
+        target = safetensors_name(local)
         count = len(result.entries)
         tensors = f"{count} tensor{'s' if count != 1 else ''}"
-        path = result.path.as_posix()
+        path = result.path.display
         if os.path.lexists(target):
             yield Finding(
                 f"pickle checkpoint of {tensors} could be safetensors, but {target.name} already "
@@ -314,7 +317,7 @@ def pickle_checkpoint(ctx: CheckContext) -> Iterator[Finding]:
             Applicability.UNSAFE,
             f"Convert to {target.name} ({tensors}, copied and verified) and remove "
             f"{result.path.name} (kept as {result.path.name}.bak with --backup)",
-            (ConvertToSafetensors(result.path, target),),
+            (ConvertToSafetensors(local, target),),
         )
         yield Finding(
             f"pickle checkpoint of {tensors} could be safetensors ({target.name}), which loads "

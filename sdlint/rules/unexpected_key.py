@@ -109,8 +109,9 @@ def _adapter_findings(ctx: CheckContext) -> Iterator[Finding]:
 
 
 def _drop_fix(ctx: CheckContext, name: str) -> Fix | None:
-    file = ctx.checkpoint.file_of.get(name)
-    if file is None:
+    ref = ctx.checkpoint.file_of.get(name)
+    file = ref.local if ref is not None else None
+    if file is None:  # a remote file is never rewritten
         return None
     return Fix(
         Applicability.UNSAFE,

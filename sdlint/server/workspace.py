@@ -78,12 +78,16 @@ def check_folder(folder: Path, unsaved: Mapping[Path, str] | None = None) -> Fol
     config_of: dict[Path, Path] = {}
     for checkpoint in report.checkpoints:
         # The engine's own precedence decides which config a checkpoint was checked against.
-        target = resolve(settings, resolver.for_path(checkpoint.path), checkpoint.path).target
-        config = norm_path(target.config_path or checkpoint.folder / CONFIG_NAME)
+        home = checkpoint.folder
+        if home is None:  # an editor's folder holds local checkpoints only
+            continue
+        target = resolve(settings, resolver, checkpoint.path).target
+        given = target.config_path.local if target.config_path is not None else None
+        config = norm_path(given or home / CONFIG_NAME)
         files = [checkpoint.path, *(result.path for result in checkpoint.files)]
         files += checkpoint.unreferenced_shards
-        files += [checkpoint.folder / name for name in checkpoint.missing_shards]
-        config_of.update((norm_path(f), config) for f in files)
+        config_of.update((norm_path(f.local), config) for f in files if f.local is not None)
+        config_of.update((norm_path(home / n), config) for n in checkpoint.missing_shards)
     return FolderFindings(report.diagnostics, config_of)
 
 

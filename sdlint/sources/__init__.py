@@ -6,8 +6,8 @@ are opened (never a FIFO, a device or a folder), whole-file reads are bounded, a
 one `ReadError` with a one-line reason that the caller turns into a finding or a usage error.
 
 `local.py` reads the local disk; a remote source (HTTP, the Hugging Face Hub) implements the same
-protocol. `local_path` is the file on disk when there is one: fixes rewrite files, so they are
-offered only where it is set.
+protocol. A source names its file by a `FileRef`, whose `local` Path is set only for a file on
+the local disk: fixes rewrite files, so they are offered only where it is set.
 
 A `Folder` lists files and names them: what finding a folder's checkpoints needs
 (sdlint/discover.py), the same code for every kind of folder. The local disk lists a folder through
@@ -17,8 +17,10 @@ so there a file's presence shows only when it is read.
 
 from __future__ import annotations
 
+import posixpath
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
@@ -27,13 +29,37 @@ from typing import Protocol
 MAX_TEXT_FILE_SIZE = 16_000_000
 
 
-# A remote file is identified by its URL as a Path (`https://h/a` becomes `https:/h/a`: a Path folds
-# the double slash), so every stage keeps its Path identity; `location` gives the URL back.
+@dataclass(frozen=True, order=True)
+class FileRef:
+    """Which file, wherever it is: the name the user sees (a local path as given, in POSIX form,
+    or a URL), and the file on the local disk when there is one. A remote file has none: fixes,
+    which rewrite files, are never offered for it. Every stage names files by this value; only a
+    `local` Path is ever opened or rewritten."""
+
+    display: str
+    local: Path | None = None
+
+    @staticmethod
+    def of(path: Path) -> FileRef:
+        """A file on the local disk."""
+        return FileRef(path.as_posix(), path)
+
+    @property
+    def name(self) -> str:
+        """The file's own name, without its folder."""
+        return self.local.name if self.local is not None else posixpath.basename(self.display)
+
+    def __str__(self) -> str:
+        return self.display
+
+
+# A command-line PATH that is a URL arrives as a Path (`https://h/a` becomes `https:/h/a`: a Path
+# folds the double slash); `remote_location` gives the URL back.
 REMOTE_SCHEMES = ("https", "http", "hf")
 
 
 def remote_location(path: Path | str) -> str | None:
-    """The URL (`https://...`, `hf://...`) a remote file's Path stands for; None for a local one."""
+    """The URL (`https://...`, `hf://...`) a command-line PATH stands for; None for a local one."""
     text = path if isinstance(path, str) else path.as_posix()
     scheme, sep, rest = text.partition(":/")
     if not sep or scheme not in REMOTE_SCHEMES:
@@ -87,18 +113,8 @@ class Source(Protocol):
     """One file, wherever its bytes are."""
 
     @property
-    def display(self) -> str:
-        """The name the user sees in diagnostics."""
-        ...
-
-    @property
-    def local_path(self) -> Path | None:
-        """The file on the local disk, or None (fixes need it)."""
-        ...
-
-    @property
-    def path(self) -> Path:
-        """The file's identity in a checkpoint: its local path, or its URL as a Path."""
+    def ref(self) -> FileRef:
+        """The file, as every stage names it."""
         ...
 
     @property

@@ -17,7 +17,7 @@ from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from sdlint.sources import MAX_TEXT_FILE_SIZE, ReadError, location
+from sdlint.sources import MAX_TEXT_FILE_SIZE, FileRef, ReadError, location
 
 _OPEN_FLAGS = (
     os.O_RDONLY
@@ -118,12 +118,8 @@ class LocalFile:
     path: Path
 
     @property
-    def display(self) -> str:
-        return display(self.path)
-
-    @property
-    def local_path(self) -> Path | None:
-        return self.path
+    def ref(self) -> FileRef:
+        return FileRef.of(self.path)
 
     @property
     def key(self) -> str:

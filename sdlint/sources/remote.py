@@ -8,9 +8,8 @@ offered). Which checkpoints a folder holds and how they are read is sdlint/disco
 for every folder: a shard the hub's listing lacks costs nothing, every header is read concurrently
 (up to the client's `jobs`), and the checkpoints come out in a fixed order (by folder, then name).
 
-A remote file keeps the `Path` identity every stage uses (`Header.path`, `Checkpoint.path`): the
-URL as a `Path` (`https:/host/a/model.safetensors`; a Path folds the double slash), which the
-display restores (`sources.location`).
+A remote file is named by a `FileRef` without a local path: its URL (`hf://ORG/NAME/...` for a hub
+file) is all any stage sees of it.
 """
 
 from __future__ import annotations
@@ -21,14 +20,13 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 from urllib.parse import urljoin
 
 from sdlint.config_fields import CONFIG_NAME, ConfigFile, parse_config_bytes
 from sdlint.errors import UsageError
 from sdlint.formats.safetensors import INDEX_SUFFIX, WEIGHTS_SUFFIX
-from sdlint.sources import MAX_TEXT_FILE_SIZE, ReadError, location
+from sdlint.sources import MAX_TEXT_FILE_SIZE, FileRef, ReadError
 from sdlint.sources.http import HttpClient, RemoteReader
 from sdlint.sources.hub import HubRepo, is_hub, parse_hub_path, resolve_repo
 
@@ -39,29 +37,16 @@ _T = TypeVar("_T")
 _R = TypeVar("_R")
 
 
-def as_path(text: str) -> Path:
-    """The Path identity of a remote location (`location(as_path(url)) == url`)."""
-    return Path(text)
-
-
 @dataclass(frozen=True)
 class RemoteFile:
     """A `Source` behind a URL. `size` is the size a listing gave (the hub's), used when the
     server's answer does not say it."""
 
-    path: Path
+    ref: FileRef  # the URL, or the hub's `hf://` name
     url: str
     client: HttpClient
     size: int | None = None
     opened: RemoteReader | None = None  # the first read, when made already (no second request)
-
-    @property
-    def display(self) -> str:
-        return location(self.path)
-
-    @property
-    def local_path(self) -> Path | None:
-        return None
 
     @property
     def key(self) -> str:
@@ -107,7 +92,7 @@ class UrlFolder:
 
     def file(self, name: str) -> RemoteFile:
         url = urljoin(self.base, name)
-        return RemoteFile(as_path(url), url, self.client)
+        return RemoteFile(FileRef(url), url, self.client)
 
     def named(self, name: str) -> RemoteFile | str:
         return shard_name_problem(name) or self.file(name)
@@ -148,7 +133,7 @@ class HubFolder:
     def file(self, name: str) -> RemoteFile:
         path = self._join(name)
         return RemoteFile(
-            as_path(self.repo.display(path)),
+            FileRef(self.repo.display(path)),
             self.repo.url(path),
             self.client,
             self.repo.files.get(path),
@@ -188,12 +173,12 @@ def remote_config(text: str, client: HttpClient) -> ConfigFile:
             raise UsageError(f"{repo.display(name)}: no such file in the repository")
         source = _hub_file(repo, name, client)
     else:
-        source = RemoteFile(as_path(text), text, client)
+        source = RemoteFile(FileRef(text), text, client)
     try:
         raw = source.read_bounded()
     except ReadError as e:
-        raise UsageError(f"{source.display}: {e.reason}") from e
-    return parse_config_bytes(source.path, raw)
+        raise UsageError(f"{source.ref}: {e.reason}") from e
+    return parse_config_bytes(source.ref, raw)
 
 
 def shard_name_problem(name: str) -> str | None:

@@ -19,6 +19,7 @@ from safetensors.numpy import save_file
 
 from sdlint.formats import LfsPointer, Unreadable
 from sdlint.formats.safetensors import Header, parse_header, read_header
+from sdlint.sources import FileRef
 from tests.safetensors_files import ALL_DTYPES, header_for, write_raw, write_tensors
 
 
@@ -110,7 +111,9 @@ def test_lfs_pointer(tmp_path: Path) -> None:
         "size 498001234\n"
     )
     assert read_header(path) == LfsPointer(
-        path, "sha256:4d7a214614ab2935c943f9e0ff69d22eadbb8f32b1258daaa5e2ca24d17e2393", 498001234
+        FileRef.of(path),
+        "sha256:4d7a214614ab2935c943f9e0ff69d22eadbb8f32b1258daaa5e2ca24d17e2393",
+        498001234,
     )
 
 
@@ -118,13 +121,13 @@ def test_lfs_pointer(tmp_path: Path) -> None:
 def test_fifo_is_not_opened(tmp_path: Path) -> None:
     fifo = tmp_path / "pipe.safetensors"
     os.mkfifo(fifo)
-    assert read_header(fifo) == Unreadable(fifo, "not a regular file")
+    assert read_header(fifo) == Unreadable(FileRef.of(fifo), "not a regular file")
 
 
 def test_symlink_to_device_is_not_read(tmp_path: Path) -> None:
     link = tmp_path / "zero.safetensors"
     link.symlink_to("/dev/zero")
-    assert read_header(link) == Unreadable(link, "not a regular file")
+    assert read_header(link) == Unreadable(FileRef.of(link), "not a regular file")
 
 
 def test_missing_file(tmp_path: Path) -> None:

@@ -308,7 +308,7 @@ def test_config_changing_during_prediction_is_not_stored(
         architecture: str | None,
         index_keys: Sequence[str] | None = None,
     ) -> LoadVerdict:
-        config.path.write_text(json.dumps({**CONFIG, "num_labels": 7}))
+        config_path.write_text(json.dumps({**CONFIG, "num_labels": 7}))
         return sample_verdict()
 
     monkeypatch.setattr(sdlint.model, "_predict", racing)

@@ -381,8 +381,8 @@ def test_sharded_pickle_confinement(
     opened: list[Path] = []
 
     def spy(source: Source) -> object:
-        assert source.local_path is not None
-        opened.append(source.local_path.resolve())
+        assert source.ref.local is not None
+        opened.append(source.ref.local.resolve())
         return read_pickle(source)
 
     monkeypatch.setattr("sdlint.discover.read_pickle", spy)

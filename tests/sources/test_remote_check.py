@@ -307,3 +307,28 @@ def test_hub_adapter_checked_against_a_remote_base_config(
     findings = json.loads(out)
     assert code == 1 and [f["code"] for f in findings] == ["SD101", "SD101"]
     assert {f["path"] for f in findings} == {"hf://org/lora/adapter_model.safetensors"}
+
+
+@pytest.mark.model
+def test_a_remote_model_config_is_never_offered_a_fix(
+    servers: LocalServers, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """A local checkpoint checked against a config named by URL: SD101's fix would set the labels
+    in the target config, which is remote; no fix is offered for it (it named the URL as a local
+    path). Fixing the weights instead (--head-fix reinit) stays on offer: they are local."""
+    import shutil
+
+    examples = Path(__file__).parents[2] / "examples"
+    weights = tmp_path / "roberta-2-labels"
+    shutil.copytree(examples / "roberta-2-labels", weights)
+    (weights / "config.json").unlink()
+    shutil.copy(examples / "roberta-5-labels" / "config.json", servers.root / "config.json")
+    url = f"{servers.base}/files/config.json"
+    common = ("check", "--output-format", "json", "--model-config", url, str(weights))
+    code, out, _ = run(capsys, *common)
+    findings = json.loads(out)
+    assert code == 1 and {f["code"] for f in findings} == {"SD101"}
+    assert [f["fix"] for f in findings] == [None, None]
+    code, out, _ = run(capsys, *common, "--head-fix", "reinit")
+    findings = json.loads(out)
+    assert {f["fix"]["applicability"] for f in findings} == {"unsafe"}
