@@ -118,6 +118,8 @@ class Report:
     # Lines for the user besides the findings (text output prints them, SARIF carries them as
     # notifications, JSON output is the findings only).
     notes: tuple[str, ...] = ()
+    # The --model-config file as the run read it (once; a remote one is fetched only here).
+    model_config: ConfigFile | None = None
 
     @property
     def files_checked(self) -> int:
@@ -141,8 +143,8 @@ def resolve(
 ) -> Resolved:
     """What a checkpoint is checked with: the project configuration that governs it (a remote
     one: the project's of the current folder, whose per-path tables name no remote file) and the
-    command line's settings. `model_config`: the --model-config file when the caller has read it
-    already (a remote one is read once per run)."""
+    command line's settings. `model_config`: the --model-config file as the run read it
+    (`Report.model_config`; a remote one must be passed: it is read once per run)."""
     local = checkpoint.local
     project = resolver.for_path(local if local is not None else Path())
     layers = [Selection(project.select, project.extend_select, project.ignore), settings.selection]
@@ -151,6 +153,8 @@ def resolve(
     )
     config = model_config
     if config is None and config_path is not None:
+        if remote_location(config_path) is not None:
+            raise InternalError(f"the remote model config {config_path} was not read by the run")
         config = read_config(config_path, settings.unsaved)
     if config is not None and config.refused:  # a FIFO, /dev/zero, a folder, a huge file
         raise UsageError(
@@ -291,6 +295,7 @@ def check_paths(paths: Sequence[PathArg], settings: Settings | None = None) -> R
         tuple(sorted(unique, key=Diagnostic.sort_key)),
         tuple(checkpoints),
         tuple(_nothing_found(p) for p in empty) + tuple(dict.fromkeys(notes)) + skip_notes(skips),
+        model_config,
     )
 
 

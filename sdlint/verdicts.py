@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 from sdlint.checkpoint import Checkpoint
 from sdlint.config import ConfigResolver
+from sdlint.config_fields import ConfigFile
 from sdlint.engine import Settings, resolve
 from sdlint.sources import FileRef
 
@@ -27,9 +28,15 @@ if TYPE_CHECKING:
     from sdlint.model.cache import VerdictCache
 
 
-def record(checkpoints: Iterable[Checkpoint], settings: Settings, folder: Path) -> int:
+def record(
+    checkpoints: Iterable[Checkpoint],
+    settings: Settings,
+    folder: Path,
+    model_config: ConfigFile | None = None,
+) -> int:
     """Write the verdict of each checkpoint against its target config into `folder`; the number
-    written. Where the model checks run in "auto" mode a verdict missing from the cache is built
+    written. `model_config`: the --model-config file as the run read it (`Report.model_config`).
+    Where the model checks run in "auto" mode a verdict missing from the cache is built
     (transformers); in "cached" mode only recorded ones are copied; "off" writes nothing."""
     from sdlint.model import ConfigProblem, LoadVerdict, cached_verdict, load_verdict, recorded_key
     from sdlint.model.cache import VerdictCache
@@ -40,7 +47,7 @@ def record(checkpoints: Iterable[Checkpoint], settings: Settings, folder: Path) 
     for checkpoint in checkpoints:
         if not checkpoint.loadable:
             continue
-        target = resolve(settings, resolver, checkpoint.path).target
+        target = resolve(settings, resolver, checkpoint.path, model_config).target
         if target.model_checks == "off":
             continue
         if checkpoint.is_adapter:

@@ -275,7 +275,7 @@ def run(args: argparse.Namespace) -> int:
     if args.record_verdicts is not None:
         from sdlint.verdicts import record
 
-        count = record(report.checkpoints, settings, args.record_verdicts)
+        count = record(report.checkpoints, settings, args.record_verdicts, report.model_config)
         if not args.quiet:
             sys.stderr.write(f"Recorded {count} verdicts in {display(args.record_verdicts)}\n")
     if args.write_baseline is not None:

@@ -332,3 +332,26 @@ def test_a_remote_model_config_is_never_offered_a_fix(
     code, out, _ = run(capsys, *common, "--head-fix", "reinit")
     findings = json.loads(out)
     assert {f["fix"]["applicability"] for f in findings} == {"unsafe"}
+
+
+@pytest.mark.model
+def test_verdicts_are_recorded_against_a_remote_model_config(
+    servers: LocalServers,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`--record-verdicts` with `--model-config URL` records the verdict the check made against
+    that config (it took the URL for a local path, read nothing there, and recorded none)."""
+    import shutil
+
+    monkeypatch.chdir(tmp_path)
+    examples = Path(__file__).parents[2] / "examples"
+    shutil.copytree(examples / "roberta-2-labels", "weights")
+    shutil.copy(examples / "roberta-5-labels" / "config.json", servers.root / "config.json")
+    url = f"{servers.base}/files/config.json"
+    code, out, err = run(
+        capsys, "check", "--record-verdicts", "shared", "--model-config", url, "weights"
+    )
+    assert code == 1 and "SD101" in out
+    assert "Recorded 1 verdicts in shared" in err
