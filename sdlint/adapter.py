@@ -24,7 +24,7 @@ from sdlint.config_fields import CONFIG_NAME, ConfigFile, read_config
 from sdlint.diagnostic import Location
 from sdlint.json_locations import key_locations
 from sdlint.libraries import foreign_config
-from sdlint.sources import remote_location
+from sdlint.sources import is_url
 from sdlint.sources.local import is_regular_file
 
 if TYPE_CHECKING:
@@ -118,7 +118,7 @@ def base_config(
     if target.config is not None:
         return target.config
     name = adapter_config.data.get("base_model_name_or_path")
-    if not isinstance(name, str) or not name or remote_location(name) is not None:
+    if not isinstance(name, str) or not name or is_url(name):
         return None
     folders = [Path(name)]
     if checkpoint.folder is not None:

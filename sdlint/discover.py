@@ -26,7 +26,7 @@ from sdlint.errors import UsageError
 from sdlint.formats import PICKLE, SAFETENSORS, Unreadable
 from sdlint.formats.index import MAX_INDEX_SIZE, ShardIndex, index_read_problem, parse_index
 from sdlint.formats.safetensors import INDEX_SUFFIX, WEIGHTS_SUFFIX, read_header
-from sdlint.sources import FileRef, Folder, ReadError, Source, remote_location
+from sdlint.sources import FileRef, Folder, PathOrUrl, ReadError, Source
 from sdlint.sources.local import LocalFolder, display, real
 
 if TYPE_CHECKING:
@@ -200,13 +200,15 @@ def _roots_for_path(path: Path) -> list[Root]:
     return [_local_root(path, False)]
 
 
-def find_checkpoints(paths: Sequence[Path], client: HttpClient | None = None) -> list[Checkpoint]:
+def find_checkpoints(
+    paths: Sequence[PathOrUrl], client: HttpClient | None = None
+) -> list[Checkpoint]:
     """Resolve PATHs to checkpoints, each once and read once, in command-line order."""
     return discover(paths, client)[0]
 
 
 def discover(
-    paths: Sequence[Path],
+    paths: Sequence[PathOrUrl],
     client: HttpClient | None = None,
     deleted: Sequence[Path] = (),
     unsaved: Unsaved | None = None,
@@ -222,14 +224,13 @@ def discover(
     found: dict[str, tuple[Root, bool]] = {}  # by the root's key; True: remote
     empty: list[Path] = []
     for path in paths:
-        url = remote_location(path)
-        if url is not None:
+        if isinstance(path, str):
             # Imported only for a remote PATH: local runs do not load http.client and ssl.
             from sdlint.sources.http import HttpClient
             from sdlint.sources.remote import remote_roots
 
             client = client or HttpClient()
-            for root in remote_roots(url, client):
+            for root in remote_roots(path, client):
                 found.setdefault(root.source.key, (root, True))
             continue
         roots = _roots_for_path(path)

@@ -24,7 +24,7 @@ from sdlint.formats import SAFETENSORS
 from sdlint.model import Request, one_computation_per_key, prefetch_verdicts
 from sdlint.registry import Selection, select_rules, selector_matches
 from sdlint.rule import FixAvailability, Rule
-from sdlint.sources import FileRef, remote_location
+from sdlint.sources import FileRef, PathOrUrl, path_or_url
 from sdlint.sources.local import display
 
 if TYPE_CHECKING:
@@ -49,7 +49,7 @@ class Settings:
     select: tuple[str, ...] | None = None
     extend_select: tuple[str, ...] = ()
     ignore: tuple[str, ...] = ()
-    model_config: Path | None = None
+    model_config: PathOrUrl | None = None
     architecture: str | None = None
     use_cache: bool = True
     config_file: Path | None = None
@@ -94,7 +94,9 @@ class Settings:
             value = getattr(self, name)
             if value is not None:
                 object.__setattr__(self, name, _codes(value))
-        for name in ("model_config", "config_file", "verdicts"):
+        if self.model_config is not None:
+            object.__setattr__(self, "model_config", path_or_url(self.model_config))
+        for name in ("config_file", "verdicts"):
             value = getattr(self, name)
             if value is not None:
                 object.__setattr__(self, name, Path(value))
@@ -153,7 +155,7 @@ def resolve(
     )
     config = model_config
     if config is None and config_path is not None:
-        if remote_location(config_path) is not None:
+        if isinstance(config_path, str):
             raise InternalError(f"the remote model config {config_path} was not read by the run")
         config = read_config(config_path, settings.unsaved)
     if config is not None and config.refused:  # a FIFO, /dev/zero, a folder, a huge file
@@ -175,10 +177,10 @@ def resolve(
     return Resolved(tuple(select_rules(layers)), target, project)
 
 
-def _model_config(given: Path | None) -> Path | None:
+def _model_config(given: PathOrUrl | None) -> PathOrUrl | None:
     """The config.json `--model-config` names: a file, or a folder holding one (as transformers'
     `from_pretrained(folder)` reads it). Raises UsageError when there is none."""
-    if given is None or remote_location(given) is not None:  # a remote one is read by the run
+    if given is None or isinstance(given, str):  # a remote one is read by the run
         return given
     path = given / CONFIG_NAME if given.is_dir() else given
     if not path.exists():
@@ -246,11 +248,11 @@ def _check(
     return out, context.notes, context.skipped
 
 
-def _remote_client(settings: Settings, paths: Sequence[Path]) -> HttpClient | None:
+def _remote_client(settings: Settings, paths: Sequence[PathOrUrl]) -> HttpClient | None:
     """One client per run when anything is remote: its limit on requests in flight holds for the
     whole run."""
     named = [*paths, *([settings.model_config] if settings.model_config else [])]
-    if not any(remote_location(p) for p in named):
+    if not any(isinstance(p, str) for p in named):
         return None
     from sdlint.sources.http import HttpClient
 
@@ -263,20 +265,19 @@ def check_paths(paths: Sequence[PathArg], settings: Settings | None = None) -> R
     settings = settings or Settings()
     settings = replace(settings, model_config=_model_config(settings.model_config))
     resolver = ConfigResolver(config_file=settings.config_file, isolated=settings.isolated)
-    inputs = [Path(p) for p in paths]
+    inputs = [path_or_url(p) for p in paths]
     client = _remote_client(settings, inputs)
     # An editor's language server (unsaved texts) runs threads: it forks no processes.
     workers = settings.processes if not settings.unsaved else 1
     checkpoints, empty = discover(inputs, client, settings.deleted, settings.unsaved, workers)
     model_config = None
     if settings.model_config is not None:  # read once for the run, not once per checkpoint
-        url = remote_location(settings.model_config)
-        if url is None:
+        if isinstance(settings.model_config, Path):
             model_config = read_config(settings.model_config)
         elif client is not None:
             from sdlint.sources.remote import remote_config
 
-            model_config = remote_config(url, client)
+            model_config = remote_config(settings.model_config, client)
     diagnostics: list[Diagnostic] = []
     notes: list[str] = []
     skips: list[Skip] = []

@@ -18,7 +18,7 @@ from sdlint.engine import Report, Settings, check_paths
 from sdlint.errors import UsageError
 from sdlint.exit_codes import EXIT_CLEAN, EXIT_FINDINGS
 from sdlint.parallel import default_jobs
-from sdlint.sources import remote_location
+from sdlint.sources import PathOrUrl, path_or_url
 from sdlint.sources.local import display
 
 if TYPE_CHECKING:
@@ -38,7 +38,7 @@ def add_parser(commands: argparse._SubParsersAction[Any]) -> None:
     check.add_argument(
         "paths",
         nargs="*",
-        type=Path,
+        type=path_or_url,
         metavar="PATH",
         help="a file, index or folder; or a URL (https://HOST/model.safetensors, an index URL) or "
         "a hub repository (hf://ORG/NAME[@REVISION]), read by HTTP range requests, never "
@@ -90,7 +90,7 @@ def add_parser(commands: argparse._SubParsersAction[Any]) -> None:
     )
     check.add_argument(
         "--model-config",
-        type=Path,
+        type=path_or_url,
         metavar="FILE",
         help="the transformers config.json the checkpoint will be loaded into, a file, URL or "
         "hf://ORG/NAME[@REVISION][/config.json] (default: the config.json beside the weights)",
@@ -246,7 +246,8 @@ def run(args: argparse.Namespace) -> int:
         verdicts=args.verdicts,
         deleted=deleted,
     )
-    remote = [url for url in map(remote_location, args.paths) if url]
+    paths: list[PathOrUrl] = args.paths
+    remote = [p for p in paths if isinstance(p, str)]
     if remote and (args.fix or args.diff):
         raise UsageError(
             f"{remote[0]}: remote checkpoints are read-only; --fix and --diff need local files "
@@ -254,9 +255,8 @@ def run(args: argparse.Namespace) -> int:
         )
     # Fixing is decided once per run, by the command line or else the configuration in force for
     # the first PATH.
-    project = ConfigResolver(config_file=args.config, isolated=args.isolated).for_path(
-        args.paths[0]
-    )
+    first = paths[0] if isinstance(paths[0], Path) else Path()  # a URL: the current folder's
+    project = ConfigResolver(config_file=args.config, isolated=args.isolated).for_path(first)
     fix = _choose(args.fix, project.fix) and not remote
     unsafe = _choose(args.unsafe_fixes, project.unsafe_fixes)
     if args.diff:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 from typing import Any, TextIO
 
 from sdlint.commands.inspect_options import add_view_options, write_json
@@ -14,6 +13,7 @@ from sdlint.dtypes import shape_text
 from sdlint.errors import UsageError
 from sdlint.exit_codes import EXIT_CLEAN, EXIT_FINDINGS
 from sdlint.inspect import DEFAULT_DEPTH, Contents, Difference, compare, describe, shape_change
+from sdlint.sources import PathOrUrl, path_or_url
 from sdlint.sources.local import display
 
 
@@ -25,8 +25,8 @@ def add_parser(commands: argparse._SubParsersAction[Any]) -> None:
         "one checkpoint): tensors only in A, only in B, and dtype or shape changes, grouped by "
         "module. Exit 1 when they differ, 0 when they hold the same tensors.",
     )
-    diff.add_argument("a", type=Path, metavar="A")
-    diff.add_argument("b", type=Path, metavar="B")
+    diff.add_argument("a", type=path_or_url, metavar="A")
+    diff.add_argument("b", type=path_or_url, metavar="B")
     add_view_options(diff, json_is="one object")
 
 
@@ -39,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
     return EXIT_FINDINGS if difference.differs else EXIT_CLEAN
 
 
-def _one(path: Path) -> Contents:
+def _one(path: PathOrUrl) -> Contents:
     """The one checkpoint `path` names, fully read: a diff of partly read files would lie."""
     found = find_checkpoints([path])
     if len(found) != 1:

@@ -5,13 +5,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 from typing import Any, TextIO
 
 from sdlint.commands.inspect_options import add_view_options, write_json
 from sdlint.discover import find_checkpoints
 from sdlint.exit_codes import EXIT_CLEAN, EXIT_FINDINGS
 from sdlint.inspect import Contents, describe
+from sdlint.sources import path_or_url
 
 
 def add_parser(commands: argparse._SubParsersAction[Any]) -> None:
@@ -22,7 +22,7 @@ def add_parser(commands: argparse._SubParsersAction[Any]) -> None:
         "module with counts and parameter totals, __metadata__, and each tensor's shard for "
         "sharded checkpoints. Reads headers only.",
     )
-    show.add_argument("paths", nargs="+", type=Path, metavar="PATH")
+    show.add_argument("paths", nargs="+", type=path_or_url, metavar="PATH")
     add_view_options(show, json_is="an array with one object per checkpoint")
     show.add_argument(
         "--summary", action="store_true", help="text output: the modules only, not every tensor"

@@ -17,6 +17,7 @@ so there a file's presence shows only when it is read.
 
 from __future__ import annotations
 
+import os
 import posixpath
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
@@ -53,23 +54,21 @@ class FileRef:
         return self.display
 
 
-# A command-line PATH that is a URL arrives as a Path (`https://h/a` becomes `https:/h/a`: a Path
-# folds the double slash); `remote_location` gives the URL back.
-REMOTE_SCHEMES = ("https", "http", "hf")
+# What a command-line PATH (or --model-config) names: a local Path, or a URL kept as its text (a
+# Path would fold its `//`). Only a `str` is ever read remotely (sdlint/sources/remote.py).
+PathOrUrl = Path | str
+REMOTE_PREFIXES = ("https://", "http://", "hf://")
 
 
-def remote_location(path: Path | str) -> str | None:
-    """The URL (`https://...`, `hf://...`) a command-line PATH stands for; None for a local one."""
-    text = path if isinstance(path, str) else path.as_posix()
-    scheme, sep, rest = text.partition(":/")
-    if not sep or scheme not in REMOTE_SCHEMES:
-        return None
-    return f"{scheme}://{rest.lstrip('/')}"
+def is_url(text: str) -> bool:
+    """`https://...`, `http://...` or `hf://...`: read remotely, never a local path."""
+    return text.startswith(REMOTE_PREFIXES)
 
 
-def location(path: Path) -> str:
-    """How a file is named to the user: a local path as given (POSIX), a remote one as its URL."""
-    return remote_location(path) or path.as_posix()
+def path_or_url(value: str | os.PathLike[str]) -> PathOrUrl:
+    """A PATH as given: a URL stays its text, anything else is a local Path."""
+    text = os.fspath(value)
+    return text if is_url(text) else Path(text)
 
 
 class ReadError(Exception):

@@ -17,7 +17,7 @@ from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from sdlint.sources import MAX_TEXT_FILE_SIZE, FileRef, ReadError, location
+from sdlint.sources import MAX_TEXT_FILE_SIZE, FileRef, PathOrUrl, ReadError
 
 _OPEN_FLAGS = (
     os.O_RDONLY
@@ -28,10 +28,10 @@ _OPEN_FLAGS = (
 )
 
 
-def display(path: Path) -> str:
+def display(path: PathOrUrl) -> str:
     """A path as the user typed it when relative, so editors and CI annotations can resolve it; a
-    remote file's as its URL."""
-    return location(path)
+    URL as given."""
+    return path if isinstance(path, str) else path.as_posix()
 
 
 def os_reason(e: OSError | ValueError) -> str:

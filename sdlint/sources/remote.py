@@ -158,10 +158,6 @@ def thread_mapper(client: HttpClient) -> Callable[[Callable[[_T], _R], Sequence[
     return mapper
 
 
-def is_remote(text: str) -> bool:
-    return text.startswith(("http://", "https://", "hf://"))
-
-
 def remote_config(text: str, client: HttpClient) -> ConfigFile:
     """`--model-config URL` or `hf://ORG/NAME[@REV]/config.json` (a repository alone means its
     config.json), read once. Raises UsageError when the file cannot be read."""
