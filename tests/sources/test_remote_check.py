@@ -355,3 +355,19 @@ def test_verdicts_are_recorded_against_a_remote_model_config(
     )
     assert code == 1 and "SD101" in out
     assert "Recorded 1 verdicts in shared" in err
+
+
+def test_hub_index_named_alone_finds_its_shards(
+    hub: LocalServers, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`hf://ORG/NAME/model.safetensors.index.json` is read with the shards beside it in the
+    repository, as a local index is (every shard was reported missing)."""
+    two_shards(hub.root / "hub" / "org" / "sharded")
+    index = "hf://org/sharded/model.safetensors.index.json"
+    code, out, _ = run(capsys, "check", "-q", "--model-checks", "off", index)
+    assert (code, out) == (0, "")
+    (hub.root / "hub" / "org" / "sharded" / "model-00002-of-00002.safetensors").unlink()
+    code, out, _ = run(capsys, "check", "-q", "--output-format", "json", index)
+    findings = json.loads(out)
+    assert code == 1 and {(f["code"], f["path"]) for f in findings} == {("SD004", index)}
+    assert all("model-00001" not in f["message"] for f in findings)
