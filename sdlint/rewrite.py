@@ -223,18 +223,9 @@ def rewrite_safetensors(
             if not counts.changed:
                 size = header.file_size
                 return RewriteResult(target, False, None, 0, 0, 0, 0, size, size)
-            head = _encode_header(header.metadata, slots)
-            if len(head) - LENGTH_PREFIX > MAX_HEADER_SIZE:
-                raise _Failure(
-                    f"the new header would be {len(head) - LENGTH_PREFIX:,} bytes, over the "
-                    f"{MAX_HEADER_SIZE:,}-byte limit of the safetensors reader"
-                )
-            new_size = len(head) + sum(slot.size for slot in slots)
-            _check_free_space(target, new_size)
-            job = _CheckpointJob(target, src, st, header, head, slots, new_size)
-            kept = _replace_atomically(
-                target, st, job.write, job.verify, backup, job.source_unchanged
-            )
+            data_start = LENGTH_PREFIX + header.header_size
+            job = _CheckpointJob(target, src, st, header.metadata, data_start, slots)
+            kept = job.put(target, backup=backup, exclusive=False)
     except _Failure as e:
         raise RewriteError(target, str(e)) from e
     except OSError as e:  # opening or reading the original, before a temporary file exists
@@ -248,7 +239,7 @@ def rewrite_safetensors(
         replaced=counts.replaced,
         added=counts.added,
         old_size=header.file_size,
-        new_size=new_size,
+        new_size=job.new_size,
     )
 
 
@@ -330,9 +321,7 @@ def convert_pickle(
         if os.path.lexists(new_path):
             raise _Failure(f"{new_path.name} already exists; sdlint never overwrites it")
         with source.open("rb", buffering=0) as src:
-            opened = os.fstat(src.fileno())
-            if (opened.st_dev, opened.st_ino) != (st.st_dev, st.st_ino):
-                raise _Failure("the file was replaced while being opened; run the fix again")
+            opened = _opened_as_seen(src, st)
             described = read_pickle_checkpoint(source)
             if isinstance(described, LfsPointer):
                 raise _Failure("it is a Git LFS pointer, not the weights (run `git lfs pull`)")
@@ -342,19 +331,8 @@ def convert_pickle(
             if described.file_size != opened.st_size:
                 raise _Failure("the file changed while being opened; run the fix again")
             slots = _pickle_slots(described, src)
-            head = _encode_header(CONVERTED_METADATA, slots)
-            if len(head) - LENGTH_PREFIX > MAX_HEADER_SIZE:
-                raise _Failure(
-                    f"the header would be {len(head) - LENGTH_PREFIX:,} bytes, over the "
-                    f"{MAX_HEADER_SIZE:,}-byte limit of the safetensors reader"
-                )
-            new_size = len(head) + sum(slot.size for slot in slots)
-            _check_free_space(new_path, new_size)
-            job = _NewFileJob(head, slots, new_size)
-            check = _SourceCheck(source, src, st)
-            _replace_atomically(
-                new_path, st, job.write, job.verify, False, check.unchanged, exclusive=True
-            )
+            job = _CheckpointJob(source, src, st, CONVERTED_METADATA, 0, slots)
+            job.put(new_path, backup=False, exclusive=True)
     except _Failure as e:
         raise RewriteError(source, str(e)) from e
     except OSError as e:  # opening or reading the original, before a temporary file exists
@@ -369,7 +347,7 @@ def convert_pickle(
             source,
             f"{new_path.name} is written and verified, but removing the original failed: {reason}",
         ) from e
-    return ConvertResult(source, new_path, kept, len(slots), st.st_size, new_size)
+    return ConvertResult(source, new_path, kept, len(slots), st.st_size, job.new_size)
 
 
 def _pickle_slots(described: PickleCheckpoint, src: FileIO) -> list[_Slot]:
@@ -456,39 +434,6 @@ def _copied_chunks(src: FileIO, spans: Callable[[], Iterable[tuple[int, int]]]) 
                 pending.clear()
     if pending:
         yield bytes(pending)
-
-
-class _NewFileJob:
-    """Writes and verifies a new checkpoint made only of new tensors."""
-
-    def __init__(self, head: bytes, slots: list[_Slot], new_size: int) -> None:
-        self.head = head
-        self.slots = slots
-        self.new_size = new_size
-        self.buffer = memoryview(bytearray(CHUNK_SIZE))
-        self.digests: dict[str, bytes] = {}
-
-    def write(self, sink: _Sink) -> None:
-        sink.write(memoryview(self.head))
-        for slot in self.slots:
-            assert slot.new is not None
-            # Hashed as read from the original: the read-back proves the new file holds them.
-            self.digests[slot.name] = _write_new(slot, slot.new, sink)
-
-    def verify(self, tmp: Path) -> None:
-        _verify_written(
-            tmp, self.slots, CONVERTED_METADATA, self.new_size, self.digests, self.buffer
-        )
-
-
-@dataclass(frozen=True)
-class _SourceCheck:
-    target: Path
-    src: FileIO
-    st: os.stat_result
-
-    def unchanged(self) -> None:
-        _source_unchanged(self.target, self.src, self.st)
 
 
 # --- planning ----------------------------------------------------------------------------------
@@ -630,10 +575,16 @@ def _encode_header(metadata: Mapping[str, str] | None, slots: Iterable[_Slot]) -
 # --- the checkpoint job ------------------------------------------------------------------------
 
 
-def _read_source_header(target: Path, src: FileIO, st: os.stat_result) -> Header:
+def _opened_as_seen(src: FileIO, st: os.stat_result) -> os.stat_result:
+    """The opened file's stat, refusing a file other than the one `st` describes."""
     opened = os.fstat(src.fileno())
     if (opened.st_dev, opened.st_ino) != (st.st_dev, st.st_ino):
         raise _Failure("the file was replaced while being opened; run the fix again")
+    return opened
+
+
+def _read_source_header(target: Path, src: FileIO, st: os.stat_result) -> Header:
+    opened = _opened_as_seen(src, st)
     header = read_header(target)
     if isinstance(header, LfsPointer):
         raise _Failure("it is a Git LFS pointer, not the weights (run `git lfs pull` first)")
@@ -651,41 +602,63 @@ def _read_source_header(target: Path, src: FileIO, st: os.stat_result) -> Header
 
 
 class _CheckpointJob:
-    """Writes and verifies the new checkpoint; `_replace_atomically` does the file handling."""
+    """Writes and verifies a new checkpoint made from the open original `src` (`target`, as `st`
+    saw it): its kept tensors are copied from the original's data section at `data_start`, its new
+    ones written from their chunks. `put` does the file handling, through `_replace_atomically`."""
 
     def __init__(
         self,
         target: Path,
         src: FileIO,
         st: os.stat_result,
-        header: Header,
-        head: bytes,
+        metadata: Mapping[str, str] | None,
+        data_start: int,
         slots: list[_Slot],
-        new_size: int,
     ) -> None:
         self.target = target
         self.src = src
         self.st = st
-        self.header = header
-        self.head = head
+        self.metadata = metadata
+        self.data_start = data_start
         self.slots = slots
-        self.new_size = new_size
+        self.head = _encode_header(metadata, slots)
+        self.new_size = len(self.head) + sum(slot.size for slot in slots)
         self.buffer = memoryview(bytearray(CHUNK_SIZE))  # the only data buffer, reused throughout
         self.digests: dict[str, bytes] = {}  # new name -> hash of the bytes it must hold
 
+    def put(self, new_path: Path, *, backup: bool, exclusive: bool) -> Path | None:
+        """Write the new checkpoint as `new_path` (over the original, or with `exclusive` as a
+        new file that never replaces one), verified and atomically; return the backup's path."""
+        header_size = len(self.head) - LENGTH_PREFIX
+        if header_size > MAX_HEADER_SIZE:
+            raise _Failure(
+                f"the new header would be {header_size:,} bytes, over the "
+                f"{MAX_HEADER_SIZE:,}-byte limit of the safetensors reader"
+            )
+        _check_free_space(new_path, self.new_size)
+        return _replace_atomically(
+            new_path,
+            self.st,
+            self.write,
+            self.verify,
+            backup,
+            self.source_unchanged,
+            exclusive=exclusive,
+        )
+
     def write(self, sink: _Sink) -> None:
         sink.write(memoryview(self.head))
-        data_start = LENGTH_PREFIX + self.header.header_size
         for slot in self.slots:
             if slot.source is None:
                 assert slot.new is not None
+                # Hashed as given (a converted tensor: as read from the original).
                 self.digests[slot.name] = _write_new(slot, slot.new, sink)
                 continue
             # Hash what is read from the original (not what the new file turns out to hold): the
             # read-back in `verify` then proves the new file holds the original's bytes.
             self.digests[slot.name] = _stream(
                 self.src,
-                data_start + slot.source.begin,
+                self.data_start + slot.source.begin,
                 slot.size,
                 self.buffer,
                 f"tensor {slot.source.name!r} of the original",
@@ -693,9 +666,7 @@ class _CheckpointJob:
             )
 
     def verify(self, tmp: Path) -> None:
-        _verify_written(
-            tmp, self.slots, self.header.metadata, self.new_size, self.digests, self.buffer
-        )
+        _verify_written(tmp, self.slots, self.metadata, self.new_size, self.digests, self.buffer)
 
     def source_unchanged(self) -> None:
         _source_unchanged(self.target, self.src, self.st)

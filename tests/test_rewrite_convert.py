@@ -209,13 +209,13 @@ def test_a_target_appearing_during_the_conversion_is_not_replaced(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     path = torch_save(tmp_path / "pytorch_model.bin", {"a": torch.zeros(2)})
-    verify = rewrite._NewFileJob.verify
+    verify = rewrite._CheckpointJob.verify
 
     def racing_verify(self: Any, tmp: Path) -> None:
         verify(self, tmp)
         (tmp_path / "model.safetensors").write_bytes(b"mine!")
 
-    monkeypatch.setattr(rewrite._NewFileJob, "verify", racing_verify)
+    monkeypatch.setattr(rewrite._CheckpointJob, "verify", racing_verify)
     before = path.read_bytes()
     with pytest.raises(RewriteError, match="appeared meanwhile"):
         convert_pickle(path)
@@ -245,14 +245,14 @@ def test_a_file_changed_during_the_conversion_is_not_replaced(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     path = torch_save(tmp_path / "model.pt", {"a": torch.zeros(2)})
-    write = rewrite._NewFileJob.write
+    write = rewrite._CheckpointJob.write
 
     def meddling_write(self: Any, sink: Any) -> None:
         write(self, sink)
         with path.open("ab") as f:
             f.write(b"!")
 
-    monkeypatch.setattr(rewrite._NewFileJob, "write", meddling_write)
+    monkeypatch.setattr(rewrite._CheckpointJob, "write", meddling_write)
     with pytest.raises(RewriteError, match="modified during the rewrite"):
         convert_pickle(path)
     assert path.exists() and not (tmp_path / "model.safetensors").exists()
