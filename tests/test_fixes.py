@@ -284,36 +284,16 @@ def test_diff_writes_nothing(
 ) -> None:
     weights, config = canonical
     files = {p: p.read_bytes() for p in Path("examples").rglob("*") if p.is_file()}
-    code, out, err = run(
-        capsys, "check", str(weights), "--model-config", str(config), "--diff", "--unsafe-fixes"
-    )
+    diff = ("check", str(weights), "--model-config", str(config), "--diff")
+    code, out, err = run(capsys, *diff, "--unsafe-fixes")
     assert code == 1
     assert out.startswith(f"--- {config.as_posix()}\n+++ {config.as_posix()}\n")
     assert '-    "0": "LABEL_0",' in out and '+    "0": "negative",' in out
     assert err == "Would fix 2 problems.\n"
-    code, out, err = run(
-        capsys,
-        "check",
-        str(weights),
-        "--model-config",
-        str(config),
-        "--diff",
-        "--head-fix",
-        "reinit",
-    )
+    code, out, err = run(capsys, *diff, "--head-fix", "reinit")
     assert out == ""
     assert err == "Would fix 0 problems (2 more with --unsafe-fixes).\n"
-    code, out, _ = run(
-        capsys,
-        "check",
-        str(weights),
-        "--model-config",
-        str(config),
-        "--diff",
-        "--head-fix",
-        "reinit",
-        "--unsafe-fixes",
-    )
+    code, out, _ = run(capsys, *diff, "--head-fix", "reinit", "--unsafe-fixes")
     weights_diff, config_diff = out.split("--- examples/roberta-2-labels/config.json\n")
     assert weights_diff == (
         "--- examples/roberta-2-labels/model.safetensors\n"

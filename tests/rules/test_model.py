@@ -32,6 +32,20 @@ def saved(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     }
 
 
+@pytest.fixture
+def copied(
+    saved: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Callable[[str], Path]:
+    """In a fresh working folder: copies the saved checkpoint of a name to `m`, returns `m`."""
+    monkeypatch.chdir(tmp_path)
+
+    def copy(name: str) -> Path:
+        shutil.copytree(saved[name], "m")
+        return Path("m")
+
+    return copy
+
+
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
     code = main(list(argv))
     out, err = capsys.readouterr()
@@ -163,13 +177,10 @@ def test_model_rule_output(
     args: list[str],
     code: int,
     expected: str,
-    saved: dict[str, Path],
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
+    copied: Callable[[str], Path],
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    monkeypatch.chdir(tmp_path)
-    shutil.copytree(saved[source], "m")
+    copied(source)
     if weights:
         edit_weights(Path("m/model.safetensors"), weights)
     if config:
@@ -222,13 +233,10 @@ def test_canonical_example(
 
 
 def test_verbose_lists_every_key(
-    saved: dict[str, Path],
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
+    copied: Callable[[str], Path],
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    monkeypatch.chdir(tmp_path)
-    shutil.copytree(saved["base"], "m")
+    copied("base")
     code, out = run(
         capsys, "check", "m", "--architecture", "RobertaForSequenceClassification", "-v"
     )
@@ -242,15 +250,12 @@ def test_verbose_lists_every_key(
 
 
 def test_base_checkpoint_into_a_task_class_keeps_its_base_tensors(
-    saved: dict[str, Path],
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
+    copied: Callable[[str], Path],
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     """The start of fine-tuning (roberta-base into RobertaForSequenceClassification): no fix drops
     `pooler.*`, so the folder still loads as the RobertaModel its weights are."""
-    monkeypatch.chdir(tmp_path)
-    shutil.copytree(saved["base"], "m")
+    copied("base")
     before = Path("m/model.safetensors").read_bytes()
     argv = ("check", "m", "--architecture", "RobertaForSequenceClassification")
     assert main([*argv, "--fix", "--unsafe-fixes"]) == 0
@@ -293,24 +298,20 @@ def test_sharded_checkpoint_is_checked_as_one(
 
 
 def test_an_index_beside_model_safetensors_is_not_model_checked(
-    saved: dict[str, Path],
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
+    copied: Callable[[str], Path],
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     """transformers loads model.safetensors and ignores an index beside it (a stale sharded copy):
     the model rules judge only what it loads; the integrity rules still read the index."""
     from tests.safetensors_files import write_sharded
 
-    monkeypatch.chdir(tmp_path)
-    shutil.copytree(saved["cls"], "m")
+    copied("cls")
     write_sharded(Path("m"), {"model-00001-of-00001.safetensors": {"old.weight": ("F32", (2,))}})
     assert run(capsys, "check", "m") == (0, "All checks passed (3 files checked).\n")
 
 
 def test_cached_model_checks_use_recorded_verdicts_only(
-    saved: dict[str, Path],
-    tmp_path: Path,
+    copied: Callable[[str], Path],
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
@@ -319,8 +320,7 @@ def test_cached_model_checks_use_recorded_verdicts_only(
     import sdlint.model
     import sdlint.model.cache
 
-    monkeypatch.chdir(tmp_path)
-    shutil.copytree(saved["cls"], "m")
+    copied("cls")
     five = {str(i): f"L{i}" for i in range(5)}
     edit_config(Path("m/config.json"), id2label=five, label2id={v: int(k) for k, v in five.items()})
 
