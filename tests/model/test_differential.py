@@ -90,6 +90,7 @@ SEQ2SEQ = {
     "max_position_embeddings": 64,
 }
 LABELS = {"num_labels": 3}
+GPT2 = {"n_embd": 32, "n_layer": 2, "n_head": 4, "vocab_size": VOCAB, "n_positions": 64}
 
 
 @dataclass(frozen=True)
@@ -101,7 +102,11 @@ class Arch:
     config_cls: str
     values: dict[str, Any] = field(default_factory=dict)
     vocab: bool = True  # has a vocabulary dimension of size VOCAB
-    labels: bool = False  # a classification head sized by num_labels
+
+    @property
+    def labels(self) -> bool:
+        """A classification head sized by num_labels (set in `values`)."""
+        return "num_labels" in self.values
 
 
 ARCHS = [
@@ -112,7 +117,6 @@ ARCHS = [
         "RobertaForSequenceClassification",
         "RobertaConfig",
         {**TEXT, **LABELS},
-        labels=True,
     ),
     Arch("roberta-mlm", "RobertaForMaskedLM", "RobertaConfig", TEXT),
     Arch(
@@ -120,7 +124,6 @@ ARCHS = [
         "RobertaForTokenClassification",
         "RobertaConfig",
         {**TEXT, **LABELS},
-        labels=True,
     ),
     Arch("roberta-qa", "RobertaForQuestionAnswering", "RobertaConfig", TEXT),
     Arch("roberta-causal", "RobertaForCausalLM", "RobertaConfig", {**TEXT, "is_decoder": True}),
@@ -132,7 +135,6 @@ ARCHS = [
         "BertForSequenceClassification",
         "BertConfig",
         {**TEXT, **LABELS},
-        labels=True,
     ),
     Arch("bert-pretraining", "BertForPreTraining", "BertConfig", TEXT),
     Arch(
@@ -148,7 +150,6 @@ ARCHS = [
             "max_position_embeddings": 64,
             **LABELS,
         },
-        labels=True,
     ),
     Arch("xlmr-mlm", "XLMRobertaForMaskedLM", "XLMRobertaConfig", TEXT),
     Arch(
@@ -156,14 +157,12 @@ ARCHS = [
         "XLMRobertaForSequenceClassification",
         "XLMRobertaConfig",
         {**TEXT, **LABELS},
-        labels=True,
     ),
     Arch(
         "electra-seqcls",
         "ElectraForSequenceClassification",
         "ElectraConfig",
         {**TEXT, "embedding_size": 16, **LABELS},
-        labels=True,
     ),
     Arch(
         "electra-pretraining",
@@ -176,7 +175,6 @@ ARCHS = [
         "DebertaV2ForSequenceClassification",
         "DebertaV2Config",
         {**TEXT, **LABELS},
-        labels=True,
     ),
     Arch("deberta-v2-mlm", "DebertaV2ForMaskedLM", "DebertaV2Config", TEXT),
     Arch("albert-mlm", "AlbertForMaskedLM", "AlbertConfig", {**TEXT, "embedding_size": 16}),
@@ -185,28 +183,23 @@ ARCHS = [
         "gpt2",
         "GPT2Model",
         "GPT2Config",
-        {"n_embd": 32, "n_layer": 2, "n_head": 4, "vocab_size": VOCAB, "n_positions": 64},
+        GPT2,
     ),
     Arch(
         "gpt2-lm",
         "GPT2LMHeadModel",
         "GPT2Config",
-        {"n_embd": 32, "n_layer": 2, "n_head": 4, "vocab_size": VOCAB, "n_positions": 64},
+        GPT2,
     ),
     Arch(
         "gpt2-seqcls",
         "GPT2ForSequenceClassification",
         "GPT2Config",
         {
-            "n_embd": 32,
-            "n_layer": 2,
-            "n_head": 4,
-            "vocab_size": VOCAB,
-            "n_positions": 64,
+            **GPT2,
             "pad_token_id": 0,
             **LABELS,
         },
-        labels=True,
     ),
     Arch("llama", "LlamaModel", "LlamaConfig", DECODER),
     Arch("llama-lm", "LlamaForCausalLM", "LlamaConfig", DECODER),  # untied: Llama's default
@@ -218,7 +211,6 @@ ARCHS = [
         "LlamaForSequenceClassification",
         "LlamaConfig",
         {**DECODER, "pad_token_id": 0, **LABELS},
-        labels=True,
     ),
     Arch("mistral-lm", "MistralForCausalLM", "MistralConfig", DECODER),
     Arch("qwen2-lm", "Qwen2ForCausalLM", "Qwen2Config", DECODER),
@@ -267,7 +259,6 @@ ARCHS = [
         "ViTConfig",
         {**VISION, **LABELS},
         vocab=False,
-        labels=True,
     ),
     Arch(
         "swin-imgcls",
@@ -283,7 +274,6 @@ ARCHS = [
             **LABELS,
         },
         vocab=False,
-        labels=True,
     ),
     Arch(
         "resnet-imgcls",  # BatchNorm: persistent buffers are expected keys (R24)
@@ -291,7 +281,6 @@ ARCHS = [
         "ResNetConfig",
         {"embedding_size": 16, "hidden_sizes": [16, 32], "depths": [1, 1], **LABELS},
         vocab=False,
-        labels=True,
     ),
     Arch(
         "convnext-imgcls",
@@ -299,7 +288,6 @@ ARCHS = [
         "ConvNextConfig",
         {"hidden_sizes": [16, 32], "depths": [1, 1], "num_stages": 2, **LABELS},
         vocab=False,
-        labels=True,
     ),
     # multimodal
     Arch(
@@ -357,7 +345,6 @@ ARCHS = [
         "BartForSequenceClassification",
         "BartConfig",
         {**SEQ2SEQ, **LABELS},
-        labels=True,
     ),
     Arch(
         "whisper",
