@@ -64,7 +64,22 @@ class ConvertToSafetensors:
     target: Path
 
 
-Edit = RenameTensors | DropTensors | InitTensor | SetConfigValues | ConvertToSafetensors
+@dataclass(frozen=True)
+class ConvertIndex:
+    """Replace a sharded torch.save checkpoint's index by a new index (`target`) of its shards
+    converted to safetensors (each `ConvertToSafetensors` of the same fix; `shards` pairs each old
+    shard name with its new one); the original goes (kept as `<name>.bak` with --backup)."""
+
+    file: Path
+    target: Path
+    shards: tuple[tuple[str, str], ...]
+
+
+Edit = (
+    RenameTensors | DropTensors | InitTensor | SetConfigValues | ConvertToSafetensors | ConvertIndex
+)
+# The edits that replace a file by a new one of another name.
+Conversion = ConvertToSafetensors | ConvertIndex
 
 # What a conversion claims of its file: every tensor.
 WHOLE_FILE = "*"
@@ -88,7 +103,7 @@ def touched_names(edit: Edit) -> set[str]:
         return set(edit.names)
     if isinstance(edit, InitTensor):
         return {edit.name}
-    if isinstance(edit, ConvertToSafetensors):
+    if isinstance(edit, (ConvertToSafetensors, ConvertIndex)):
         return {WHOLE_FILE}
     return {key for key, _ in edit.values}
 

@@ -22,6 +22,8 @@ from typing import Any
 from sdlint.checkpoint import Checkpoint
 from sdlint.diagnostic import Diagnostic
 from sdlint.edits import (
+    Conversion,
+    ConvertIndex,
     ConvertToSafetensors,
     DropTensors,
     Edit,
@@ -41,6 +43,7 @@ from sdlint.rewrite import (
     NewTensor,
     RewriteError,
     RewritePlan,
+    convert_index,
     convert_pickle,
     rewrite_safetensors,
     write_text_atomic,
@@ -81,7 +84,7 @@ def plan_pass(diagnostics: Sequence[Diagnostic], unsafe: bool) -> FixPass:
         new = [e for e in d.fix.edits if e not in edits]  # two findings may share one fix
         claims = {(e.file, name) for e in new for name in touched_names(e)}
         # Two files converted to one name (`model.pt` and `model.pth`): one per pass.
-        claims |= {(e.target, "") for e in new if isinstance(e, ConvertToSafetensors)}
+        claims |= {(e.target, "") for e in new if isinstance(e, Conversion)}
         if claims & taken:
             continue
         taken |= claims
@@ -110,11 +113,7 @@ def fix_paths(
         outcome.changed.extend(p for p in changed if p not in outcome.changed)
         outcome.backups.extend(backups)
         # A converted file named on the command line is now its safetensors file.
-        moved = {
-            e.file.resolve(): e.target
-            for e in fix_pass.edits
-            if isinstance(e, ConvertToSafetensors)
-        }
+        moved = {e.file.resolve(): e.target for e in fix_pass.edits if isinstance(e, Conversion)}
         paths = [p if Path(p).exists() else moved.get(Path(p).resolve(), p) for p in paths]
         report = check_paths(paths, settings)
         outcome.report = report
@@ -131,23 +130,29 @@ def apply(
     """Apply one pass of edits, all or nothing. Returns the files changed and the backups made.
 
     Each file is replaced atomically (sdlint.rewrite). When a pass changes several files (a head
-    re-initialised in the weights and its labels in config.json, shards and their index), the
-    originals are kept as hard links until the pass is done, and should any file fail, the ones
-    already replaced are put back: the folder is left as it was, never half fixed. (A crash or a
-    power cut between two replacements can still leave the first one done.)
+    re-initialised in the weights and its labels in config.json, shards and their index, the
+    shards of a sharded pickle checkpoint and its index converted), the originals are kept as
+    hard links until the pass is done, and should any file fail, the ones already replaced are
+    put back: the folder is left as it was, never half fixed. (A crash or a power cut between two
+    replacements can still leave the first one done.)
     """
     plans = _weight_plans(edits)
     texts = _config_texts(edits)
     conversions = list(dict.fromkeys(e for e in edits if isinstance(e, ConvertToSafetensors)))
+    new_indexes = list(dict.fromkeys(e for e in edits if isinstance(e, ConvertIndex)))
     indexes = [c for c in checkpoints if c.index is not None and set(plans) & _shards(c)]
     # One file is atomic by itself; several need the originals kept to undo the pass (a
     # conversion removes its original, so it always keeps it until the pass is done).
-    keep = backup or len(plans) + len(indexes) + len(texts) + len(conversions) > 1
+    files = len(plans) + len(indexes) + len(texts) + len(conversions) + len(new_indexes)
+    keep = backup or files > 1
     done: list[tuple[Path, Path | None]] = []  # (file replaced, its original) in order
     converted: list[ConvertResult] = []
     try:
         for conversion in conversions:
             converted.append(convert_pickle(conversion.file, conversion.target, backup=keep))
+        for new_index in new_indexes:  # once its shards are converted: it counts their bytes
+            text = _converted_index(new_index)
+            converted.append(convert_index(new_index.file, new_index.target, text, backup=keep))
         for path, plan in plans.items():
             result = rewrite_safetensors(path, plan, backup=keep)
             if result.changed:
@@ -267,11 +272,23 @@ def _indent_of(text: str) -> int | None:
 def _rebuilt_index(index_path: Path) -> str:
     """The index with its weight_map and totals recomputed from the shards as they now are."""
     document = json.loads(index_path.read_text(encoding="utf-8"))
-    index = read_index(index_path)
+    return _index_text(document, index_path.parent, read_index(index_path).shard_names)
+
+
+def _converted_index(edit: ConvertIndex) -> str:
+    """The index of a sharded pickle checkpoint's converted shards: the old index's document, its
+    weight_map and totals counted from the new shards."""
+    document = json.loads(edit.file.read_text(encoding="utf-8"))
+    return _index_text(document, edit.file.parent, [new for _, new in edit.shards])
+
+
+def _index_text(document: dict[str, Any], folder: Path, shard_names: Sequence[str]) -> str:
+    """An index document with its weight_map and totals counted from the safetensors shards
+    `shard_names` (in `folder`) as they now are."""
     weight_map: dict[str, str] = {}
     tensors = []
-    for shard in index.shard_names:
-        header = read_header(index_path.parent / shard)
+    for shard in shard_names:
+        header = read_header(folder / shard)
         if isinstance(header, Header):
             tensors += list(header.tensors.values())
             weight_map.update(dict.fromkeys(header.tensors, shard))
@@ -294,7 +311,7 @@ def render_diff(fix_pass: FixPass) -> str:
         by_file.setdefault(edit.file, []).append(edit)
     for path, edits in by_file.items():
         name = display(path)
-        conversion = next((e for e in edits if isinstance(e, ConvertToSafetensors)), None)
+        conversion = next((e for e in edits if isinstance(e, Conversion)), None)
         if conversion is not None:
             out.append(_conversion_diff(conversion))
             continue
@@ -331,12 +348,18 @@ def _shape_of(shapes: dict[str, Any], name: str) -> str:
     return f"{info.dtype} {list(info.shape)}" if info is not None else "(new)"
 
 
-def _conversion_diff(edit: ConvertToSafetensors) -> str:
-    """A conversion as --diff shows it: the file that goes, the file that comes, its tensors."""
+def _conversion_diff(edit: Conversion) -> str:
+    """A conversion as --diff shows it: the file that goes, the file that comes, its tensors (or
+    for an index, its shards' new names)."""
     old, new = display(edit.file), display(edit.target)
     lines = [f"--- {old}\n+++ {new}\n"]
-    described = read_pickle_checkpoint(edit.file)
-    if isinstance(described, PickleCheckpoint):
-        lines.extend(f"  converted {t.name} {t.dtype} {list(t.shape)}\n" for t in described.entries)
+    if isinstance(edit, ConvertIndex):
+        lines.extend(f"  renamed shard {a} -> {b}\n" for a, b in edit.shards)
+    else:
+        described = read_pickle_checkpoint(edit.file)
+        if isinstance(described, PickleCheckpoint):
+            lines.extend(
+                f"  converted {t.name} {t.dtype} {list(t.shape)}\n" for t in described.entries
+            )
     lines.append(f"  removed   {old} (kept as {edit.file.name}.bak with --backup)\n")
     return "".join(lines)

@@ -75,6 +75,7 @@ __all__ = [
     "RewriteError",
     "RewritePlan",
     "RewriteResult",
+    "convert_index",
     "convert_pickle",
     "rewrite_safetensors",
     "write_text_atomic",
@@ -253,26 +254,31 @@ def write_text_atomic(
     """
     target = Path(path)
     existed = True
-    data = b""
-
-    def write(sink: _Sink) -> None:
-        sink.write(memoryview(data))
-
-    def verify(tmp: Path) -> None:
-        if tmp.read_bytes() != data:
-            raise _Failure("the new file does not read back as what was written")
-
     try:
         st = _check_target(target)
         existed = st is not None
-        try:
-            data = text.encode("utf-8")
-        except UnicodeEncodeError as e:
-            raise _Failure(f"the text cannot be written as UTF-8 ({e.reason})") from e
-        _check_free_space(target, len(data))
-        return _replace_atomically(target, st, write, verify, backup and existed, None)
+        job = _TextJob(text)
+        _check_free_space(target, len(job.data))
+        return _replace_atomically(target, st, job.write, job.verify, backup and existed, None)
     except _Failure as e:
         raise RewriteError(target, str(e), existed=existed) from e
+
+
+class _TextJob:
+    """Writes and verifies a text file's UTF-8 bytes."""
+
+    def __init__(self, text: str) -> None:
+        try:
+            self.data = text.encode("utf-8")
+        except UnicodeEncodeError as e:
+            raise _Failure(f"the text cannot be written as UTF-8 ({e.reason})") from e
+
+    def write(self, sink: _Sink) -> None:
+        sink.write(memoryview(self.data))
+
+    def verify(self, tmp: Path) -> None:
+        if tmp.read_bytes() != self.data:
+            raise _Failure("the new file does not read back as what was written")
 
 
 @dataclass(frozen=True)
@@ -315,11 +321,7 @@ def convert_pickle(
     source = Path(path)
     new_path = Path(target) if target is not None else safetensors_name(source)
     try:
-        st = _check_target(source)
-        if st is None:
-            raise RewriteError(source, "the file does not exist", existed=False)
-        if os.path.lexists(new_path):
-            raise _Failure(f"{new_path.name} already exists; sdlint never overwrites it")
+        st = _replaceable(source, new_path)
         with source.open("rb", buffering=0) as src:
             opened = _opened_as_seen(src, st)
             described = read_pickle_checkpoint(source)
@@ -337,6 +339,46 @@ def convert_pickle(
         raise RewriteError(source, str(e)) from e
     except OSError as e:  # opening or reading the original, before a temporary file exists
         raise RewriteError(source, f"reading the file failed: {_describe(e)}") from e
+    kept = _retire(source, st, new_path, backup)
+    return ConvertResult(source, new_path, kept, len(slots), st.st_size, job.new_size)
+
+
+def convert_index(
+    path: str | os.PathLike[str],
+    target: str | os.PathLike[str],
+    text: str,
+    *,
+    backup: bool = False,
+) -> ConvertResult:
+    """Replace the shard index at `path` by a new index `target` holding `text` (the index of the
+    shards `convert_pickle` converted): written, fsynced, read back and put in place without ever
+    replacing an existing `target`; only then is the original removed, or kept as `<name>.bak`
+    with `backup`. `tensors` in the result is 0. Raises RewriteError."""
+    source, new_path = Path(path), Path(target)
+    try:
+        st = _replaceable(source, new_path)
+        job = _TextJob(text)
+        _check_free_space(new_path, len(job.data))
+        _replace_atomically(new_path, st, job.write, job.verify, False, None, exclusive=True)
+    except _Failure as e:
+        raise RewriteError(source, str(e)) from e
+    kept = _retire(source, st, new_path, backup)
+    return ConvertResult(source, new_path, kept, 0, st.st_size, len(job.data))
+
+
+def _replaceable(source: Path, new_path: Path) -> os.stat_result:
+    """The stat of a file to be replaced by `new_path`, a name no file may hold yet."""
+    st = _check_target(source)
+    if st is None:
+        raise RewriteError(source, "the file does not exist", existed=False)
+    if os.path.lexists(new_path):
+        raise _Failure(f"{new_path.name} already exists; sdlint never overwrites it")
+    return st
+
+
+def _retire(source: Path, st: os.stat_result, new_path: Path, backup: bool) -> Path | None:
+    """Remove the file `new_path` now stands for (kept as `<name>.bak` with `backup`, whose path
+    is returned), once `new_path` is written and verified."""
     try:
         kept = _make_backup(source, st) if backup else None
         source.unlink()
@@ -347,7 +389,7 @@ def convert_pickle(
             source,
             f"{new_path.name} is written and verified, but removing the original failed: {reason}",
         ) from e
-    return ConvertResult(source, new_path, kept, len(slots), st.st_size, job.new_size)
+    return kept
 
 
 def _pickle_slots(described: PickleCheckpoint, src: FileIO) -> list[_Slot]:

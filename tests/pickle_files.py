@@ -22,6 +22,25 @@ def torch_save(path: Path, obj: Any, *, legacy: bool = False) -> Path:
     return path
 
 
+def save_sharded(folder: Path, state: dict[str, object]) -> Path:
+    """Shards and index as `save_pretrained(safe_serialization=False)` writes them (transformers
+    4.x; huggingface_hub's `save_torch_state_dict` is its writer)."""
+    from huggingface_hub import save_torch_state_dict
+
+    folder.mkdir(parents=True, exist_ok=True)
+    save_torch_state_dict(state, folder, safe_serialization=False, max_shard_size=200)  # type: ignore[arg-type]
+    return folder / "pytorch_model.bin.index.json"
+
+
+def tied_state() -> dict[str, object]:
+    """Three tensors, two of them one storage (tied weights), that shard in two."""
+    import torch
+
+    torch.manual_seed(0)
+    embed = torch.randn(10, 4)
+    return {"embed.weight": embed, "a.weight": torch.randn(8, 4), "head.weight": embed}
+
+
 class Reduce:
     """Pickles as a call of `func(*args)`: how a hostile pickle runs code."""
 

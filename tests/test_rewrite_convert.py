@@ -17,7 +17,7 @@ torch = pytest.importorskip("torch")
 from safetensors import safe_open  # noqa: E402
 
 from sdlint import rewrite  # noqa: E402
-from sdlint.formats.pickle import safetensors_name  # noqa: E402
+from sdlint.formats.pickle import safetensors_index_name, safetensors_name  # noqa: E402
 from sdlint.formats.safetensors import Header, read_header  # noqa: E402
 from sdlint.rewrite import RewriteError, convert_pickle  # noqa: E402
 from tests.pickle_files import Reduce, rewrite_zip, torch_save, touch_code  # noqa: E402
@@ -127,10 +127,23 @@ def test_backup_keeps_the_original_byte_for_byte(tmp_path: Path) -> None:
         ("model.pt", "model.safetensors"),
         ("weights.best.pth", "weights.best.safetensors"),
         ("last.ckpt", "last.safetensors"),
+        ("pytorch_model-00002-of-00010.bin", "model-00002-of-00010.safetensors"),
+        ("other-00002-of-00010.bin", "other-00002-of-00010.safetensors"),
     ],
 )
 def test_target_names(name: str, target: str) -> None:
     assert safetensors_name(Path("m") / name) == Path("m") / target
+
+
+@pytest.mark.parametrize(
+    ("name", "target"),
+    [
+        ("pytorch_model.bin.index.json", "model.safetensors.index.json"),
+        ("other.bin.index.json", "other.safetensors.index.json"),
+    ],
+)
+def test_index_target_names(name: str, target: str) -> None:
+    assert safetensors_index_name(Path("m") / name) == Path("m") / target
 
 
 def refused(path: Path, match: str) -> None:

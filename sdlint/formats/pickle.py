@@ -21,6 +21,7 @@ import io
 import itertools
 import math
 import pickletools
+import re
 import struct
 import tarfile
 import warnings
@@ -1269,12 +1270,30 @@ _SAFETENSORS_NAMES = {
 }
 
 
+# A shard as transformers' `save_pretrained` names it: `pytorch_model-00001-of-00003.bin`.
+_PYTORCH_SHARD = re.compile(r"pytorch_model(-\d+-of-\d+\.)bin")
+_PICKLE_INDEX_SUFFIX = ".bin.index.json"
+
+
 def safetensors_name(path: Path) -> Path:
     """The file a converted checkpoint is written to: transformers' `model.safetensors` for
-    `pytorch_model.bin`, peft's `adapter_model.safetensors` for `adapter_model.bin`, else the same
-    stem with `.safetensors` (`model.pt` -> `model.safetensors`)."""
+    `pytorch_model.bin` (and `model-00001-of-00003.safetensors` for its shard
+    `pytorch_model-00001-of-00003.bin`), peft's `adapter_model.safetensors` for
+    `adapter_model.bin`, else the same stem with `.safetensors` (`model.pt` ->
+    `model.safetensors`)."""
+    shard = _PYTORCH_SHARD.fullmatch(path.name)
+    if shard is not None:
+        return path.with_name(f"model{shard.group(1)}safetensors")
     name = _SAFETENSORS_NAMES.get(path.name, f"{path.stem}.safetensors")
     return path.with_name(name)
+
+
+def safetensors_index_name(index: Path) -> Path:
+    """The index of a converted sharded checkpoint: transformers' `model.safetensors.index.json`
+    for `pytorch_model.bin.index.json`, else `<stem>.safetensors.index.json` for
+    `<stem>.bin.index.json`."""
+    stem = index.name.removesuffix(_PICKLE_INDEX_SUFFIX)
+    return index.with_name(f"{'model' if stem == 'pytorch_model' else stem}.safetensors.index.json")
 
 
 def conversion_problem(checkpoint: PickleCheckpoint) -> str | None:

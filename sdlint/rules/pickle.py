@@ -10,15 +10,17 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sdlint.context import CheckContext
 from sdlint.diagnostic import Applicability, Fix, Severity
-from sdlint.edits import ConvertToSafetensors
+from sdlint.edits import ConvertIndex, ConvertToSafetensors, Edit
 from sdlint.formats import PICKLE
 from sdlint.rule import Finding, FixAvailability, rule
 
 if TYPE_CHECKING:  # the reader is imported only when a torch.save file is checked
+    from sdlint.checkpoint import Checkpoint
     from sdlint.formats.pickle import PickleCheckpoint, PickleGlobal
 
 # Globals whose only use in a pickle is to run code, read or write files, or reach the network.
@@ -257,10 +259,11 @@ def pickle_checkpoint(ctx: CheckContext) -> Iterator[Finding]:
     state dict: its pickle names nothing outside the allow-list (no SD006), it reads to its end
     (no SD007), its storages hold its tensors (no SD008), and it is a flat mapping of names to
     plain tensors (no SD009, no wrapper such as Lightning's `state_dict` beside other training
-    state, no non-tensor entries). Such a file can become safetensors losing nothing. A file that
-    transformers does not load because `model.safetensors` is beside it is not noted; neither is
-    a sharded pickle checkpoint (`pytorch_model.bin.index.json`): re-save it with
-    `save_pretrained`.
+    state, no non-tensor entries). Such a file can become safetensors losing nothing. A sharded
+    pickle checkpoint (`pytorch_model.bin.index.json` and its `pytorch_model-00001-of-00003.bin`,
+    ...) is noted once, on its index, when every shard is such a file and holds exactly the
+    tensors the index maps to it (else SD004 says what is out of step). A checkpoint transformers
+    does not load because `model.safetensors` (or its index) is beside it is not noted.
 
     ## Why is this bad?
     Loading a pickle runs a program: safe only with `torch.load(weights_only=True)`, the default
@@ -290,9 +293,20 @@ def pickle_checkpoint(ctx: CheckContext) -> Iterator[Finding]:
     risk the conversion removes; with `--backup` it is kept as `<name>.bak`. The fix is unsafe
     because code that opens the pickle by its name (`torch.load("model.pt")`) no longer finds it.
     Not offered when the new file's name is taken, nor for a remote checkpoint.
+
+    A sharded checkpoint is converted whole, in one fix: each shard as above, named as
+    `save_pretrained` names safetensors shards (`pytorch_model-00001-of-00003.bin` ->
+    `model-00001-of-00003.safetensors`), then the index, as `model.safetensors.index.json`
+    mapping every tensor to its new shard (`total_size` counted from the new shards). The pickles
+    and `pytorch_model.bin.index.json` are then removed (each kept as `<name>.bak` with
+    `--backup`). Should any step fail, the files already converted are removed and the originals
+    put back: the folder is left as it was. Not offered when any of the new names is taken.
     """
     checkpoint = ctx.checkpoint
-    if checkpoint.index is not None or checkpoint.shadowed_by is not None:
+    if checkpoint.shadowed_by is not None:
+        return
+    if checkpoint.index is not None:
+        yield from _sharded_conversion(checkpoint)
         return
     from sdlint.formats.pickle import PickleCheckpoint, conversion_problem, safetensors_name
 
@@ -325,3 +339,84 @@ def pickle_checkpoint(ctx: CheckContext) -> Iterator[Finding]:
             path,
             fix=fix,
         )
+
+
+def _sharded_conversion(checkpoint: Checkpoint) -> Iterator[Finding]:
+    """SD010 for a sharded torch.save checkpoint: every shard clean and exactly what its index
+    maps to it (else SD004-SD009 say what is wrong, and nothing is noted)."""
+    from sdlint.formats.pickle import (
+        PickleCheckpoint,
+        conversion_problem,
+        safetensors_index_name,
+        safetensors_name,
+    )
+
+    index = checkpoint.index
+    if (
+        index is None
+        or index.problem is not None
+        or checkpoint.missing_shards
+        or checkpoint.refused_shards
+        or checkpoint.deleted_shards
+    ):
+        return
+    index_path = index.path.local
+    if index_path is None:  # a remote checkpoint is never converted
+        return
+    names = index.shard_names
+    shards: list[Path] = []
+    count = 0
+    for name, result in zip(names, checkpoint.files, strict=True):
+        if not isinstance(result, PickleCheckpoint) or conversion_problem(result) is not None:
+            return
+        held = {t.name for t in result.entries}
+        if held != {k for k, shard in index.weight_map.items() if shard == name}:
+            return
+        if result.path.local is None:
+            return
+        shards.append(result.path.local)
+        count += len(result.entries)
+    if not shards or count != len(index.weight_map):
+        return
+    new_names = [
+        name[: len(name) - len(shard.name)] + safetensors_name(shard).name
+        for name, shard in zip(names, shards, strict=True)
+    ]
+    new_index = safetensors_index_name(index_path)
+    if len(set(new_names)) != len(new_names):
+        return
+    tensors = f"{count} tensor{'s' if count != 1 else ''} in {len(shards)} shards"
+    path = checkpoint.path.display
+    taken = next(
+        (
+            target
+            for target in (new_index, *(index_path.parent / n for n in new_names))
+            if os.path.lexists(target)
+        ),
+        None,
+    )
+    if taken is not None:
+        yield Finding(
+            f"sharded pickle checkpoint of {tensors} could be safetensors, but {taken.name} "
+            "already exists beside it: remove the pickles if it holds the same weights",
+            path,
+        )
+        return
+    edits: list[Edit] = [
+        ConvertToSafetensors(shard, shard.parent / Path(new).name)
+        for shard, new in zip(shards, new_names, strict=True)
+    ]
+    edits.append(ConvertIndex(index_path, new_index, tuple(zip(names, new_names, strict=True))))
+    fix = Fix(
+        Applicability.UNSAFE,
+        f"Convert the shards to {new_names[0]}, ... and the index to {new_index.name} "
+        f"({tensors}, copied and verified), and remove the pickles and {index.path.name} (each "
+        "kept as <name>.bak with --backup)",
+        tuple(edits),
+    )
+    yield Finding(
+        f"sharded pickle checkpoint of {tensors} could be safetensors ({new_index.name} and its "
+        "shards), which loads without running code",
+        path,
+        fix=fix,
+    )

@@ -8,7 +8,14 @@ import pytest
 
 from sdlint.sources import Source
 from tests.cli_helpers import run
-from tests.pickle_files import payloads, rewrite_zip, torch_save, torch_zip
+from tests.pickle_files import (
+    payloads,
+    rewrite_zip,
+    save_sharded,
+    tied_state,
+    torch_save,
+    torch_zip,
+)
 
 torch = pytest.importorskip("torch")
 
@@ -200,9 +207,15 @@ def test_sharded_pickle_checkpoint(capsys: pytest.CaptureFixture[str]) -> None:
     assert checkpoint.path.name == "pytorch_model.bin.index.json"
     assert checkpoint.format == "pickle"
     assert {name: t.shape for name, t in checkpoint.tensors.items()} == {"a": (2,), "b": (3,)}
-    code, out, _ = run(capsys, "check", str(folder))
+    code, out, _ = run(capsys, "check", "--ignore", "SD010", str(folder))
     assert code == 0 and out.endswith("\nAll checks passed (3 files checked).\n")
     assert "SD0" not in out
+    # clean shards: SD010 notes that the whole checkpoint could be safetensors
+    code, out, _ = run(capsys, "check", "-q", str(folder))
+    assert code == 0
+    assert [line.split(" ")[:2] for line in out.splitlines()] == [
+        ["m/pytorch_model.bin.index.json:1:1:", "SD010"]
+    ]
 
 
 def test_lfs_pointer_in_place_of_a_pickle(capsys: pytest.CaptureFixture[str]) -> None:
@@ -256,22 +269,6 @@ def test_same_verdict_as_the_same_weights_in_safetensors(
 
 
 # -- SD004 on torch.save shards (`pytorch_model.bin.index.json`) -----------------------------------
-
-
-def save_sharded(folder: Path, state: dict[str, object]) -> Path:
-    """Shards and index as `save_pretrained(safe_serialization=False)` writes them (transformers
-    4.x; huggingface_hub's `save_torch_state_dict` is its writer)."""
-    from huggingface_hub import save_torch_state_dict
-
-    folder.mkdir(parents=True, exist_ok=True)
-    save_torch_state_dict(state, folder, safe_serialization=False, max_shard_size=200)  # type: ignore[arg-type]
-    return folder / "pytorch_model.bin.index.json"
-
-
-def tied_state() -> dict[str, object]:
-    torch.manual_seed(0)
-    embed = torch.randn(10, 4)
-    return {"embed.weight": embed, "a.weight": torch.randn(8, 4), "head.weight": embed}
 
 
 def edit_index(path: Path, edit: object) -> None:

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from tests.cli_helpers import run
-from tests.pickle_files import torch_save
+from tests.pickle_files import save_sharded, tied_state, torch_save
 
 torch = pytest.importorskip("torch")
 
@@ -214,3 +214,198 @@ def test_conversion_and_head_config_fix_in_one_run(capsys: pytest.CaptureFixture
     assert info["missing_keys"] == [] and info["mismatched_keys"] == []
     for name, tensor in model.state_dict().items():
         assert torch.equal(loaded[name], tensor), name
+
+
+# -- sharded checkpoints: every shard and the index converted, or nothing ------------------------
+
+
+def save_shards(folder: Path, state: dict[str, Any]) -> dict[str, bytes]:
+    """A sharded checkpoint as `save_pretrained(safe_serialization=False)` writes it; returns the
+    folder's files and their bytes."""
+    save_sharded(folder, state)
+    return files_of(folder)
+
+
+def files_of(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+
+
+SHARDS = ["pytorch_model-00001-of-00002.bin", "pytorch_model-00002-of-00002.bin"]
+CONVERTED = ["model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors"]
+
+
+def test_sharded_checkpoint_is_noted_and_converted_whole(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from safetensors.torch import load_file
+
+    from tests.test_imports import fresh_process
+
+    state = tied_state()
+    assert list(save_shards(Path("m"), state)) == [*SHARDS, "pytorch_model.bin.index.json"]
+    code, out, _ = run(capsys, "check", "--output-format", "json", "m")
+    (finding,) = json.loads(out)
+    assert (code, finding["code"], finding["path"]) == (
+        0,
+        "SD010",
+        "m/pytorch_model.bin.index.json",
+    )
+    assert finding["message"] == (
+        "sharded pickle checkpoint of 3 tensors in 2 shards could be safetensors "
+        "(model.safetensors.index.json and its shards), which loads without running code"
+    )
+    assert finding["fix"] == {
+        "applicability": "unsafe",
+        "description": f"Convert the shards to {CONVERTED[0]}, ... and the index to "
+        "model.safetensors.index.json (3 tensors in 2 shards, copied and verified), and remove "
+        "the pickles and pytorch_model.bin.index.json (each kept as <name>.bak with --backup)",
+    }
+    # The fix, in a fresh process: the pickles are never unpickled, torch never imported.
+    report = fresh_process(
+        Path("cache"), "check", "--fix", "--unsafe-fixes", str(Path("m").resolve())
+    )
+    assert (report["code"], report["heavy"]) == (0, [])
+    assert list(files_of(Path("m"))) == [*CONVERTED, "model.safetensors.index.json"]
+    index = json.loads(Path("m/model.safetensors.index.json").read_text())
+    converted: dict[str, Any] = {}
+    for shard in CONVERTED:
+        tensors = load_file(f"m/{shard}")
+        assert {k for k, v in index["weight_map"].items() if v == shard} == set(tensors)
+        converted.update(tensors)
+    assert set(converted) == set(state)
+    assert all(torch.equal(converted[k], v) for k, v in state.items())
+    # counted from the new shards: the tied tensor is two copies there (one storage before)
+    assert index["metadata"] == {"total_size": (10 * 4 + 8 * 4 + 10 * 4) * 4}
+    assert run(capsys, "check", "-q", "m")[:2] == (0, "")
+
+
+def test_sharded_backup_keeps_every_original(capsys: pytest.CaptureFixture[str]) -> None:
+    before = save_shards(Path("m"), tied_state())
+    code, _, err = run(capsys, "check", "--fix", "--unsafe-fixes", "--backup", "m")
+    assert code == 0, err
+    after = files_of(Path("m"))
+    assert {f"{name}.bak": data for name, data in before.items()} == {
+        name: data for name, data in after.items() if name.endswith(".bak")
+    }
+    assert sorted(n for n in after if not n.endswith(".bak")) == [
+        *CONVERTED,
+        "model.safetensors.index.json",
+    ]
+
+
+@pytest.mark.parametrize("fails", ["second-shard", "index"])
+def test_a_failure_midway_leaves_the_folder_as_it_was(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, fails: str
+) -> None:
+    from sdlint import fixes, rewrite
+    from tests.write_faults import fail_after
+
+    before = save_shards(Path("m"), tied_state())
+    if fails == "index":
+
+        def failing_index(*args: object, **kwargs: object) -> object:
+            raise rewrite.RewriteError(Path("m/pytorch_model.bin.index.json"), "simulated")
+
+        monkeypatch.setattr(fixes, "convert_index", failing_index)
+    else:  # the first new shard is written whole, the second fails partway
+        first = rewrite.convert_pickle(Path("m") / SHARDS[0], Path("probe.safetensors"))
+        Path("m", SHARDS[0]).write_bytes(before[SHARDS[0]])
+        monkeypatch.setattr(rewrite, "_write", fail_after(first.new_size + 10))
+    code, _, err = run(capsys, "check", "--fix", "--unsafe-fixes", "m")
+    assert code == 2
+    assert "put back as they were" in err
+    assert files_of(Path("m")) == before
+
+
+def test_sharded_conversion_never_writes_over_a_file(capsys: pytest.CaptureFixture[str]) -> None:
+    save_shards(Path("m"), tied_state())
+    Path("m", CONVERTED[1]).write_bytes(b"mine!")
+    before = files_of(Path("m"))
+    _, out, _ = run(capsys, "check", "-q", "--fix", "--unsafe-fixes", "m")
+    assert (
+        "m/pytorch_model.bin.index.json:1:1: SD010 sharded pickle checkpoint of 3 tensors in 2 "
+        f"shards could be safetensors, but {CONVERTED[1]} already exists beside it: remove the "
+        "pickles if it holds the same weights\n"
+    ) in out
+    assert files_of(Path("m")) == before
+
+
+def test_sharded_checkpoint_with_a_stale_index_is_not_noted(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    save_shards(Path("m"), tied_state())
+    index = Path("m/pytorch_model.bin.index.json")
+    document = json.loads(index.read_text())
+    document["weight_map"]["ghost.weight"] = SHARDS[0]
+    index.write_text(json.dumps(document))
+    _, out, _ = run(capsys, "check", "-q", "--unsafe-fixes", "m")
+    assert "SD004" in out and "SD010" not in out
+
+
+def test_diff_shows_the_sharded_conversion(capsys: pytest.CaptureFixture[str]) -> None:
+    before = save_shards(Path("m"), tied_state())
+    code, out, err = run(capsys, "check", "--diff", "--unsafe-fixes", "m")
+    assert (code, err) == (0, "Would fix 1 problem.\n")
+    assert out.endswith(
+        "--- m/pytorch_model.bin.index.json\n"
+        "+++ m/model.safetensors.index.json\n"
+        f"  renamed shard {SHARDS[0]} -> {CONVERTED[0]}\n"
+        f"  renamed shard {SHARDS[1]} -> {CONVERTED[1]}\n"
+        "  removed   m/pytorch_model.bin.index.json (kept as pytorch_model.bin.index.json.bak "
+        "with --backup)\n"
+    )
+    assert f"--- m/{SHARDS[1]}\n+++ m/{CONVERTED[1]}\n  converted a.weight F32 [8, 4]\n" in out
+    assert files_of(Path("m")) == before
+
+
+def save_pretrained_sharded(model: Any, folder: Path) -> None:
+    """`model.save_pretrained(folder, safe_serialization=False, max_shard_size=...)`: pickle
+    shards under transformers 4.x. transformers 5 writes safetensors whatever it is asked, so
+    there the shards are written by the function 4.x's save_pretrained writes them with."""
+    import transformers
+
+    model.save_pretrained(folder, safe_serialization=False, max_shard_size="20KB")
+    if int(transformers.__version__.split(".")[0]) >= 5:
+        for path in folder.glob("model*.safetensors*"):
+            path.unlink()
+        from huggingface_hub import save_torch_state_dict
+
+        save_torch_state_dict(
+            model.state_dict(), folder, safe_serialization=False, max_shard_size="20KB"
+        )
+
+
+@pytest.mark.model
+@pytest.mark.parametrize("architecture", ["RobertaForSequenceClassification", "RobertaForMaskedLM"])
+def test_from_pretrained_loads_the_same_tensors_from_converted_shards(
+    capsys: pytest.CaptureFixture[str], architecture: str
+) -> None:
+    transformers = pytest.importorskip("transformers")
+    from tests.tiny_models import roberta_config
+
+    torch.manual_seed(0)
+    cls = getattr(transformers, architecture)
+    model = cls(roberta_config())
+    original, converted = Path("original"), Path("converted")
+    save_pretrained_sharded(model, original)
+    shards = sorted(p.name for p in original.glob("pytorch_model-*.bin"))
+    assert len(shards) > 2
+    shutil.copytree(original, converted)
+    capsys.readouterr()
+    code, _, err = run(capsys, "check", "--fix", "--unsafe-fixes", "--no-cache", str(converted))
+    assert code == 0 and f"Fixed {converted}/model.safetensors.index.json" in err, err
+    n = len(shards)
+    assert sorted(p.name for p in converted.iterdir()) == [
+        "config.json",
+        *(f"model-{i:05d}-of-{n:05d}.safetensors" for i in range(1, n + 1)),
+        "model.safetensors.index.json",
+    ]
+    expected, expected_info = load_all(cls, original)
+    got, info = load_all(cls, converted)
+    assert info == expected_info
+    assert set(got) == set(expected)
+    for name, tensor in expected.items():
+        assert got[name].dtype == tensor.dtype, name
+        assert torch.equal(got[name], tensor), name
+    for name, tensor in model.state_dict().items():
+        assert torch.equal(got[name], tensor), name
