@@ -160,6 +160,20 @@ def load_all(cls: Any, folder: Path) -> tuple[dict[str, Any], dict[str, list[str
     return model.state_dict(), loading
 
 
+def assert_loads_the_same(cls: Any, original: Path, converted: Path, saved: dict[str, Any]) -> None:
+    """`cls.from_pretrained` loads from `converted` what it loads from `original`: the same
+    loading info, every tensor of the same dtype and equal, and equal to what was `saved`."""
+    expected, expected_info = load_all(cls, original)
+    got, info = load_all(cls, converted)
+    assert info == expected_info
+    assert set(got) == set(expected)
+    for name, tensor in expected.items():
+        assert got[name].dtype == tensor.dtype, name
+        assert torch.equal(got[name], tensor), name
+    for name, tensor in saved.items():
+        assert torch.equal(got[name], tensor), name
+
+
 @pytest.mark.model
 @pytest.mark.parametrize("architecture", ["RobertaForSequenceClassification", "RobertaForMaskedLM"])
 @pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
@@ -183,17 +197,7 @@ def test_from_pretrained_loads_the_same_tensors(
     assert code == 0 and f"Fixed {converted}/model.safetensors" in err
     assert sorted(p.name for p in converted.iterdir()) == ["config.json", "model.safetensors"]
 
-    cls = getattr(transformers, architecture)
-    expected, expected_info = load_all(cls, original)
-    got, info = load_all(cls, converted)
-    assert info == expected_info
-    assert set(got) == set(expected)
-    for name, tensor in expected.items():
-        assert got[name].dtype == tensor.dtype, name
-        assert torch.equal(got[name], tensor), name
-    # and what transformers loaded is what was saved
-    for name, tensor in state.items():
-        assert torch.equal(got[name], tensor), name
+    assert_loads_the_same(getattr(transformers, architecture), original, converted, state)
 
 
 @pytest.mark.model
@@ -400,12 +404,4 @@ def test_from_pretrained_loads_the_same_tensors_from_converted_shards(
         *(f"model-{i:05d}-of-{n:05d}.safetensors" for i in range(1, n + 1)),
         "model.safetensors.index.json",
     ]
-    expected, expected_info = load_all(cls, original)
-    got, info = load_all(cls, converted)
-    assert info == expected_info
-    assert set(got) == set(expected)
-    for name, tensor in expected.items():
-        assert got[name].dtype == tensor.dtype, name
-        assert torch.equal(got[name], tensor), name
-    for name, tensor in model.state_dict().items():
-        assert torch.equal(got[name], tensor), name
+    assert_loads_the_same(cls, original, converted, model.state_dict())
