@@ -262,7 +262,8 @@ def pickle_checkpoint(ctx: CheckContext) -> Iterator[Finding]:
     state, no non-tensor entries). Such a file can become safetensors losing nothing. A sharded
     pickle checkpoint (`pytorch_model.bin.index.json` and its `pytorch_model-00001-of-00003.bin`,
     ...) is noted once, on its index, when every shard is such a file and holds exactly the
-    tensors the index maps to it (else SD004 says what is out of step). A checkpoint transformers
+    tensors the index maps to it, and no shard-named file is left out of the index (else SD004
+    says what is out of step). A checkpoint transformers
     does not load because `model.safetensors` (or its index) is beside it is not noted.
 
     ## Why is this bad?
@@ -358,6 +359,7 @@ def _sharded_conversion(checkpoint: Checkpoint) -> Iterator[Finding]:
         or checkpoint.missing_shards
         or checkpoint.refused_shards
         or checkpoint.deleted_shards
+        or checkpoint.unreferenced_shards  # left behind, they would be loaded as pickles
     ):
         return
     index_path = index.path.local

@@ -334,13 +334,22 @@ def test_sharded_conversion_never_writes_over_a_file(capsys: pytest.CaptureFixtu
     assert files_of(Path("m")) == before
 
 
-def test_sharded_checkpoint_with_a_stale_index_is_not_noted(
-    capsys: pytest.CaptureFixture[str],
+@pytest.mark.parametrize("stale", ["ghost-key", "moved-key", "unlisted-shard", "missing-shard"])
+def test_sharded_checkpoint_out_of_step_with_its_index_is_not_noted(
+    capsys: pytest.CaptureFixture[str], stale: str
 ) -> None:
+    """SD004 says what is out of step; converting would carry it over or leave a shard behind."""
     save_shards(Path("m"), tied_state())
     index = Path("m/pytorch_model.bin.index.json")
     document = json.loads(index.read_text())
-    document["weight_map"]["ghost.weight"] = SHARDS[0]
+    if stale == "ghost-key":
+        document["weight_map"]["ghost.weight"] = SHARDS[0]
+    elif stale == "moved-key":
+        document["weight_map"]["a.weight"] = SHARDS[0]
+    elif stale == "unlisted-shard":
+        torch_save(Path("m/pytorch_model-00003-of-00002.bin"), {"x": torch.zeros(2)})
+    else:
+        Path("m", SHARDS[1]).unlink()
     index.write_text(json.dumps(document))
     _, out, _ = run(capsys, "check", "-q", "--unsafe-fixes", "m")
     assert "SD004" in out and "SD010" not in out
