@@ -9,7 +9,7 @@ sdlint/discover.py finds checkpoints from the command line's PATHs.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 from pathlib import Path
 
@@ -93,8 +93,19 @@ class Checkpoint:
         return merged
 
     def signature(self) -> dict[str, TensorSpec]:
-        """What the model layer compares: each tensor's dtype and shape."""
-        return {name: tensor.spec for name, tensor in self.tensors.items()}
+        """What the model layer compares: each tensor's dtype and shape; a key in several shards
+        also carries its earlier shards' copies (`TensorSpec.earlier`: 4.x compares them too)."""
+        merged = {name: tensor.spec for name, tensor in self.tensors.items()}
+        if sum(len(d.tensors) for d in self.descriptions) == len(merged):
+            return merged  # no key in two shards: the usual case
+        copies: dict[str, list[TensorSpec]] = {}
+        for description in self.descriptions:
+            for name, tensor in description.tensors.items():
+                copies.setdefault(name, []).append(tensor.spec)
+        for name, specs in copies.items():
+            if len(specs) > 1:
+                merged[name] = replace(merged[name], earlier=tuple(specs[:-1]))
+        return merged
 
     @cached_property
     def index_keys(self) -> tuple[str, ...] | None:

@@ -67,3 +67,20 @@ def test_index_keys_only_where_the_index_and_its_shards_disagree(tmp_path: Path)
     (differing,) = find_checkpoints([index])
     assert differing.index_keys == ("c.weight", "ghost.weight", "a.weight")
     assert set(differing.signature()) == {"a.weight", "b.weight", "c.weight"}
+
+
+def test_a_key_in_several_shards_carries_its_earlier_copies(tmp_path: Path) -> None:
+    """The signature holds the last shard's copy (what 5.x loads) and, for a key in several shards,
+    the earlier copies in load order (4.x compares each with the model); other keys carry none."""
+    shards = {
+        "model-00001-of-00003.safetensors": {"w": ("F32", (2,)), "a": ("F32", (1,))},
+        "model-00002-of-00003.safetensors": {"w": ("F16", (3,))},
+        "model-00003-of-00003.safetensors": {"w": ("F32", (4,))},
+    }
+    weight_map = {"w": "model-00003-of-00003.safetensors", "a": "model-00001-of-00003.safetensors"}
+    weight_map["b"] = "model-00002-of-00003.safetensors"  # so the second shard is read
+    (checkpoint,) = find_checkpoints([write_sharded(tmp_path, shards, weight_map=weight_map)])
+    assert checkpoint.signature() == {
+        "w": TensorSpec("F32", (4,), earlier=(TensorSpec("F32", (2,)), TensorSpec("F16", (3,)))),
+        "a": TensorSpec("F32", (1,)),
+    }

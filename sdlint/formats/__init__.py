@@ -26,11 +26,14 @@ class TensorSpec:
     """A tensor as the model layer sees it: dtype name and shape, in any format.
 
     Dtype names are safetensors' for every format ("F32", "BF16", "I64", ...:
-    sdlint/dtypes.py); a format with other names translates them when it reads.
+    sdlint/dtypes.py); a format with other names translates them when it reads. `earlier` holds
+    the copies of a key that earlier shards also hold, in load order (this spec is the last
+    shard's copy): transformers 4.x compares every copy's shape with the model, 5.x only the last.
     """
 
     dtype: str
     shape: tuple[int, ...]
+    earlier: tuple[TensorSpec, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ import re
 import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import sdlint
 from sdlint.model.verdict import (
@@ -155,7 +155,7 @@ def cache_key(
     version is included although the meta build barely depends on it: a cache must never be the
     reason a verdict is stale.
     """
-    signature = [[k, tensors[k].dtype, list(tensors[k].shape)] for k in sorted(tensors)]
+    signature = [_spec_entry(k, tensors[k]) for k in sorted(tensors)]
     document = {
         "format": FORMAT_VERSION,
         "sdlint": sdlint.__version__,
@@ -169,6 +169,15 @@ def cache_key(
         document["extra"] = dict(sorted(extra.items()))
     text = json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
     return hashlib.sha256(text.encode("ascii")).hexdigest()
+
+
+def _spec_entry(key: str, spec: TensorSpec) -> list[Any]:
+    """A tensor in the cache key: name, dtype, shape, and the earlier shards' copies of a key in
+    several shards (absent otherwise, so the usual checkpoint's key is unchanged)."""
+    entry: list[Any] = [key, spec.dtype, list(spec.shape)]
+    if spec.earlier:
+        entry.append([[copy.dtype, list(copy.shape)] for copy in spec.earlier])
+    return entry
 
 
 class VerdictCache:

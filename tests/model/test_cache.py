@@ -196,6 +196,22 @@ def test_transformers_not_installed_is_part_of_the_key() -> None:
     assert len(keys) == 2
 
 
+def test_earlier_shard_copies_are_part_of_the_key_only_when_present() -> None:
+    """A key in several shards is judged by every copy under 4.x: its earlier copies enter the
+    key (a checkpoint without such a key hashes as before: `_spec_entry` adds nothing)."""
+
+    def key(signature: Mapping[str, TensorSpec]) -> str:
+        return cache_key(b"{}", signature, None, transformers_version="4.57.6", torch_version="2")
+
+    name, spec = next(iter(SIGNATURE.items()))
+    copied = {**SIGNATURE, name: TensorSpec(spec.dtype, spec.shape, earlier=(spec,))}
+    other = {
+        **SIGNATURE,
+        name: TensorSpec(spec.dtype, spec.shape, earlier=(TensorSpec("F16", (1,)),)),
+    }
+    assert len({key(SIGNATURE), key(copied), key(other)}) == 3
+
+
 def write_raw_safetensors(
     path: Path, tensors: dict[str, tuple[str, tuple[int, ...]]], fill: bytes
 ) -> None:

@@ -1044,6 +1044,52 @@ def test_index_that_disagrees_with_its_shards(
         assert not verdict.unexpected
 
 
+# A key in two shards (SD004 reports it): 5.x merges the shards and loads the later copy; 4.x
+# compares every copy with the model, reports a mismatch for each copy of another shape, and then
+# loads neither. Each installed version is judged by its own report.
+
+COPY_SHAPES = {  # which copy has another shape than the model's: (earlier shard, later shard)
+    "neither": (False, False),
+    "earlier": (True, False),
+    "later": (False, True),
+    "both": (True, True),
+}
+
+
+@pytest.mark.parametrize("wrong", list(COPY_SHAPES))
+def test_key_in_two_shards(zoo: Zoo, tmp_path: Path, wrong: str) -> None:
+    directory = sharded(zoo, "roberta-seqcls", tmp_path / "ckpt")
+    weight_map = json.loads((directory / "model.safetensors.index.json").read_text())["weight_map"]
+    first = sorted(set(weight_map.values()))[0]
+    key = "classifier.out_proj.weight"
+    later = weight_map[key]
+    assert later != first
+    good = safetensors_torch.load_file(str(directory / later))[key]
+    wrong_earlier, wrong_later = COPY_SHAPES[wrong]
+    # The two wrong copies differ from each other too, so 4.x reports both.
+    copies = {
+        first: torch.zeros(good.shape[0] + 2, good.shape[1]) if wrong_earlier else good,
+        later: torch.zeros(good.shape[0] + 4, good.shape[1]) if wrong_later else good,
+    }
+    for shard, copy in copies.items():
+        tensors = safetensors_torch.load_file(str(directory / shard))
+        tensors[key] = copy
+        safetensors_torch.save_file(tensors, str(directory / shard), metadata={"format": "pt"})
+    assert signature(directory)[key].earlier == (TensorSpec("F32", tuple(copies[first].shape)),)
+
+    verdict, real = compare_with_report(directory, "RobertaForSequenceClassification")
+    shapes = {m.checkpoint_shape for m in verdict.mismatched}
+    if wrong_later:
+        assert tuple(copies[later].shape) in shapes
+    if wrong == "neither":
+        assert verdict.is_clean
+    # The earlier copy counts where the installed version compares it (4.x), by its own report.
+    assert (tuple(copies[first].shape) in shapes) == (
+        wrong_earlier and (key, tuple(copies[first].shape), tuple(good.shape)) in real.mismatched
+    )
+    assert all(m.file_key == key for m in verdict.mismatched)
+
+
 # ---------------------------------------------------------------------------------------------
 # Class resolution (R9, R31, R33).
 

@@ -69,13 +69,21 @@ def _predict(backend: TransformersV4, request: Request) -> Outcome:
         getattr(config, "dtype", None) or getattr(config, "torch_dtype", None)
     )
 
-    # 2. The checkpoint as meta tensors, in safe_open's (sorted) key order.
-    checkpoint = meta_checkpoint(
-        torch, tensors, FAILS_ON_OPEN | (frozenset(TORCH_DTYPES) - loadable) | {"F4"}
-    )
+    # 2. The checkpoint as meta tensors, in safe_open's (sorted) key order; a key in several
+    #    shards also as its earlier copies, one state dict per copy, earliest first.
+    fatal = FAILS_ON_OPEN | (frozenset(TORCH_DTYPES) - loadable) | {"F4"}
+    checkpoint = meta_checkpoint(torch, tensors, fatal)
     if isinstance(checkpoint, ConfigProblem):
         return checkpoint
     meta_tensors = checkpoint.tensors
+    earlier = []
+    depth = max((len(spec.earlier) for spec in tensors.values()), default=0)
+    for i in range(depth):
+        copies = {k: s.earlier[i] for k, s in tensors.items() if len(s.earlier) > i}
+        copy = meta_checkpoint(torch, copies, fatal)
+        if isinstance(copy, ConfigProblem):
+            return copy
+        earlier.append(copy)
 
     # 3. The model, on meta, as from_pretrained builds it. 4.x loads in torch's default dtype
     #    unless the caller passes one (the config's dtype is not used before v5).
@@ -143,18 +151,24 @@ def _predict(backend: TransformersV4, request: Request) -> Outcome:
                 "device_map": None,
             },
         )
-        mismatched_keys, mismatched_shapes = call(
-            find_mismatched,
-            {
-                "model": model,
-                "state_dict": meta_tensors,
-                "checkpoint_files": None,
-                "ignore_mismatched_sizes": True,
-                "keys_to_rename_mapping": renaming,
-                "is_quantized": False,
-                "weights_only": True,
-            },
-        )
+        # Every shard is compared with the model (4.57 :1450): a key in two shards is mismatched
+        # once per copy of another shape, and then not loaded from either.
+        mismatched_keys, mismatched_shapes = [], []
+        for state_dict in [*(copy.tensors for copy in earlier), meta_tensors]:
+            found_keys, found_shapes = call(
+                find_mismatched,
+                {
+                    "model": model,
+                    "state_dict": state_dict,
+                    "checkpoint_files": None,
+                    "ignore_mismatched_sizes": True,
+                    "keys_to_rename_mapping": renaming,
+                    "is_quantized": False,
+                    "weights_only": True,
+                },
+            )
+            mismatched_keys += found_keys
+            mismatched_shapes += found_shapes
         # 4.57 applies the ignore lists here; 4.54-4.56 did inside the function above.
         if hasattr(model, "_adjust_missing_and_unexpected_keys"):
             missing, unexpected = call(
@@ -192,14 +206,19 @@ def _predict(backend: TransformersV4, request: Request) -> Outcome:
         for file_key in sources[:-1]
     ]
 
+    # A dtype 4.x cannot load fails the whole load, in whichever shard's copy it is.
+    unloadable = {key: tensors[key].dtype for key in checkpoint.unloadable}
+    for i, copy in enumerate(earlier):
+        for key in copy.unloadable:
+            unloadable.setdefault(key, tensors[key].earlier[i].dtype)
     conversion_errors = [
         ConversionError(
             renaming.get(key, key),
-            f"transformers {version} cannot load safetensors dtype {tensors[key].dtype} "
+            f"transformers {version} cannot load safetensors dtype {dtype} "
             f"(tensor {key!r}), so from_pretrained fails on the whole file",
             (key,),
         )
-        for key in checkpoint.unloadable
+        for key, dtype in unloadable.items()
     ]
     mismatched = []
     for model_key, shapes in zip(mismatched_keys, mismatched_shapes, strict=True):
