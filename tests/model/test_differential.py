@@ -1157,6 +1157,18 @@ def test_exported_architecture_beats_an_unknown_model_type(
     assert any("auto_map" in note for note in verdict.notes) == auto_map
 
 
+def test_config_with_a_tagged_special_float(zoo: Zoo, tmp_path: Path) -> None:
+    """5.x writes a non-finite float as `{"__float__": "Infinity"}` (FalconH1's default
+    `time_step_limit`) and decodes it when it reads config.json; a config class that validates
+    its fields (5.12 on) refuses the undecoded object. Judged by the installed version's report."""
+    directory = write_checkpoint(
+        tmp_path / "ckpt", load_weights(zoo.saved("llama-lm")), zoo.saved("llama-lm")
+    )
+    edit_config(directory, rms_norm_eps={"__float__": "Infinity"})
+    verdict = compare(directory, "LlamaForCausalLM")
+    assert verdict.is_clean
+
+
 def test_text_sub_config_class_extracts_text_config(zoo: Zoo, tmp_path: Path) -> None:
     """R33: a class whose config_class is the text sub-config reads `text_config` of a VLM config."""
     # v5 saves the legacy layout (R16): the language model is under `language_model.model.`

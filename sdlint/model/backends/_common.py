@@ -255,6 +255,11 @@ def build_config(
             "Pass a concrete model class with --architecture.",
         )
     values: Any = copy.deepcopy(dict(document))
+    # 5.x writes a non-finite float as `{"__float__": "Infinity"}` and decodes it when it reads
+    # config.json (`_dict_from_json_file`); 4.x writes and reads JSON's own `Infinity`.
+    decode = getattr(config_class, "_decode_special_floats", None)
+    if decode is not None:
+        values = decode(values)
     key = getattr(config_class, "base_config_key", None)
     if key and key in values:
         values = values[key]
