@@ -10,11 +10,13 @@ The library API the CLI is built on (docs/api.md)::
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
 __version__ = "0.1.0"
 
+# Not `typing.TYPE_CHECKING`: `import sdlint` (every `python -m sdlint`) does not import typing.
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any
+
     from sdlint.diagnostic import Applicability, Diagnostic, Fix, Location, Severity
     from sdlint.engine import Report, Settings, check_paths
     from sdlint.errors import InternalError, SdlintError, UsageError

@@ -8,16 +8,26 @@ else as an internal error with where to report it.
 
 from __future__ import annotations
 
-import argparse
 import importlib
 import os
 import sys
 from collections.abc import Sequence
-from typing import Any, Protocol, cast
 
 from sdlint import __version__
 from sdlint.errors import SdlintError
 from sdlint.exit_codes import EXIT_BROKEN_PIPE, EXIT_ERROR
+
+# argparse and typing are imported when a command line is parsed: a replayed run has none.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import argparse
+    from typing import Any, Protocol
+
+    class _Command(Protocol):  # what a module of sdlint.commands provides
+        def add_parser(self, commands: argparse._SubParsersAction[Any]) -> None: ...
+
+        def run(self, args: argparse.Namespace) -> int: ...
+
 
 ISSUES_URL = "https://github.com/sdlint/sdlint/issues"
 
@@ -28,6 +38,8 @@ COMMANDS = ("check", "rule", "server", "show", "diff")
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     """The parser; with `only`, the one subcommand's (a run imports just that command's module:
     `sdlint check` does not pay for `show` and `diff`)."""
+    import argparse
+
     parser = argparse.ArgumentParser(
         prog="sdlint",
         description="A static linter for safetensors checkpoints. Reads headers only.",
@@ -39,14 +51,9 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     return parser
 
 
-class _Command(Protocol):  # what a module of sdlint.commands provides
-    def add_parser(self, commands: argparse._SubParsersAction[Any]) -> None: ...
-
-    def run(self, args: argparse.Namespace) -> int: ...
-
-
 def _command(name: str) -> _Command:
-    return cast(_Command, importlib.import_module(f"sdlint.commands.{name}"))
+    command: _Command = importlib.import_module(f"sdlint.commands.{name}")
+    return command
 
 
 def _chosen(argv: Sequence[str]) -> str | None:
@@ -56,19 +63,15 @@ def _chosen(argv: Sequence[str]) -> str | None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; its exit status. Without `argv` (the `sdlint` command itself), a `check`
+    may be answered by the run cache (sdlint/runcache.py); a caller passing `argv` always has
+    the command run."""
+    command_line = argv is None
     argv = list(sys.argv[1:] if argv is None else argv)
-    parser = build_parser(_chosen(argv))
     try:
-        args = parser.parse_args(argv)
-    except SystemExit as e:  # argparse: --help/--version exit 0, usage errors exit 2
-        return e.code if isinstance(e.code, int) else EXIT_ERROR
-    if args.command is None:
-        parser.print_help(sys.stderr)
-        return EXIT_ERROR
-    try:
-        code = _command(args.command).run(args)
-        sys.stdout.flush()  # a closed pipe fails here, not at exit
-        return code
+        if command_line and argv[:1] == ["check"]:
+            return _check_through_run_cache(argv)
+        return _run(argv)
     except BrokenPipeError:  # `sdlint ... | head -1`: the reader left, as other CLI tools do
         _silence_stdout()
         return EXIT_BROKEN_PIPE
@@ -80,6 +83,38 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_ERROR
     except Exception as e:  # a bug: one line, and where to report it
         return _internal_error(e)
+
+
+def _check_through_run_cache(argv: list[str]) -> int:
+    """`sdlint check ...`: the stored run's output when nothing it depended on changed, else the
+    run, recorded so that it can be stored."""
+    from sdlint import runcache
+
+    stored = runcache.replay(argv)
+    if stored is not None:
+        output, code = stored
+        sys.stdout.write(output)
+        sys.stdout.flush()  # a closed pipe fails here, not at exit
+        return code
+    runcache.begin(argv)
+    try:
+        return _run(argv)
+    finally:
+        runcache.end()
+
+
+def _run(argv: list[str]) -> int:
+    parser = build_parser(_chosen(argv))
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:  # argparse: --help/--version exit 0, usage errors exit 2
+        return e.code if isinstance(e.code, int) else EXIT_ERROR
+    if args.command is None:
+        parser.print_help(sys.stderr)
+        return EXIT_ERROR
+    code = _command(args.command).run(args)
+    sys.stdout.flush()  # a closed pipe fails here, not at exit
+    return code
 
 
 def _internal_error(e: Exception) -> int:

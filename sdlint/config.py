@@ -39,8 +39,9 @@ from pathlib import Path, PurePosixPath
 from typing import Any, TypeVar
 
 from sdlint.errors import UsageError
+from sdlint.runcache import depend
 from sdlint.sources import ReadError
-from sdlint.sources.local import read_bounded
+from sdlint.sources.local import is_regular_file, read_bounded
 
 _T = TypeVar("_T")
 CONFIG_FILES = (".sdlint.toml", "sdlint.toml", "pyproject.toml")
@@ -116,12 +117,15 @@ def _real(path: Path) -> Path:
 def find_config_file(start: Path) -> Path | None:
     """The configuration file nearest to `start` (a file or folder), walking up to the root."""
     folder = _real(start)
+    depend(folder)
     if not folder.is_dir():
         folder = folder.parent
     for directory in (folder, *folder.parents):
         for name in CONFIG_FILES:
             candidate = directory / name
-            if candidate.is_file() and (name != "pyproject.toml" or _has_sdlint_table(candidate)):
+            if is_regular_file(candidate) and (
+                name != "pyproject.toml" or _has_sdlint_table(candidate)
+            ):
                 return candidate
     return None
 

@@ -26,6 +26,7 @@ from sdlint.errors import UsageError
 from sdlint.formats import PICKLE, SAFETENSORS, Unreadable
 from sdlint.formats.index import MAX_INDEX_SIZE, ShardIndex, index_read_problem, parse_index
 from sdlint.formats.safetensors import INDEX_SUFFIX, WEIGHTS_SUFFIX, read_header
+from sdlint.runcache import depend, untrusted
 from sdlint.sources import FileRef, Folder, PathOrUrl, ReadError, Source
 from sdlint.sources.local import LocalFolder, display, real
 
@@ -176,6 +177,7 @@ def _owning_index(weights: Path) -> Path | None:
 def _roots_for_path(path: Path) -> list[Root]:
     """The checkpoints one local command-line PATH stands for (none for a folder without weights,
     or a config.json without weights beside it). Raises UsageError if the PATH does not exist."""
+    depend(path)  # the run cache (sdlint/runcache.py) fingerprints what a run looked at
     if path.is_dir():
         found = [r for folder in LocalFolder(path).walk() for r in roots_in_folder(folder)]
         if not found and path.name.endswith(WEIGHTS_SUFFIX):
@@ -243,6 +245,8 @@ def discover(
     # Remote reads run threads, an editor's server is one: no processes are forked beside them.
     many = len(local) >= parallel.HEADERS_FROM and client is None and not unsaved
     workers = jobs if many else 1
+    if workers > 1:
+        untrusted()  # the files the workers look at are not recorded in this process
     parts = [(part, gone, unsaved) for part in parallel.chunks(local, workers)]
     loaded = iter(parallel.flatten(parallel.spread(_load_local, parts, workers)))
     if remote:

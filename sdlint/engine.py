@@ -24,6 +24,7 @@ from sdlint.formats import SAFETENSORS
 from sdlint.model import Request, one_computation_per_key, prefetch_verdicts
 from sdlint.registry import Selection, select_rules, selector_matches
 from sdlint.rule import FixAvailability, Rule
+from sdlint.runcache import depend, untrusted
 from sdlint.sources import FileRef, PathOrUrl, path_or_url
 from sdlint.sources.local import display
 
@@ -174,6 +175,8 @@ def resolve(
         verdicts=settings.verdicts or project.verdicts,
         unsaved=settings.unsaved,
     )
+    if target.model_checks == "cached":
+        untrusted()  # the answer depends on the verdicts other runs recorded
     return Resolved(tuple(select_rules(layers)), target, project)
 
 
@@ -182,7 +185,9 @@ def _model_config(given: PathOrUrl | None) -> PathOrUrl | None:
     `from_pretrained(folder)` reads it). Raises UsageError when there is none."""
     if given is None or isinstance(given, str):  # a remote one is read by the run
         return given
+    depend(given)
     path = given / CONFIG_NAME if given.is_dir() else given
+    depend(path)
     if not path.exists():
         what = (
             f"{given} is a folder without a {CONFIG_NAME} (not a regular file)"
@@ -254,6 +259,7 @@ def _remote_client(settings: Settings, paths: Sequence[PathOrUrl]) -> HttpClient
     named = [*paths, *([settings.model_config] if settings.model_config else [])]
     if not any(isinstance(p, str) for p in named):
         return None
+    untrusted()  # a remote file has no fingerprint: the run cache does not keep the run
     from sdlint.sources.http import HttpClient
 
     return HttpClient(jobs=settings.jobs)

@@ -124,3 +124,46 @@ def test_a_check_imports_only_what_it_uses(tmp_path: Path) -> None:
     argv = ("check", "-q", str(EXAMPLE), "--model-checks=cached")
     assert fresh_process(tmp_path, *argv, "--select", "SD0")["unused"] == []
     assert fresh_process(tmp_path, *argv)["unused"] == []
+
+
+# `sdlint check` as the command runs it (`main()` reads sys.argv): the run cache may answer.
+COMMAND = f"""
+import json, sys
+from sdlint.cli import main
+sys.argv = ["sdlint", *sys.argv[1:]]
+code = main()
+watched = ("argparse", "dataclasses", "typing", "hashlib", *{HEAVY!r})
+loaded = [m for m in sorted(sys.modules) if m.startswith("sdlint") or m in watched]
+print(json.dumps({{"code": code, "loaded": loaded}}), file=sys.stderr)
+"""
+
+
+@pytest.mark.slow
+def test_a_replayed_check_imports_only_the_run_cache(tmp_path: Path) -> None:
+    """A run the run cache answers (sdlint/runcache.py) imports none of the rules, formats,
+    emitters, argparse, dataclasses or typing: what it costs beyond Python's start is a few
+    stats and one small read."""
+    argv = ["check", str(EXAMPLE / "model.safetensors"), "--select", "SD0"]
+    env = {**os.environ, "SDLINT_CACHE_DIR": str(tmp_path)}
+    runs = [
+        subprocess.run(
+            [sys.executable, "-c", COMMAND, *argv],
+            capture_output=True,
+            text=True,
+            env=env,
+            check=False,
+            cwd=ROOT,
+        )
+        for _ in range(2)
+    ]
+    checked, replayed = (json.loads(r.stderr.strip().splitlines()[-1]) for r in runs)
+    assert "sdlint.engine" in checked["loaded"]  # the first run checked
+    assert runs[1].stdout == runs[0].stdout and checked["code"] == replayed["code"] == 0
+    assert replayed["loaded"] == [
+        "sdlint",
+        "sdlint.cli",
+        "sdlint.environment",
+        "sdlint.errors",
+        "sdlint.exit_codes",
+        "sdlint.runcache",
+    ]

@@ -4,16 +4,18 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
+import io
 import os
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
+from sdlint import runcache
 from sdlint.config import HEAD_FIXES, MODEL_CHECKS, ConfigResolver
 from sdlint.diagnostic import Diagnostic, Severity
-from sdlint.emit import FORMATS, EmitContext, report_emitter
+from sdlint.emit import FORMATS, EmitContext, Emitter, report_emitter
 from sdlint.engine import Report, Settings, check_paths
 from sdlint.errors import UsageError
 from sdlint.exit_codes import EXIT_CLEAN, EXIT_FINDINGS
@@ -295,12 +297,43 @@ def run(args: argparse.Namespace) -> int:
     emit = report_emitter(
         args.output_format, statistics=args.statistics, show_fixes=args.show_fixes
     )
-    emit(report.diagnostics, context, sys.stdout)
     if args.exit_zero:
-        return EXIT_CLEAN
-    if failing(report.diagnostics) or (fixed and args.exit_non_zero_on_fix):
-        return EXIT_FINDINGS
-    return EXIT_CLEAN
+        code = EXIT_CLEAN
+    elif failing(report.diagnostics) or (fixed and args.exit_non_zero_on_fix):
+        code = EXIT_FINDINGS
+    else:
+        code = EXIT_CLEAN
+    recorder = runcache.recording()
+    if recorder is None or not _replayable(args, fix, baseline):
+        emit(report.diagnostics, context, sys.stdout)
+        return code
+    # Kept for the run cache: the output as it will be printed, and the note that replaces it
+    # when the cache cannot be written.
+    output = _rendered(emit, report.diagnostics, context)
+    note = recorder.store(output, code)
+    if note is not None:
+        output = _rendered(emit, report.diagnostics, replace(context, notes=(*context.notes, note)))
+    sys.stdout.write(output)
+    return code
+
+
+def _replayable(args: argparse.Namespace, fix: bool, baseline: Path | None) -> bool:
+    """Whether the run cache may keep this run: one that only reads files and prints a report
+    (no fixes, no written files, no baseline, no git index, the cache not turned off)."""
+    return not (
+        fix
+        or args.no_cache
+        or args.staged_deletions
+        or args.record_verdicts is not None
+        or args.write_baseline is not None
+        or baseline is not None
+    )
+
+
+def _rendered(emit: Emitter, diagnostics: Sequence[Diagnostic], context: EmitContext) -> str:
+    buffer = io.StringIO()
+    emit(diagnostics, context, buffer)
+    return buffer.getvalue()
 
 
 def failing(diagnostics: Sequence[Diagnostic]) -> bool:
@@ -335,7 +368,7 @@ def _apply_baseline(path: Path, report: Report, args: argparse.Namespace) -> Rep
                 f"{display(path)}: stale entry {entry.code} {where}: matches no finding any "
                 "more (write the baseline again to drop it)\n"
             )
-    return dataclasses.replace(report, diagnostics=filtered.diagnostics)
+    return replace(report, diagnostics=filtered.diagnostics)
 
 
 def _choose(flag: bool | None, configured: bool | None) -> bool:

@@ -31,6 +31,7 @@ from sdlint.model.verdict import (
     Unexpected,
     WrapperPrefix,
 )
+from sdlint.runcache import untrusted
 
 __all__ = [
     "ConfigProblem",
@@ -113,6 +114,8 @@ def load_verdict(
             return hit
     result = _predict(config, tensors, architecture, index_keys)
     storable = not isinstance(result, ConfigProblem) or result.cacheable
+    if not storable:
+        untrusted()  # what the environment lacks (transformers, an optional package)
     # Keep it only if config.json did not change while the oracle ran: transformers reads the file
     # again to build the config, and the key must describe the bytes the verdict came from.
     # A remote config was fetched once: the bytes the oracle read are `config.raw`.

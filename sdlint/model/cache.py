@@ -14,17 +14,21 @@ just means no caching (the run says so in one note, `write_note`).
 from __future__ import annotations
 
 import contextlib
-import functools
 import hashlib
 import json
 import os
-import re
-import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
 import sdlint
+from sdlint.environment import (
+    CACHE_DIR_ENV,
+    _dist_infos,
+    _version_on,
+    default_cache_dir,
+    installed_version,
+)
 from sdlint.model.verdict import (
     FORMAT_VERSION,
     AdapterOutcome,
@@ -36,8 +40,20 @@ from sdlint.model.verdict import (
     TensorSpec,
     from_dict,
 )
+from sdlint.runcache import untrusted
 
-CACHE_DIR_ENV = "SDLINT_CACHE_DIR"
+__all__ = [
+    "CACHE_DIR_ENV",
+    "VerdictCache",
+    "_dist_infos",
+    "_version_on",
+    "cache_key",
+    "cache_root",
+    "default_cache_dir",
+    "find_recorded",
+    "installed_version",
+]
+
 # Entries are verdict documents (sdlint/model/verdict.py) under their key, so the verdicts' format
 # version is the cache's: one constant names the folder, enters the key and is checked on read.
 _ENTRY_DIR = f"verdicts-v{FORMAT_VERSION}"
@@ -48,96 +64,9 @@ _RECORDED_DIR = "recorded"
 _MAX_ENTRY_BYTES = 64 * 1024 * 1024
 
 
-def default_cache_dir() -> Path:
-    """`$SDLINT_CACHE_DIR`, else the platform's user cache directory for sdlint."""
-    configured = os.environ.get(CACHE_DIR_ENV)
-    if configured:
-        return Path(configured)
-    import platformdirs
-
-    return Path(platformdirs.user_cache_dir("sdlint"))
-
-
 def cache_root(cache_dir: Path | None) -> Path:
     """The cache folder a run uses: `cache_dir` when one is given, else `default_cache_dir()`."""
     return cache_dir if cache_dir is not None else default_cache_dir()
-
-
-def installed_version(distribution: str) -> str | None:
-    """The installed version of a distribution without importing it; None when absent.
-
-    The answer `importlib.metadata.version` gives, found without importing importlib.metadata
-    (and email, which it parses METADATA with) and without its scan of every sys.path entry:
-    the `Version:` field of the first `<name>-*.dist-info` on sys.path, the distribution
-    importlib.metadata finds first too. Anything less plain (a zip on sys.path, an egg-info, a
-    METADATA without a version) is left to importlib.metadata.
-    """
-    return _version_on(distribution, tuple(sys.path))
-
-
-@functools.cache
-def _version_on(distribution: str, path: tuple[str, ...]) -> str | None:
-    """`installed_version` for one sys.path (asked twice per verdict: read once per process)."""
-    wanted = _normalized(distribution)
-    for entry in path:
-        found = _dist_infos(entry or ".")
-        if found is None:  # not a plain folder: importlib.metadata knows the other cases
-            return _metadata_version(distribution)
-        name = found.get(wanted)
-        if name is None:
-            continue
-        if not name.endswith(".dist-info"):
-            return _metadata_version(distribution)
-        version = _version_field(Path(entry or ".", name, "METADATA"))
-        return version if version is not None else _metadata_version(distribution)
-    return None
-
-
-def _normalized(name: str) -> str:
-    """A distribution name as importlib.metadata compares them (PEP 503, `-` as `_`)."""
-    return re.sub(r"[-_.]+", "_", name).lower()
-
-
-@functools.cache
-def _dist_infos(entry: str) -> dict[str, str] | None:
-    """Normalized distribution name -> the first metadata folder for it in one sys.path entry, in
-    listing order as importlib.metadata takes them; None when the entry exists but is not a
-    folder (a zip file: importlib.metadata reads those)."""
-    try:
-        names = [child.name for child in Path(entry).iterdir()]
-    except OSError:
-        return None if Path(entry).exists() else {}
-    found: dict[str, str] = {}
-    for name in names:
-        low = name.lower()
-        if low.endswith((".dist-info", ".egg-info", ".egg")):
-            stem = low.rpartition(".")[0] if not low.endswith(".egg") else low[: -len(".egg")]
-            found.setdefault(_normalized(stem.partition("-")[0]), name)
-    return found
-
-
-def _version_field(metadata: Path) -> str | None:
-    """The `Version:` header of a METADATA file (RFC 822 headers end at the first blank line)."""
-    try:
-        with metadata.open(encoding="utf-8") as f:
-            for line in f:
-                if not line.strip():
-                    break
-                key, _, value = line.partition(":")
-                if key.lower() == "version":
-                    return value.strip()
-    except (OSError, UnicodeDecodeError):
-        return None
-    return None
-
-
-def _metadata_version(distribution: str) -> str | None:
-    import importlib.metadata
-
-    try:
-        return importlib.metadata.version(distribution)
-    except importlib.metadata.PackageNotFoundError:
-        return None
 
 
 def cache_key(
@@ -240,6 +169,7 @@ class VerdictCache:
             tmp = None
         except OSError as e:  # read-only (EACCES, EROFS), full (ENOSPC, EDQUOT), not a folder
             self.write_error = e.strerror or type(e).__name__
+            untrusted()  # the run's output carries the note: not one to replay later
             return False
         finally:
             if tmp is not None:

@@ -48,6 +48,7 @@ from sdlint.model.verdict import (
     TensorSpec,
     Unexpected,
 )
+from sdlint.runcache import untrusted
 
 INSTALL_HINT = "pip install 'sdlint[peft]'"
 ADAPTER_NAME = "default"  # the name PeftModel.from_pretrained loads an adapter under
@@ -80,6 +81,8 @@ def adapter_verdict(
     if not isinstance(result, ConfigProblem) or result.cacheable:
         recorded = recorded_adapter_key(base, adapter, tensors, architecture)
         cache.keep(root, key, recorded, result, notes)  # as for models: one note, said once
+    else:
+        untrusted()  # what the environment lacks: the run cache does not keep the run
     return result
 
 

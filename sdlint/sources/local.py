@@ -17,6 +17,7 @@ from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from sdlint.runcache import depend
 from sdlint.sources import MAX_TEXT_FILE_SIZE, FileRef, PathOrUrl, ReadError
 
 _OPEN_FLAGS = (
@@ -79,6 +80,7 @@ class _FdReader:
 def guarded_open(path: Path) -> Iterator[_FdReader]:
     """Open a regular file for reading. Raises ReadError ("not a regular file", "cannot read the
     file: ...") without ever blocking on a special file."""
+    depend(path)  # the run cache fingerprints what a run read (sdlint/runcache.py)
     try:
         before = path.stat()
     except (OSError, ValueError) as e:
@@ -137,6 +139,7 @@ class LocalFile:
 
 def is_regular_file(path: Path) -> bool:
     """`path` names a regular file (after symlinks); never raises."""
+    depend(path)
     try:
         return stat.S_ISREG(path.stat().st_mode)
     except (OSError, ValueError):
@@ -146,6 +149,7 @@ def is_regular_file(path: Path) -> bool:
 def regular_file_kind(path: Path) -> str | None:
     """None when `path` names a regular file (after symlinks); "missing" when nothing is there;
     else what it is instead, in a few words ("is a folder", "is a FIFO", "is a symlink loop")."""
+    depend(path)
     try:
         mode = path.stat().st_mode
     except FileNotFoundError:
@@ -167,6 +171,12 @@ def real(path: Path) -> str:
 _SKIPPED_DIRS = {"node_modules", "__pycache__", "site-packages"}
 
 
+def _real_folder(path: Path) -> bool:
+    """A folder and not a symlink to one (a recursive search does not follow links)."""
+    depend(path)
+    return path.is_dir() and not path.is_symlink()
+
+
 @dataclass(frozen=True)
 class LocalFolder:
     """A folder on the local disk (a `Folder`)."""
@@ -176,8 +186,9 @@ class LocalFolder:
 
     def walk(self) -> Iterator[LocalFolder]:
         yield self
+        depend(self.path)  # the run cache: an entry added, removed or replaced changes the folder
         try:
-            children = sorted(p for p in self.path.iterdir() if p.is_dir() and not p.is_symlink())
+            children = sorted(p for p in self.path.iterdir() if _real_folder(p))
         except OSError:
             return
         for child in children:
@@ -187,6 +198,7 @@ class LocalFolder:
 
     def names(self, suffix: str) -> list[str]:
         """[] when the folder cannot be listed."""
+        depend(self.path)
         try:
             return sorted(p.name for p in self.path.iterdir() if p.name.endswith(suffix))
         except (OSError, ValueError):
@@ -235,6 +247,7 @@ def confined(folder: Path, name: str) -> Path | str:
     if ".." in re.split(r"[/\\]", name):
         return "leads out of the folder (`..`)"
     candidate = folder / name
+    depend(candidate)
     root = boundary(folder)
     real = Path(os.path.realpath(candidate))
     if real != root and root not in real.parents:

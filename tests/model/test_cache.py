@@ -14,6 +14,7 @@ from unittest.mock import Mock
 
 import pytest
 
+import sdlint.environment
 import sdlint.model.cache
 from sdlint.config_fields import ConfigFile, read_config
 from sdlint.formats.safetensors import Header, read_header
@@ -627,14 +628,14 @@ def test_installed_version_takes_the_first_distribution_on_sys_path(
             f"Metadata-Version: 2.1\nName: fake-dist\nVersion: {version}\n\nVersion: 0\n"
         )
     monkeypatch.setattr(sys, "path", [str(tmp_path / "absent"), str(first), str(second)])
-    sdlint.model.cache._dist_infos.cache_clear()
-    sdlint.model.cache._version_on.cache_clear()
+    sdlint.environment._dist_infos.cache_clear()
+    sdlint.environment._version_on.cache_clear()
     try:
         assert installed_version("Fake.Dist") == "1.2.3" == importlib.metadata.version("fake-dist")
         assert installed_version("not-installed-anywhere") is None
     finally:
-        sdlint.model.cache._dist_infos.cache_clear()
-        sdlint.model.cache._version_on.cache_clear()
+        sdlint.environment._dist_infos.cache_clear()
+        sdlint.environment._version_on.cache_clear()
 
 
 def test_installed_version_leaves_what_it_cannot_read_to_importlib_metadata(
@@ -649,15 +650,15 @@ def test_installed_version_leaves_what_it_cannot_read_to_importlib_metadata(
         asked.append(name)
         return "2.0"
 
-    monkeypatch.setattr(sdlint.model.cache, "_metadata_version", metadata_version)
-    sdlint.model.cache._dist_infos.cache_clear()
-    sdlint.model.cache._version_on.cache_clear()
+    monkeypatch.setattr(sdlint.environment, "_metadata_version", metadata_version)
+    sdlint.environment._dist_infos.cache_clear()
+    sdlint.environment._version_on.cache_clear()
     try:
         assert installed_version("odd-dist") == "2.0"
         assert asked == ["odd-dist"]
     finally:
-        sdlint.model.cache._dist_infos.cache_clear()
-        sdlint.model.cache._version_on.cache_clear()
+        sdlint.environment._dist_infos.cache_clear()
+        sdlint.environment._version_on.cache_clear()
 
 
 @pytest.mark.parametrize("use_cache", [True, False])

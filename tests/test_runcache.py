@@ -1,0 +1,385 @@
+"""The run cache (sdlint/runcache.py): a command-line `check` run again over unchanged inputs
+prints what the run printed, byte for byte, without checking anything; any change to what the run
+depended on (a file's bytes, a target config, the selection, the transformers version, a
+configuration file, a new checkpoint) runs the checks again, and so does a file too recent to
+trust."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import sdlint.commands.check
+import sdlint.engine
+import sdlint.environment
+from sdlint import runcache
+from sdlint.cli import main
+from sdlint.emit import FORMATS
+from tests.safetensors_files import write_raw, write_sharded, write_tensors
+
+ROOT = Path(__file__).parent.parent
+EXAMPLE = ROOT / "examples" / "roberta-2-labels"
+FIVE_LABELS = ROOT / "examples" / "roberta-5-labels" / "config.json"
+TENSORS = {"classifier.weight": ("F32", (2, 4)), "classifier.bias": ("F32", (2,))}
+
+
+class Checks:
+    """Counts the runs that checked (a replayed run checks nothing)."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.count = 0
+        real = sdlint.engine.check_paths
+
+        def counting(*args: Any, **kwargs: Any) -> Any:
+            self.count += 1
+            return real(*args, **kwargs)
+
+        monkeypatch.setattr(sdlint.commands.check, "check_paths", counting)
+
+
+@pytest.fixture
+def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A private cache; files written by the test count as old enough to trust (the racy rule
+    has its own test), and the working folder is `tmp_path/work`."""
+    folder = tmp_path / "cache"
+    monkeypatch.setenv("SDLINT_CACHE_DIR", str(folder))
+    monkeypatch.setenv("NO_COLOR", "1")
+    monkeypatch.setattr(runcache, "RACY_NS", -3600 * 10**9)
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    yield folder
+
+
+def command_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], *argv: str
+) -> tuple[int, str, str]:
+    """`sdlint ARGV` as the command runs it (`main()` reads sys.argv): status, stdout, stderr."""
+    monkeypatch.setattr(sys, "argv", ["sdlint", *argv])
+    code = main()
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def library(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    """The same run with `argv` passed: never the run cache."""
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def truncated(path: Path) -> Path:
+    """A checkpoint with findings: its data 6 bytes short (SD003)."""
+    from tests.safetensors_files import header_for
+
+    header, size = header_for(TENSORS)
+    return write_raw(path, header, b"\0" * (size - 6))
+
+
+def entries(cache: Path) -> list[Path]:
+    return sorted((cache / runcache._ENTRY_DIR).glob("*.run"))
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [[], ["--statistics"], ["--show-fixes"], ["--verbose"]]
+    + [["--output-format", name] for name in FORMATS],
+)
+def test_a_replayed_run_prints_what_the_run_printed(
+    cache: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    extra: list[str],
+) -> None:
+    truncated(Path("broken.safetensors"))
+    write_tensors(Path("fine") / "model.safetensors", TENSORS)
+    argv = ["check", "broken.safetensors", "fine", *extra]
+    checks = Checks(monkeypatch)
+    first = command_line(monkeypatch, capsys, *argv)
+    assert checks.count == 1 and len(entries(cache)) == 1
+    again = command_line(monkeypatch, capsys, *argv)
+    assert checks.count == 1  # replayed: nothing was checked
+    assert again == first
+    assert library(capsys, *argv) == first  # what an uncached run prints
+    assert first[0] == 1 and "SD003" in first[1]
+
+
+def test_a_caller_passing_argv_always_runs_the_checks(
+    cache: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    truncated(Path("broken.safetensors"))
+    checks = Checks(monkeypatch)
+    command_line(monkeypatch, capsys, "check", "broken.safetensors")
+    library(capsys, "check", "broken.safetensors")
+    library(capsys, "check", "broken.safetensors")
+    assert checks.count == 3
+
+
+def stored_then(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    argv: list[str],
+    change: Any,
+) -> tuple[tuple[int, str, str], tuple[int, str, str], int]:
+    """Run, make `change`, run again: both results and how many runs checked."""
+    checks = Checks(monkeypatch)
+    before = command_line(monkeypatch, capsys, *argv)
+    assert command_line(monkeypatch, capsys, *argv) == before and checks.count == 1
+    change()
+    after = command_line(monkeypatch, capsys, *argv)
+    return before, after, checks.count
+
+
+def same_size_rewrite(path: Path, data: bytes) -> None:
+    """Rewrite `path` with `data` of the same size and put its mtime back: only its ctime (and
+    the bytes) tell."""
+    before = path.stat()
+    assert len(data) == before.st_size
+    while True:
+        path.write_bytes(data)
+        os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+        if path.stat().st_ctime_ns != before.st_ctime_ns:
+            break
+        time.sleep(0.01)  # the same coarse clock tick: write again
+    assert path.stat().st_mtime_ns == before.st_mtime_ns
+
+
+def test_a_same_size_rewrite_with_its_mtime_restored_is_seen_by_its_ctime(
+    cache: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write_tensors(Path("model.safetensors"), TENSORS)
+    intact = path.read_bytes()
+    header_size = int.from_bytes(intact[:8], "little")
+    broken = intact[:8] + intact[8 : 8 + header_size].replace(b"F32", b"F64", 1)
+    broken += intact[8 + header_size :]
+    before, after, count = stored_then(
+        monkeypatch,
+        capsys,
+        ["check", "model.safetensors"],
+        lambda: same_size_rewrite(path, broken),
+    )
+    assert count == 2
+    assert before[0] == 0 and after[0] == 1
+    assert after == library(capsys, "check", "model.safetensors")
+
+
+def test_a_changed_target_config_runs_the_checks_again(
+    cache: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write_tensors(Path("model.safetensors"), TENSORS)
+    target = Path("target.json")
+    target.write_text(json.dumps({"model_type": "bert", "num_labels": 2}))
+    argv = ["check", "model.safetensors", "--model-config", str(target), "--model-checks=off"]
+    _, _, count = stored_then(
+        monkeypatch,
+        capsys,
+        argv,
+        lambda: target.write_text(json.dumps({"model_type": "bert", "num_labels": 3})),
+    )
+    assert count == 2
+
+
+def test_another_selection_is_another_run(
+    cache: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    truncated(Path("broken.safetensors"))
+    checks = Checks(monkeypatch)
+    found = command_line(monkeypatch, capsys, "check", "broken.safetensors")
+    ignored = command_line(monkeypatch, capsys, "check", "broken.safetensors", "--select", "SD1")
+    assert checks.count == 2
+    assert found[0] == 1 and ignored[0] == 0
+    assert command_line(monkeypatch, capsys, "check", "broken.safetensors") == found
+    assert checks.count == 2
+
+
+def test_another_transformers_version_runs_the_checks_again(
+    cache: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write_tensors(Path("model.safetensors"), TENSORS)
+    real = sdlint.environment.installed_version
+
+    def upgrade() -> None:
+        monkeypatch.setattr(
+            sdlint.environment,
+            "installed_version",
+            lambda name: "99.0.0" if name == "transformers" else real(name),
+        )
+
+    _, _, count = stored_then(monkeypatch, capsys, ["check", "model.safetensors"], upgrade)
+    assert count == 2
+
+
+def test_a_changed_or_new_configuration_file_runs_the_checks_again(
+    cache: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    truncated(Path("models") / "broken.safetensors")
+    pyproject = Path("pyproject.toml")
+    pyproject.write_text('[tool.sdlint]\nignore = ["SD002"]\n')
+    argv = ["check", "models"]
+    checks = Checks(monkeypatch)
+    first = command_line(monkeypatch, capsys, *argv)
+    assert command_line(monkeypatch, capsys, *argv) == first and checks.count == 1
+    pyproject.write_text('[tool.sdlint]\nignore = ["SD003"]\n')
+    changed = command_line(monkeypatch, capsys, *argv)
+    assert command_line(monkeypatch, capsys, *argv) == changed and checks.count == 2
+    # A configuration file nearer to the checkpoint, where there was none, takes over.
+    (Path("models") / "sdlint.toml").write_text("ignore = []\n")
+    nearer = command_line(monkeypatch, capsys, *argv)
+    assert checks.count == 3
+    assert (first[0], changed[0], nearer[0]) == (1, 0, 1)
+    assert nearer == library(capsys, *argv)
+
+
+def test_a_new_checkpoint_in_a_checked_folder_runs_the_checks_again(
+    cache: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write_tensors(Path("models") / "a" / "model.safetensors", TENSORS)
+    before, after, count = stored_then(
+        monkeypatch,
+        capsys,
+        ["check", "models"],
+        lambda: truncated(Path("models") / "b" / "model.safetensors"),
+    )
+    assert count == 2 and before[0] == 0 and after[0] == 1
+
+
+def test_files_modified_within_the_timestamp_granularity_are_not_trusted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """As git's racy index entries: a file whose timestamps are within `RACY_NS` of the run's
+    start could still change within the same clock tick unseen, so the run is not kept."""
+    monkeypatch.setenv("SDLINT_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.chdir(tmp_path)
+    write_tensors(Path("model.safetensors"), TENSORS)  # just now
+    checks = Checks(monkeypatch)
+    command_line(monkeypatch, capsys, "check", "model.safetensors")
+    command_line(monkeypatch, capsys, "check", "model.safetensors")
+    assert checks.count == 2 and entries(tmp_path / "cache") == []
+
+
+def test_no_cache_neither_reads_nor_writes_runs(
+    cache: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    truncated(Path("broken.safetensors"))
+    checks = Checks(monkeypatch)
+    for _ in range(2):
+        command_line(monkeypatch, capsys, "check", "broken.safetensors", "--no-cache")
+    assert checks.count == 2 and entries(cache) == []
+
+
+def test_an_unwritable_cache_folder_is_one_note(
+    cache: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    truncated(Path("broken.safetensors"))
+    cache.mkdir()
+    (cache / runcache._ENTRY_DIR).write_text("in the way")  # not a folder: nothing is written
+    code, out, err = command_line(monkeypatch, capsys, "check", "broken.safetensors")
+    uncached = library(capsys, "check", "broken.safetensors")
+    assert code == uncached[0] == 1 and err == uncached[2] == ""
+    assert out.count("the run cache") == 1
+    note = next(line for line in out.splitlines() if "the run cache" in line)
+    assert f"the run cache {cache} cannot be written" in note
+    assert out.replace(note + "\n", "") == uncached[1]
+
+
+def test_runs_that_depend_on_more_than_files_are_not_kept(
+    cache: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Verdicts recorded by other runs (`cached`), fixes and baselines are never replayed."""
+    write_tensors(Path("model.safetensors"), TENSORS)
+    Path("config.json").write_text(json.dumps({"model_type": "bert"}))
+    baseline = Path("baseline.json")
+    library(capsys, "check", "model.safetensors", "--write-baseline", str(baseline))
+    for extra in (["--model-checks=cached"], ["--baseline", str(baseline)], ["--fix"]):
+        command_line(monkeypatch, capsys, "check", "model.safetensors", *extra)
+    assert entries(cache) == []
+
+
+def test_sdlint_own_sources_are_fingerprinted() -> None:
+    """A rule changed under the same version changes the output: sdlint's files are inputs."""
+    sources = runcache._own_sources()
+    assert str(Path(runcache.__file__).resolve()) in {str(Path(s).resolve()) for s in sources}
+    assert any(Path(s).parts[-2:] == ("rules", "integrity.py") for s in sources)
+
+
+# --- Every file and folder a run looks at is recorded --------------------------------------------
+
+
+def absolute(path: str | os.PathLike[str]) -> str:
+    """One spelling for each path: absolute and normalized, symlinks kept (as the OS is given)."""
+    return os.path.abspath(path)  # noqa: PTH100 (Path.resolve would follow symlinks)
+
+
+def looked_at(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The paths os.stat, os.listdir, os.scandir and os.open are given from now on."""
+    seen: list[str] = []
+    for name in ("stat", "listdir", "scandir", "open"):
+        real = getattr(os, name)
+
+        def spy(path: Any, *args: Any, _real: Any = real, **kwargs: Any) -> Any:
+            if isinstance(path, (str, os.PathLike)):
+                seen.append(absolute(path))
+            return _real(path, *args, **kwargs)
+
+        monkeypatch.setattr(os, name, spy)
+    return seen
+
+
+def test_every_path_a_run_looks_at_is_recorded(
+    cache: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Whatever a run stats, lists or opens (outside the caches and Python's own files) is among
+    the paths whose fingerprints decide a replay: a model folder in a diffusers pipeline, shards
+    with their index, a pickle, an adapter with a local base, configuration files."""
+    work = Path.cwd()
+    write_sharded(
+        work / "tree" / "sharded",
+        {"model-00001-of-00002.safetensors": TENSORS, "model-00002-of-00002.safetensors": {}},
+    )
+    (work / "tree" / "sharded" / "config.json").write_text(json.dumps({"model_type": "bert"}))
+    (work / "tree" / "model_index.json").write_text(json.dumps({"sharded": ["x", "Y"]}))
+    truncated(work / "tree" / "lone" / "model.safetensors")
+    (work / "tree" / "pickled").mkdir()
+    (work / "tree" / "pickled" / "pytorch_model.bin").write_bytes(b"\x80\x02}q\x00.")
+    shutil.copytree(ROOT / "examples" / "roberta-2-labels-lora", work / "tree" / "adapter")
+    shutil.copytree(EXAMPLE, work / "base")
+    adapter_config = work / "tree" / "adapter" / "adapter_config.json"
+    document = json.loads(adapter_config.read_text())
+    adapter_config.write_text(json.dumps({**document, "base_model_name_or_path": "../../base"}))
+    (work / "pyproject.toml").write_text('[tool.sdlint]\nignore = ["SD104"]\n')
+
+    recorded: list[str] = []
+    real_store = runcache.Recorder.store
+
+    def store(self: runcache.Recorder, output: str, code: int) -> str | None:
+        recorded.extend(absolute(p) for p in self.seen)
+        return real_store(self, output, code)
+
+    monkeypatch.setattr(runcache.Recorder, "store", store)
+    for argv in (
+        ["check", "tree", "--model-checks=cached"],
+        ["check", "tree/sharded/model-00001-of-00002.safetensors", "--model-checks=cached"],
+        ["check", "tree/sharded/config.json", "--model-config", "base", "--model-checks=cached"],
+    ):
+        recorded.clear()
+        with pytest.MonkeyPatch.context() as spies:
+            seen = looked_at(spies)
+            command_line(monkeypatch, capsys, *argv)
+        ignored = (str(cache), sys.prefix, sys.base_prefix, str(Path(sdlint.__file__).parent))
+        known = set(recorded)
+        # sys.path folders are listed for the installed versions, a key input (not files)
+        paths = {absolute(entry) for entry in sys.path}
+        missed = sorted({p for p in seen if not p.startswith(ignored) and p not in known | paths})
+        assert recorded and missed == [], argv
+        if argv[1] == "tree":
+            assert str(work / "tree" / "adapter" / "adapter_config.json") in known
+            assert str(work / "base" / "config.json") in known
+            assert str(work / "tree" / "model_index.json") in known
