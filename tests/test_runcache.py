@@ -383,3 +383,28 @@ def test_every_path_a_run_looks_at_is_recorded(
             assert str(work / "tree" / "adapter" / "adapter_config.json") in known
             assert str(work / "base" / "config.json") in known
             assert str(work / "tree" / "model_index.json") in known
+
+
+@pytest.mark.parametrize("spread", ["headers", "verdicts"])
+def test_runs_spread_over_processes_are_not_kept(
+    cache: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    spread: str,
+) -> None:
+    """What worker processes look at and meet is not seen by this process's recorder."""
+    import sdlint.model
+    import sdlint.parallel
+    from tests.test_parallel import ComputationLog, many_checkpoints
+
+    monkeypatch.setattr(sdlint.model, "_predict", ComputationLog(tmp_path / "computations"))
+    many_checkpoints(Path("models"), 6)
+    argv = ["check", "models", "--isolated"]
+    command_line(monkeypatch, capsys, *argv, "--jobs", "1")
+    assert len(entries(cache)) == 1  # in one process, the run is kept
+    monkeypatch.setenv("SDLINT_CACHE_DIR", str(tmp_path / "other-cache"))
+    monkeypatch.setattr(sdlint.parallel, "HEADERS_FROM", 4 if spread == "headers" else 10**6)
+    monkeypatch.setattr(sdlint.parallel, "VERDICTS_FROM", 2 if spread == "verdicts" else 10**6)
+    command_line(monkeypatch, capsys, *argv, "--jobs", "2")
+    assert entries(tmp_path / "other-cache") == []

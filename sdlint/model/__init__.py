@@ -181,6 +181,9 @@ def prefetch_verdicts(requests: Sequence[Request], jobs: int) -> int:
     if len(missing) < parallel.VERDICTS_FROM:
         return 0
     answers = parallel.spread(_answer, list(missing.values()), jobs)
+    # What the workers met (a verdict cache they could not write, what the environment lacks)
+    # is not seen by this process's run cache recorder: such a run is not kept for replay.
+    untrusted()
     for key, answer in zip(missing, answers, strict=True):
         computed[key] = answer
     return len(missing)
