@@ -408,3 +408,23 @@ def test_runs_spread_over_processes_are_not_kept(
     monkeypatch.setattr(sdlint.parallel, "VERDICTS_FROM", 2 if spread == "verdicts" else 10**6)
     command_line(monkeypatch, capsys, *argv, "--jobs", "2")
     assert entries(tmp_path / "other-cache") == []
+
+
+@pytest.mark.model
+@pytest.mark.parametrize("output_format", ["text", "json", "sarif"])
+def test_a_replayed_model_check_prints_what_the_run_printed(
+    cache: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    output_format: str,
+) -> None:
+    """SD101 against a 5-label target, with the verdict computed by transformers: replayed as
+    printed."""
+    pytest.importorskip("transformers")
+    argv = ["check", str(EXAMPLE), "--model-config", str(FIVE_LABELS)]
+    argv += ["--output-format", output_format]
+    checks = Checks(monkeypatch)
+    first = command_line(monkeypatch, capsys, *argv)
+    assert command_line(monkeypatch, capsys, *argv) == first and checks.count == 1
+    assert first == library(capsys, *argv)
+    assert first[0] == 1 and "SD101" in first[1]
