@@ -174,8 +174,9 @@ def inconsistent_shard_index(ctx: CheckContext) -> Iterator[Finding]:
     transformers 5 reads the keys from the shards, not from the index: a key the index lists
     but its shard lacks loads as missing, a key in two shards silently takes the later copy, and an
     index without `metadata` raises `KeyError`. transformers 4.x and other loaders trust the index
-    and disagree: there the same key is left uninitialized without a word, and a shard's key the
-    index omits is never loaded.
+    and disagree: there the same key is left uninitialized without a word, a shard's key the
+    index omits is never loaded, and a key in two shards is compared copy by copy (a copy of
+    another shape is a size mismatch of its own).
 
     ## Example
     ```
