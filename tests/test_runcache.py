@@ -23,12 +23,13 @@ import sdlint.environment
 from sdlint import runcache
 from sdlint.cli import main
 from sdlint.emit import FORMATS
-from tests.safetensors_files import write_raw, write_sharded, write_tensors
+from tests.cli_helpers import TENSORS, truncated
+from tests.cli_helpers import run as library  # never the run cache: main(argv)
+from tests.safetensors_files import write_sharded, write_tensors
 
 ROOT = Path(__file__).parent.parent
 EXAMPLE = ROOT / "examples" / "roberta-2-labels"
 FIVE_LABELS = ROOT / "examples" / "roberta-5-labels" / "config.json"
-TENSORS = {"classifier.weight": ("F32", (2, 4)), "classifier.bias": ("F32", (2,))}
 
 
 class Checks:
@@ -67,21 +68,6 @@ def command_line(
     code = main()
     out, err = capsys.readouterr()
     return code, out, err
-
-
-def library(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    """The same run with `argv` passed: never the run cache."""
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def truncated(path: Path) -> Path:
-    """A checkpoint with findings: its data 6 bytes short (SD003)."""
-    from tests.safetensors_files import header_for
-
-    header, size = header_for(TENSORS)
-    return write_raw(path, header, b"\0" * (size - 6))
 
 
 def entries(cache: Path) -> list[Path]:
