@@ -10,16 +10,20 @@ A run is replayed only when everything it depended on is as it was:
 - the fingerprint (device, inode, mode, size, mtime_ns, ctime_ns; or the error or absence) of every
   file and folder the run looked at: weights, shards and indexes, every config.json it read (the
   target's too), the configuration files and the places it looked for them, the folders it listed,
-  and sdlint's own source files.
+  and sdlint's own source files; the recorded verdicts `--model-checks=cached` looked for (found
+  or not);
+- with `--staged-deletions` (the pre-commit hooks), git's answer: which files the commit deletes.
+  It depends on git's index and HEAD, so a replay asks git again (one process when nothing is
+  deleted, spawned without importing subprocess) and replays only on the same answer.
 
 A run is stored only when it can be trusted: nothing it looked at changed while it ran, and none
 of it was modified within `RACY_NS` before the run started (timestamps are coarse: two writes
 within one tick leave the same ones, so a file that recent could change unseen, as git's racy
 index entries). Runs whose output depends on more than local files are never stored: remote
-checkpoints, verdicts recorded by other runs (`--model-checks=cached`), a model check skipped for
-what the environment lacks, a verdict cache that could not be written, fixes, diffs, baselines,
-the git index. `--no-cache` neither reads nor writes it. Only the command line uses it (`main()`
-without arguments); the library API and the language server always run the checks.
+checkpoints, a model check skipped for what the environment lacks, a verdict cache that could not
+be written, fixes, diffs, baselines. `--no-cache` neither reads nor writes it. Only the command
+line uses it (`main()` without arguments); the library API and the language server always run the
+checks.
 """
 
 from __future__ import annotations
@@ -78,6 +82,8 @@ class Recorder:
         self.started = time.time_ns()
         self.seen: dict[str, Fingerprint] = {}
         self.trusted = True
+        # git's answer to `--staged-deletions` (sdlint/staged.py), when the run asked.
+        self.staged: tuple[str, ...] | None = None
 
     def look(self, path: str) -> None:
         if path not in self.seen:
@@ -97,7 +103,8 @@ class Recorder:
                 return None
             if seen[0] >= 0 and max(seen[4], seen[5]) >= recent:  # too recent to be sure of
                 return None
-        payload = marshal.dumps((self.key, tuple(dependencies.items()), output, code))
+        entry = (self.key, tuple(dependencies.items()), output, code, self.staged)
+        payload = marshal.dumps(entry)
         return _write(self.root, self.key, payload)
 
 
@@ -109,6 +116,15 @@ def depend(path: str | os.PathLike[str]) -> None:
     recorder = _recording.get()
     if recorder is not None:
         recorder.look(os.fspath(path))
+
+
+def staged(deleted: Sequence[str]) -> None:
+    """Record git's answer to `--staged-deletions`: the files the commit deletes. It depends on
+    git's index and HEAD, so a replay asks git again (`sdlint.staged.asked_again`, one process
+    when nothing is deleted) and replays only on the same answer."""
+    recorder = _recording.get()
+    if recorder is not None:
+        recorder.staged = tuple(deleted)
 
 
 def untrusted() -> None:
@@ -155,15 +171,20 @@ def replay(argv: Sequence[str]) -> tuple[str, int] | None:
         entry = marshal.loads(payload)
     except (EOFError, ValueError, TypeError):
         return None
-    if not isinstance(entry, tuple) or len(entry) != 4 or entry[0] != key:
+    if not isinstance(entry, tuple) or len(entry) != 5 or entry[0] != key:
         return None  # another run's entry under the same name
-    _, dependencies, output, code = entry
+    _, dependencies, output, code, deleted = entry
     if not isinstance(dependencies, tuple) or not isinstance(output, str) or type(code) is not int:
         return None
     for item in dependencies:
         if not isinstance(item, tuple) or len(item) != 2 or not isinstance(item[0], str):
             return None
         if fingerprint(item[0]) != item[1]:
+            return None
+    if deleted is not None:  # the run asked git what the commit deletes: the answer must agree
+        from sdlint.staged import asked_again
+
+        if not isinstance(deleted, tuple) or asked_again() != list(deleted):
             return None
     return output, code
 

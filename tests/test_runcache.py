@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -25,7 +26,7 @@ from sdlint.cli import main
 from sdlint.emit import FORMATS
 from tests.cli_helpers import TENSORS, truncated
 from tests.cli_helpers import run as library  # never the run cache: main(argv)
-from tests.safetensors_files import write_sharded, write_tensors
+from tests.safetensors_files import TensorSpecs, write_sharded, write_tensors
 
 ROOT = Path(__file__).parent.parent
 EXAMPLE = ROOT / "examples" / "roberta-2-labels"
@@ -279,12 +280,12 @@ def test_an_unwritable_cache_folder_is_one_note(
 def test_runs_that_depend_on_more_than_files_are_not_kept(
     cache: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """Verdicts recorded by other runs (`cached`), fixes and baselines are never replayed."""
+    """Fixes and baselines are never replayed."""
     write_tensors(Path("model.safetensors"), TENSORS)
     Path("config.json").write_text(json.dumps({"model_type": "bert"}))
     baseline = Path("baseline.json")
     library(capsys, "check", "model.safetensors", "--write-baseline", str(baseline))
-    for extra in (["--model-checks=cached"], ["--baseline", str(baseline)], ["--fix"]):
+    for extra in (["--baseline", str(baseline)], ["--fix"]):
         command_line(monkeypatch, capsys, "check", "model.safetensors", *extra)
     assert entries(cache) == []
 
@@ -414,3 +415,147 @@ def test_a_replayed_model_check_prints_what_the_run_printed(
     assert command_line(monkeypatch, capsys, *argv) == first and checks.count == 1
     assert first == library(capsys, *argv)
     assert first[0] == 1 and "SD101" in first[1]
+
+
+# --- The pre-commit hooks: git's staged deletions and recorded verdicts ---------------------------
+
+
+class Runs:
+    """Counts the command lines that ran, not replayed (whether or not they check a file)."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.count = 0
+        real = runcache.begin
+
+        def counting(argv: Any) -> Any:
+            self.count += 1
+            return real(argv)
+
+        monkeypatch.setattr(runcache, "begin", counting)
+
+
+def git(*args: str) -> None:
+    subprocess.run(
+        ["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], check=True, capture_output=True
+    )
+
+
+SHARDS: dict[str, TensorSpecs] = {
+    "model-00001-of-00002.safetensors": {"a.weight": ("F32", (2, 2))},
+    "model-00002-of-00002.safetensors": {"b.weight": ("F32", (3,))},
+}
+SECOND = "m/model-00002-of-00002.safetensors"
+HOOK = ["check", "--model-checks=cached", "--staged-deletions"]  # .pre-commit-hooks.yaml's
+
+
+@pytest.fixture
+def repo(cache: Path) -> Path:
+    """A git repository with a committed two-shard checkpoint in m/, as the working folder."""
+    if shutil.which("git") is None:
+        pytest.skip("needs git")
+    git("init", "-q")
+    write_sharded(Path("m"), SHARDS)
+    git("add", "m")
+    git("commit", "-qm", "weights")
+    return Path.cwd()
+
+
+def test_the_hook_replays_until_git_says_the_commit_deletes_something_else(
+    repo: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The hooks' `--staged-deletions` runs are kept with git's answer: the same hook run again
+    replays; staging a deletion, unstaging it, committing it (HEAD moves, the index does not) each
+    give git another answer, so the run checks again, and prints what an uncached run prints."""
+    runs = Runs(monkeypatch)
+
+    def hook(*paths: str) -> tuple[int, str, str]:
+        result = command_line(monkeypatch, capsys, *HOOK, *paths)
+        assert result == library(capsys, *HOOK, *paths)
+        return result
+
+    clean = (0, "", "")
+    assert hook() == clean and runs.count == 1
+    assert hook() == clean and runs.count == 1  # replayed
+    git("rm", "-q", "--cached", SECOND)  # staged: the file stays on disk
+    deleting = hook()
+    assert deleting[0] == 1 and "the commit deletes it" in deleting[1] and runs.count == 2
+    assert hook() == deleting and runs.count == 2
+    git("reset", "-q", "--", SECOND)  # unstaged
+    assert hook() == clean and runs.count == 3
+    assert hook() == clean and runs.count == 3
+    git("rm", "-q", "--cached", SECOND)
+    assert hook() == deleting and runs.count == 4
+    git("commit", "-qm", "one shard less", "--no-verify")  # HEAD moves; the index stays
+    assert hook() == clean and runs.count == 5
+    # pre-commit passes the staged weights: that command line is another run, kept alike.
+    index = "m/model.safetensors.index.json"
+    Path(SECOND).unlink()  # gone from the disk too: the index names a missing shard
+    broken = hook(index)
+    assert broken[0] == 1 and "SD004" in broken[1] and runs.count == 6
+    assert hook(index) == broken and runs.count == 6
+
+
+def test_a_replay_asks_git_once_when_nothing_is_deleted(
+    repo: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A replay asks git by posix_spawn, not subprocess (whose import costs more than the replay):
+    one process when the answer is that nothing is deleted, two when it is not."""
+    import sdlint.staged
+
+    command_line(monkeypatch, capsys, *HOOK)
+    spawned: list[tuple[str, ...]] = []
+    real = sdlint.staged._spawned
+
+    def spawn(args: tuple[str, ...]) -> str | None:
+        spawned.append(args)
+        return real(args)
+
+    monkeypatch.setattr(sdlint.staged, "_spawned", spawn)
+    assert command_line(monkeypatch, capsys, *HOOK) == (0, "", "")
+    assert [args[0] for args in spawned] == ["diff"]
+    git("rm", "-q", "--cached", SECOND)
+    first = command_line(monkeypatch, capsys, *HOOK)
+    spawned.clear()
+    assert command_line(monkeypatch, capsys, *HOOK) == first
+    assert [args[0] for args in spawned] == ["diff", "rev-parse"]
+
+
+def test_outside_a_repository_the_hook_is_not_replayed(
+    repo: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    runs = Runs(monkeypatch)
+    command_line(monkeypatch, capsys, *HOOK)
+    shutil.rmtree(".git")
+    monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(repo.parent))
+    code, _, err = command_line(monkeypatch, capsys, *HOOK)
+    assert code == 2 and "--staged-deletions needs a git repository" in err and runs.count == 2
+
+
+def test_a_new_recorded_verdict_runs_the_cached_model_checks_again(
+    cache: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`--model-checks=cached` (the light hook) reads verdicts other runs recorded: the recorded
+    verdict it looked for, found or not, is fingerprinted as the files are."""
+    from sdlint.discover import find_checkpoints
+    from sdlint.model import recorded_key
+    from sdlint.model.cache import VerdictCache
+    from sdlint.model.verdict import LoadVerdict
+
+    write_tensors(Path("m") / "model.safetensors", TENSORS)
+    Path("m", "config.json").write_text(json.dumps({"model_type": "bert"}))
+    argv = ["check", "m", "--model-checks=cached"]
+    checks = Checks(monkeypatch)
+    skipped = command_line(monkeypatch, capsys, *argv)
+    assert "no recorded verdict" in skipped[1]
+    assert command_line(monkeypatch, capsys, *argv) == skipped and checks.count == 1
+    (checkpoint,) = find_checkpoints([Path("m")])
+    assert checkpoint.config is not None
+    key = recorded_key(checkpoint.config.raw, checkpoint.signature(), None)
+    verdict = LoadVerdict("BertModel", "model_type", "bert", "bert", False, "5", "float32", None)
+    assert VerdictCache.recorded(cache).put(key, verdict)
+    found = command_line(monkeypatch, capsys, *argv)
+    assert checks.count == 2 and found == library(capsys, *argv)
+    assert "no recorded verdict" not in found[1]
+    assert command_line(monkeypatch, capsys, *argv) == found and checks.count == 3
+    VerdictCache.recorded(cache).path(key).unlink()  # gone again
+    assert command_line(monkeypatch, capsys, *argv) == skipped and checks.count == 4

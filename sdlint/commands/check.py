@@ -227,9 +227,13 @@ def run(args: argparse.Namespace) -> int:
         from sdlint.staged import staged_deletions
 
         deleted = staged_deletions()
+        runcache.staged([str(path) for path in deleted])
         args.paths = [*args.paths, *indexes_of_deleted(deleted)]
-        if not args.paths:
-            return EXIT_CLEAN  # a commit with no checkpoint file in it (the hooks always run)
+        if not args.paths:  # a commit with no checkpoint file in it (the hooks always run)
+            recorder = runcache.recording()
+            if recorder is not None and _replayable(args, False, None):
+                recorder.store("", EXIT_CLEAN)  # nothing printed: a note neither
+            return EXIT_CLEAN
     elif not args.paths:
         raise UsageError("check: give at least one PATH")
     settings = Settings(
@@ -319,11 +323,11 @@ def run(args: argparse.Namespace) -> int:
 
 def _replayable(args: argparse.Namespace, fix: bool, baseline: Path | None) -> bool:
     """Whether the run cache may keep this run: one that only reads files and prints a report
-    (no fixes, no written files, no baseline, no git index, the cache not turned off)."""
+    (no fixes, no written files, no baseline, the cache not turned off). git's answer to
+    `--staged-deletions` is kept with the run and asked again by a replay."""
     return not (
         fix
         or args.no_cache
-        or args.staged_deletions
         or args.record_verdicts is not None
         or args.write_baseline is not None
         or baseline is not None

@@ -40,7 +40,7 @@ from sdlint.model.verdict import (
     TensorSpec,
     from_dict,
 )
-from sdlint.runcache import untrusted
+from sdlint.runcache import depend, untrusted
 
 __all__ = [
     "CACHE_DIR_ENV",
@@ -210,7 +210,10 @@ def find_recorded(
 ) -> _Found:
     """The verdict recorded under `key` (`VerdictCache.get` or `.get_adapter` reads it) in the
     cache, else in `shared` (a folder of verdicts recorded for a team), else None."""
-    found = read(VerdictCache.recorded(cache_root(cache_dir)), key)
+    recorded = VerdictCache.recorded(cache_root(cache_dir))
+    depend(recorded.path(key))  # the run cache: a verdict recorded (or gone) since changes the run
+    found = read(recorded, key)
     if found is None and shared is not None:
+        depend(VerdictCache(shared).path(key))
         found = read(VerdictCache(shared), key)
     return found
