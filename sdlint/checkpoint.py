@@ -139,3 +139,16 @@ class Checkpoint:
             for description in self.descriptions
             for name in description.tensors
         }
+
+    def copy_of(self, name: str, earlier_copy: int | None) -> tuple[FileRef, Tensor] | None:
+        """The file and tensor of one copy of a key: its `earlier_copy`-th earlier shard copy (in
+        load order, as `TensorSpec.earlier` holds them), or the last copy for None; None when the
+        checkpoint has no such copy."""
+        if earlier_copy is None:
+            tensor = self.tensors.get(name)
+            return None if tensor is None else (self.file_of[name], tensor)
+        holders = [d for d in self.descriptions if name in d.tensors][:-1]
+        if earlier_copy >= len(holders):
+            return None
+        holder = holders[earlier_copy]
+        return holder.path, holder.tensors[name]

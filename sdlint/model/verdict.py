@@ -61,6 +61,11 @@ class Mismatch:
     `file_keys` are the checkpoint tensors that fed it: one for a plain or renamed key, several for
     a fused target (MoE experts stacked into one tensor), in which case `checkpoint_shape` is the
     shape after fusion. `file_key` is set when exactly one tensor fed it.
+
+    `earlier_copy` is set for a key in several shards whose *earlier* copy has this shape
+    (transformers 4.x compares every copy with the model): its index in the key's
+    `TensorSpec.earlier`, so the finding names the shard that holds that copy. None: the last copy,
+    the one loaded.
     """
 
     model_key: str
@@ -69,6 +74,7 @@ class Mismatch:
     model_shape: tuple[int, ...]
     in_base_model: bool
     file_keys: tuple[str, ...] = ()
+    earlier_copy: int | None = None
 
 
 @dataclass(frozen=True)
@@ -76,12 +82,14 @@ class ConversionError:
     """A converter (MoE expert fusion, qkv split, ...) failed on the checkpoint's tensors.
 
     transformers raises on these even with `ignore_mismatched_sizes=True` (R20, R28), so they are
-    errors. `message` is transformers' own explanation without its traceback.
+    errors. `message` is transformers' own explanation without its traceback. `earlier_copy` is as
+    in `Mismatch`: the error is about an earlier shard's copy of the key (a dtype 4.x cannot load).
     """
 
     model_key: str
     message: str
     file_keys: tuple[str, ...] = ()
+    earlier_copy: int | None = None
 
 
 @dataclass(frozen=True)

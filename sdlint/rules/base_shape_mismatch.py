@@ -65,7 +65,7 @@ def base_shape_mismatch(ctx: CheckContext) -> Iterator[Finding]:
         yield Finding(
             f"`{error.model_key}`: transformers cannot convert the checkpoint's tensors into it "
             f"and refuses to load the checkpoint: {error.message}",
-            path_of(ctx, first),
+            path_of(ctx, first, error.earlier_copy),
             tensor=error.model_key,
         )
 

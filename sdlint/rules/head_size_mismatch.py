@@ -21,6 +21,7 @@ from sdlint.rules.model_common import (
     init_kind,
     initializer_range,
     mismatch_finding,
+    other_shaped_copies,
     verdict_of,
 )
 from sdlint.sources import FileRef
@@ -91,13 +92,14 @@ def head_size_mismatch(ctx: CheckContext) -> Iterator[Finding]:
                     )
                 yield replace(finding, fix=fix)
             else:
-                yield replace(finding, fix=_config_fix(ctx, view, m))
+                yield replace(finding, fix=_config_fix(ctx, view, m, prefix))
 
 
-def _config_fix(ctx: CheckContext, view: ModelView, m: Mismatch) -> Fix | None:
-    """`--head-fix config`: the target config takes the checkpoint's label count."""
+def _config_fix(ctx: CheckContext, view: ModelView, m: Mismatch, prefix: str) -> Fix | None:
+    """`--head-fix config`: the target config takes the checkpoint's label count (not when the
+    key's shard copies differ: no label count loads them all)."""
     _, field, labels = explain(view, m)
-    if field != "num_labels" or labels is None:
+    if field != "num_labels" or labels is None or other_shaped_copies(ctx, m, prefix):
         return None
     config = view.config_path.local
     if config is None:  # a remote config (--model-config URL) is never rewritten
@@ -138,10 +140,12 @@ def _reinit_fix(
     and the second value says why.
     """
     file_key = prefix + m.file_key if m.file_key else None
-    source = ctx.checkpoint.tensors.get(file_key) if file_key else None
-    if file_key is None or source is None or not can_init(source.dtype):
+    # The copy the mismatch is about: an earlier shard's, for a key in several (4.x).
+    found = ctx.checkpoint.copy_of(file_key, m.earlier_copy) if file_key else None
+    if file_key is None or found is None or not can_init(found[1].dtype):
         return None, None
-    weights = ctx.checkpoint.file_of[file_key].local
+    where, source = found
+    weights = where.local
     if weights is None:  # a remote file is never rewritten
         return None, None
     own_labels, refused = _own_config_labels(ctx, view, m)

@@ -56,9 +56,24 @@ def is_new_head(ctx: CheckContext, verdict: LoadVerdict, prefix: str) -> bool:
     )
 
 
-def path_of(ctx: CheckContext, file_key: str | None) -> str:
-    path = ctx.checkpoint.file_of.get(file_key) if file_key else None
-    return path.display if path else ctx.checkpoint.display_path
+def path_of(ctx: CheckContext, file_key: str | None, earlier_copy: int | None = None) -> str:
+    """The file a finding about `file_key` names: the shard that holds the copy it is about (an
+    earlier shard's copy of a key in several, for `earlier_copy`), else the checkpoint."""
+    found = ctx.checkpoint.copy_of(file_key, earlier_copy) if file_key else None
+    return found[0].display if found else ctx.checkpoint.display_path
+
+
+def other_shaped_copies(ctx: CheckContext, m: Mismatch, prefix: str) -> list[str]:
+    """The shards holding a copy of the mismatched key in another shape than the copy reported (a
+    key in several shards, SD004): no config value makes them all load."""
+    file_key = prefix + m.file_key if m.file_key else None
+    if file_key is None:
+        return []
+    return [
+        d.path.name
+        for d in ctx.checkpoint.descriptions
+        if file_key in d.tensors and d.tensors[file_key].shape != m.checkpoint_shape
+    ]
 
 
 def group(key: str, verdict: LoadVerdict) -> str:
@@ -94,7 +109,14 @@ def mismatch_finding(
 ) -> Finding:
     story, field, value = explain(view, m)
     config = view.config_display
-    if head and field == "num_labels":
+    others = other_shaped_copies(ctx, m, prefix)
+    if others:
+        advice = (
+            f"{', '.join(others)} also {'holds' if len(others) == 1 else 'hold'} a copy of "
+            f"`{prefix}{m.file_key}` in another shape (SD004): keep the one copy the model should "
+            "load and remove the other"
+        )
+    elif head and field == "num_labels":
         advice = (
             f"set num_labels={value} (with matching id2label/label2id) in {config} to use the "
             "trained head, or re-initialize the head on purpose (ignore_mismatched_sizes=True)"
@@ -123,7 +145,11 @@ def mismatch_finding(
     return Finding(
         f"`{m.model_key}`: {story} (checkpoint {shape_text(m.checkpoint_shape)}, model "
         f"{shape_text(m.model_shape)}); from_pretrained refuses to load it: {advice}",
-        path_of(ctx, file_key or (prefix + m.file_keys[0] if m.file_keys else None)),
+        path_of(
+            ctx,
+            file_key or (prefix + m.file_keys[0] if m.file_keys else None),
+            m.earlier_copy,
+        ),
         tensor=m.model_key,
         expected=m.model_shape,
         actual=m.checkpoint_shape,

@@ -1088,6 +1088,10 @@ def test_key_in_two_shards(zoo: Zoo, tmp_path: Path, wrong: str) -> None:
         wrong_earlier and (key, tuple(copies[first].shape), tuple(good.shape)) in real.mismatched
     )
     assert all(m.file_key == key for m in verdict.mismatched)
+    # Each mismatch says which copy it is about (an earlier one only where that is compared), so
+    # the finding names the shard that holds it.
+    copy_shapes = {0: tuple(copies[first].shape), None: tuple(copies[later].shape)}
+    assert all(copy_shapes[m.earlier_copy] == m.checkpoint_shape for m in verdict.mismatched)
 
 
 # ---------------------------------------------------------------------------------------------

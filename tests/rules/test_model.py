@@ -297,6 +297,94 @@ def test_sharded_checkpoint_is_checked_as_one(
     )
 
 
+# A key in two shards (SD004): transformers 4.x compares every shard's copy with the model (a
+# mismatch, or a dtype it cannot load, in the earlier copy fails the load), 5.x loads only the later
+# copy. A finding about a copy names the shard that holds it: the file the user must open.
+V4 = int(__import__("transformers").__version__.split(".", 1)[0]) < 5
+HEAD = "classifier.out_proj.weight"
+
+
+def two_copies(saved: dict[str, Path], earlier: str, later: str) -> tuple[str, str]:
+    """`m`: the tiny 2-label checkpoint in shards, `HEAD` in two of them; each copy as
+    named ("good", "5-labels": a [5, 32] head, "e8m0": a dtype 4.x cannot load). Returns the
+    earlier and the later shard's names."""
+    import transformers
+
+    model = transformers.RobertaForSequenceClassification.from_pretrained(saved["cls"])
+    model.save_pretrained("m", max_shard_size="20KB")
+    weight_map = json.loads(Path("m/model.safetensors.index.json").read_text())["weight_map"]
+    shards = sorted(set(weight_map.values()))
+    # The shard that holds it and another, in load order (5.x saves the head in the first shard).
+    first, last = sorted(
+        {weight_map[HEAD], shards[-1] if weight_map[HEAD] == shards[0] else shards[0]}
+    )
+    good = model.state_dict()[HEAD]
+    copies = {
+        "good": good,
+        "5-labels": torch.zeros(5, good.shape[1]),
+        "e8m0": good.to(torch.float8_e8m0fnu),
+    }
+    edit_weights(Path("m", first), lambda t: {**t, HEAD: copies[earlier]})
+    edit_weights(Path("m", last), lambda t: {**t, HEAD: copies[later]})
+    return first, last
+
+
+@pytest.mark.parametrize(
+    ("earlier", "later", "code"),
+    [("5-labels", "good", "SD101"), ("e8m0", "good", "SD102"), ("good", "5-labels", "SD101")],
+)
+def test_a_finding_about_a_shard_copy_names_its_shard(
+    saved: dict[str, Path],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    earlier: str,
+    later: str,
+    code: str,
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    first, last = two_copies(saved, earlier, later)
+    capsys.readouterr()  # transformers' own progress bars
+    _, out = run(capsys, "check", "--select", "SD1", "--output-format", "json", "m")
+    found = [(f["code"], f["path"], f["tensor"]) for f in json.loads(out)]
+    # The later copy is compared by every version; the earlier one by 4.x only.
+    offending = f"m/{first}" if later == "good" else f"m/{last}"
+    assert found == ([(code, offending, HEAD)] if V4 or later != "good" else [])
+
+
+def test_no_label_count_loads_shard_copies_of_two_shapes(
+    saved: dict[str, Path],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Under 4.x a [5, 32] earlier copy beside the [2, 32] one loaded: setting num_labels=5 would
+    only move the mismatch to the other copy (the fix loop flipped num_labels until it gave up),
+    so no config fix is offered and the advice names the other copy; re-initializing the
+    offending copy fixes the shard that holds it."""
+    monkeypatch.chdir(tmp_path)
+    first, last = two_copies(saved, "5-labels", "good")
+    capsys.readouterr()
+    config = Path("m/config.json").read_bytes()
+    code, out = run(capsys, "check", "--select", "SD101", "m", "--show-fixes")
+    if not V4:
+        assert code == 0  # 5.x loads the later copy only
+        return
+    assert code == 1 and out.count(" SD101 ") == 1, out
+    assert f"{last} also holds a copy of `{HEAD}` in another shape (SD004)" in out
+    assert "No fixes available." in out
+    assert main(["check", "--select", "SD101", "m", "--fix", "--unsafe-fixes"]) == 1
+    assert Path("m/config.json").read_bytes() == config
+    argv = ["check", "--select", "SD101", "m", "--fix", "--unsafe-fixes", "--head-fix", "reinit"]
+    assert main(argv) == 0
+    assert f"Fixed m/{first}" in capsys.readouterr().err
+    files = len(list(Path("m").iterdir())) - 1  # the shards and the index, not config.json
+    assert run(capsys, "check", "--select", "SD1", "m") == (
+        0,
+        f"All checks passed ({files} files checked).\n",
+    )
+
+
 def test_an_index_beside_model_safetensors_is_not_model_checked(
     copied: Callable[[str], Path],
     capsys: pytest.CaptureFixture[str],

@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import importlib
 import inspect
+import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -95,8 +96,8 @@ class Backend:
 
 
 # A shape mismatch as a backend found it: (model key, (checkpoint shape, model shape), the file key
-# reported, the file keys behind it).
-FoundMismatch = tuple[str, tuple[Any, Any], str | None, tuple[str, ...]]
+# reported, the file keys behind it, which earlier shard copy of the key it is: `Mismatch`).
+FoundMismatch = tuple[str, tuple[Any, Any], str | None, tuple[str, ...], int | None]
 
 
 @dataclass(frozen=True)
@@ -156,17 +157,26 @@ class Built:
                     model_shape=tuple(int(d) for d in model_shape),
                     in_base_model=self.in_base(model_key),
                     file_keys=sources,
+                    earlier_copy=copy,
                 )
-                for model_key, (ckpt_shape, model_shape), file_key, sources in sorted(
-                    mismatched, key=lambda m: m[0]
+                for model_key, (ckpt_shape, model_shape), file_key, sources, copy in sorted(
+                    mismatched, key=lambda m: (m[0], _copy_order(m[4]))
                 )
             ),
             conversion_errors=tuple(
-                sorted(conversion_errors, key=lambda c: (c.model_key, c.message))
+                sorted(
+                    conversion_errors,
+                    key=lambda c: (c.model_key, _copy_order(c.earlier_copy), c.message),
+                )
             ),
             shadowed=tuple(sorted(shadowed, key=lambda s: s.file_key)),
             notes=request.model_class.notes,
         )
+
+
+def _copy_order(earlier_copy: int | None) -> int:
+    """A key's shard copies in load order: the earlier ones (0, 1, ...), then the last (None)."""
+    return sys.maxsize if earlier_copy is None else earlier_copy
 
 
 class Unsupported(Exception):

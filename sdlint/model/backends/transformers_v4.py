@@ -153,8 +153,12 @@ def _predict(backend: TransformersV4, request: Request) -> Outcome:
         )
         # Every shard is compared with the model (4.57 :1450): a key in two shards is mismatched
         # once per copy of another shape, and then not loaded from either.
-        mismatched_keys, mismatched_shapes = [], []
-        for state_dict in [*(copy.tensors for copy in earlier), meta_tensors]:
+        found_mismatches: list[tuple[str, Any, int | None]] = []  # and which copy: `Mismatch`
+        state_dicts: list[tuple[int | None, dict[str, Any]]] = [
+            *((i, copy.tensors) for i, copy in enumerate(earlier)),
+            (None, meta_tensors),
+        ]
+        for copy_index, state_dict in state_dicts:
             found_keys, found_shapes = call(
                 find_mismatched,
                 {
@@ -167,8 +171,10 @@ def _predict(backend: TransformersV4, request: Request) -> Outcome:
                     "weights_only": True,
                 },
             )
-            mismatched_keys += found_keys
-            mismatched_shapes += found_shapes
+            found_mismatches += [
+                (key, shapes, copy_index)
+                for key, shapes in zip(found_keys, found_shapes, strict=True)
+            ]
         # 4.57 applies the ignore lists here; 4.54-4.56 did inside the function above.
         if hasattr(model, "_adjust_missing_and_unexpected_keys"):
             missing, unexpected = call(
@@ -206,24 +212,28 @@ def _predict(backend: TransformersV4, request: Request) -> Outcome:
         for file_key in sources[:-1]
     ]
 
-    # A dtype 4.x cannot load fails the whole load, in whichever shard's copy it is.
-    unloadable = {key: tensors[key].dtype for key in checkpoint.unloadable}
-    for i, copy in enumerate(earlier):
-        for key in copy.unloadable:
-            unloadable.setdefault(key, tensors[key].earlier[i].dtype)
+    # A dtype 4.x cannot load fails the whole load, in whichever shard's copy it is: each
+    # offending copy is an error, about the shard that holds it.
+    unloadable: list[tuple[str, str, int | None]] = [
+        (key, tensors[key].earlier[i].dtype, i)
+        for i, copy in enumerate(earlier)
+        for key in copy.unloadable
+    ]
+    unloadable += [(key, tensors[key].dtype, None) for key in checkpoint.unloadable]
     conversion_errors = [
         ConversionError(
             renaming.get(key, key),
-            f"transformers {version} cannot load safetensors dtype {dtype} "
+            f"transformers {version} cannot load safetensors dtype {unloadable_dtype} "
             f"(tensor {key!r}), so from_pretrained fails on the whole file",
             (key,),
+            copy_index,
         )
-        for key, dtype in unloadable.items()
+        for key, unloadable_dtype, copy_index in unloadable
     ]
     mismatched = []
-    for model_key, shapes in zip(mismatched_keys, mismatched_shapes, strict=True):
+    for model_key, shapes, copy_index in found_mismatches:
         sources = tuple(feeds.get(model_key, ()))[-1:]  # the last file key is the one loaded
-        mismatched.append((model_key, shapes, sources[0] if sources else None, sources))
+        mismatched.append((model_key, shapes, sources[0] if sources else None, sources, copy_index))
     facts = Built(model, prefix, expects_prefix_module, dtype, config_dtype, version)
     return facts.verdict(
         request,

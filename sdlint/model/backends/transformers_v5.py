@@ -170,7 +170,7 @@ def _predict(backend: TransformersV5, request: Request) -> Outcome:
     for model_key, ckpt_shape, model_shape in result.mismatched:
         sources = tuple(feeds.get(model_key, ()))
         file_key = sources[0] if len(sources) == 1 else None
-        mismatched.append((model_key, (ckpt_shape, model_shape), file_key, sources))
+        mismatched.append((model_key, (ckpt_shape, model_shape), file_key, sources, None))
     facts = Built(model, prefix, has_base_model, dtype, config_dtype, version)
     found = (result.missing, result.unexpected, unexpected_from)
     return facts.verdict(request, meta_state_dict, found, mismatched, (conversion_errors, shadowed))
