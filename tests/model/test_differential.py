@@ -1094,6 +1094,40 @@ def test_key_in_two_shards(zoo: Zoo, tmp_path: Path, wrong: str) -> None:
     assert all(copy_shapes[m.earlier_copy] == m.checkpoint_shape for m in verdict.mismatched)
 
 
+@pytest.mark.skipif(
+    V5,
+    reason="4.x only: transformers 5.x loads only the later shard's copy of a key and can load "
+    "F8_E8M0, so an earlier copy's dtype never fails its load (test_a_finding_about_a_shard_"
+    "copy_names_its_shard holds 5.x to a clean verdict)",
+)
+@pytest.mark.parametrize("unloadable", ["earlier", "later", "both"])
+def test_shard_copy_in_a_dtype_4x_cannot_load(zoo: Zoo, tmp_path: Path, unloadable: str) -> None:
+    """4.x loads every shard whole (`load_state_dict`): a copy in a dtype it has no torch name for
+    fails the load in whichever shard it is, also the earlier copy of a key in two shards."""
+    directory = sharded(zoo, "roberta-seqcls", tmp_path / "ckpt")
+    weight_map = json.loads((directory / "model.safetensors.index.json").read_text())["weight_map"]
+    key = "classifier.out_proj.weight"
+    first, later = sorted(set(weight_map.values()))[0], weight_map[key]
+    assert later != first
+    good = safetensors_torch.load_file(str(directory / later))[key]
+    for shard, which in ((first, "earlier"), (later, "later")):
+        tensors = safetensors_torch.load_file(str(directory / shard))
+        tensors[key] = good.to(torch.float8_e8m0fnu) if unloadable in (which, "both") else good
+        safetensors_torch.save_file(tensors, str(directory / shard), metadata={"format": "pt"})
+
+    verdict = oracle(directory)
+    expected = {"earlier": [0], "later": [None], "both": [0, None]}[unloadable]
+    assert [(c.model_key, c.file_keys) for c in verdict.conversion_errors] == [(key, (key,))] * len(
+        expected
+    )
+    assert [c.earlier_copy for c in verdict.conversion_errors] == expected
+    assert all("F8_E8M0" in c.message for c in verdict.conversion_errors)
+    with pytest.raises(ValueError, match="F8_E8M0"):
+        transformers.RobertaForSequenceClassification.from_pretrained(
+            str(directory), ignore_mismatched_sizes=True
+        )
+
+
 # ---------------------------------------------------------------------------------------------
 # Class resolution (R9, R31, R33).
 
