@@ -38,10 +38,11 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any, TypeVar
 
+from sdlint import memo
 from sdlint.errors import UsageError
 from sdlint.runcache import depend
 from sdlint.sources import ReadError
-from sdlint.sources.local import is_regular_file, read_bounded
+from sdlint.sources.local import is_regular_file, read_bounded, real
 
 _T = TypeVar("_T")
 CONFIG_FILES = (".sdlint.toml", "sdlint.toml", "pyproject.toml")
@@ -78,6 +79,8 @@ class ProjectConfig:
             return None
 
     def ignored_codes(self, path: Path) -> list[str]:
+        if not self.per_file_ignores:
+            return []
         rel = self.relative(path)
         if rel is None:
             return []
@@ -86,9 +89,13 @@ class ProjectConfig:
         ]
 
     def model_config_for(self, path: Path) -> Path | None:
+        if not self.model_configs:
+            return None
         return _first_match(self.model_configs, self.relative(path))
 
     def architecture_for(self, path: Path) -> str | None:
+        if not self.architectures:
+            return None
         return _first_match(self.architectures, self.relative(path))
 
 
@@ -111,22 +118,44 @@ def matches(glob: str, rel: PurePosixPath) -> bool:
 
 def _real(path: Path) -> Path:
     """`path` after symlinks; unlike `Path.resolve`, never raises on a symlink loop."""
-    return Path(os.path.realpath(path))
+    return Path(real(path))
 
 
 def find_config_file(start: Path) -> Path | None:
-    """The configuration file nearest to `start` (a file or folder), walking up to the root."""
-    folder = _real(start)
+    """The configuration file nearest to `start` (a file or folder), walking up to the root.
+    Within a run (sdlint/memo.py) each folder is looked at once: the checkpoints of one tree
+    share the walk above their folders."""
+    # Strings, not Paths: this runs for every checkpoint of a run.
+    folder = real(start)
     depend(folder)
-    if not folder.is_dir():
-        folder = folder.parent
-    for directory in (folder, *folder.parents):
-        for name in CONFIG_FILES:
-            candidate = directory / name
-            if is_regular_file(candidate) and (
-                name != "pyproject.toml" or _has_sdlint_table(candidate)
-            ):
-                return candidate
+    if not os.path.isdir(folder):  # noqa: PTH112
+        folder = os.path.dirname(folder)  # noqa: PTH120
+    known = memo.table("config-file")
+    walked: list[str] = []
+    found: Path | None = None
+    while True:
+        if known is not None and folder in known:
+            found = known[folder]
+            break
+        walked.append(folder)
+        found = _config_in(folder)
+        parent = os.path.dirname(folder)  # noqa: PTH120
+        if found is not None or parent == folder:
+            break
+        folder = parent
+    if known is not None:
+        known.update(dict.fromkeys(walked, found))
+    return found
+
+
+def _config_in(directory: str) -> Path | None:
+    """The configuration file in `directory` itself, or None."""
+    for name in CONFIG_FILES:
+        candidate = os.path.join(directory, name)  # noqa: PTH118
+        if is_regular_file(candidate) and (
+            name != "pyproject.toml" or _has_sdlint_table(Path(candidate))
+        ):
+            return Path(candidate)
     return None
 
 

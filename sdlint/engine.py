@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from sdlint import memo
 from sdlint.checkpoint import Checkpoint
 from sdlint.config import ConfigResolver, ProjectConfig
 from sdlint.config_fields import CONFIG_NAME, ConfigFile, Unsaved, read_config, unsaved_texts
@@ -266,7 +267,11 @@ def _remote_client(settings: Settings, paths: Sequence[PathOrUrl]) -> HttpClient
 def check_paths(paths: Sequence[PathArg], settings: Settings | None = None) -> Report:
     """Lint every checkpoint the paths stand for. Raises `UsageError` for a path that does not exist
     or a configuration file that is invalid."""
-    settings = settings or Settings()
+    with memo.run():  # each lookup once per run (sdlint/memo.py)
+        return _check_paths(paths, settings or Settings())
+
+
+def _check_paths(paths: Sequence[PathArg], settings: Settings) -> Report:
     settings = replace(settings, model_config=_model_config(settings.model_config))
     resolver = ConfigResolver(config_file=settings.config_file, isolated=settings.isolated)
     inputs = [path_or_url(p) for p in paths]

@@ -17,6 +17,7 @@ from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from sdlint import memo, runcache
 from sdlint.runcache import depend
 from sdlint.sources import MAX_TEXT_FILE_SIZE, FileRef, PathOrUrl, ReadError
 
@@ -82,7 +83,7 @@ def guarded_open(path: Path) -> Iterator[_FdReader]:
     file: ...") without ever blocking on a special file."""
     depend(path)  # the run cache fingerprints what a run read (sdlint/runcache.py)
     try:
-        before = path.stat()
+        before = _stat(path)
     except (OSError, ValueError) as e:
         raise ReadError(f"cannot read the file: {os_reason(e)}") from e
     if not stat.S_ISREG(before.st_mode):
@@ -137,11 +138,30 @@ class LocalFile:
         return read_bounded(self.path, limit)
 
 
-def is_regular_file(path: Path) -> bool:
+def _stat(path: str | os.PathLike[str]) -> os.stat_result:
+    """`os.stat(path)`, looked at once per run (sdlint/memo.py): discovery, the configuration
+    lookup and the guarded open ask about the same files. Raises OSError or ValueError."""
+    known = memo.table("stat")
+    if known is None:
+        return os.stat(path)  # noqa: PTH116 (a str or a Path)
+    key = os.fspath(path)
+    found: os.stat_result | OSError | ValueError | None = known.get(key)
+    if found is None:
+        try:
+            found = os.stat(key)  # noqa: PTH116
+        except (OSError, ValueError) as e:
+            found = e
+        known[key] = found
+    if isinstance(found, os.stat_result):
+        return found
+    raise found.with_traceback(None)
+
+
+def is_regular_file(path: str | os.PathLike[str]) -> bool:
     """`path` names a regular file (after symlinks); never raises."""
     depend(path)
     try:
-        return stat.S_ISREG(path.stat().st_mode)
+        return stat.S_ISREG(_stat(path).st_mode)
     except (OSError, ValueError):
         return False
 
@@ -151,7 +171,7 @@ def regular_file_kind(path: Path) -> str | None:
     else what it is instead, in a few words ("is a folder", "is a FIFO", "is a symlink loop")."""
     depend(path)
     try:
-        mode = path.stat().st_mode
+        mode = _stat(path).st_mode
     except FileNotFoundError:
         return "missing"
     except (OSError, ValueError) as e:
@@ -162,19 +182,36 @@ def regular_file_kind(path: Path) -> str | None:
     return f"is {kind}, not a regular file" if kind.startswith("a ") else f"is {kind}"
 
 
-def real(path: Path) -> str:
-    """The path after symlinks; never raises (a symlink loop resolves as far as it goes)."""
-    return os.path.realpath(path)
+def real(path: str | os.PathLike[str]) -> str:
+    """The path after symlinks; never raises (a symlink loop resolves as far as it goes). Within
+    a run (sdlint/memo.py), each path is resolved once."""
+    known = memo.table("realpath")
+    if known is None:
+        return os.path.realpath(path)
+    found: str | None = known.get(path)
+    if found is None:
+        found = known[path] = os.path.realpath(path)
+    return found
 
 
 # Folders a recursive search never enters: VCS data, environments and caches hold no user weights.
 _SKIPPED_DIRS = {"node_modules", "__pycache__", "site-packages"}
 
 
-def _real_folder(path: Path) -> bool:
-    """A folder and not a symlink to one (a recursive search does not follow links)."""
-    depend(path)
-    return path.is_dir() and not path.is_symlink()
+def _listing(folder: Path) -> list[tuple[str, bool]]:
+    """The folder's entries by name, each with whether it is a folder and not a symlink to one (a
+    recursive search does not follow links); listed once per run (sdlint/memo.py). Raises
+    OSError (or ValueError) when the folder cannot be listed."""
+    known = memo.table("listing")
+    if known is not None:
+        found: list[tuple[str, bool]] | None = known.get(folder)
+        if found is not None:
+            return found
+    with os.scandir(folder) as entries:
+        listed = sorted((e.name, e.is_dir(follow_symlinks=False)) for e in entries)
+    if known is not None:
+        known[folder] = listed
+    return listed
 
 
 @dataclass(frozen=True)
@@ -188,21 +225,27 @@ class LocalFolder:
         yield self
         depend(self.path)  # the run cache: an entry added, removed or replaced changes the folder
         try:
-            children = sorted(p for p in self.path.iterdir() if _real_folder(p))
+            listed = _listing(self.path)
         except OSError:
             return
+        recording = runcache.recording() is not None
+        children = []
+        for name, is_folder in listed:
+            if recording:  # what each entry is, as the run saw it
+                depend(self.path / name)
+            if is_folder and not name.startswith(".") and name not in _SKIPPED_DIRS:
+                children.append(self.path / name)
         for child in children:
-            if child.name.startswith(".") or child.name in _SKIPPED_DIRS:
-                continue
             yield from LocalFolder(child).walk()
 
     def names(self, suffix: str) -> list[str]:
         """[] when the folder cannot be listed."""
         depend(self.path)
         try:
-            return sorted(p.name for p in self.path.iterdir() if p.name.endswith(suffix))
+            listed = _listing(self.path)
         except (OSError, ValueError):
             return []
+        return [name for name, _ in listed if name.endswith(suffix)]
 
     def is_file(self, name: str) -> bool:
         return is_regular_file(self.path / name)
