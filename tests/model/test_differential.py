@@ -1116,7 +1116,8 @@ def test_shard_copy_in_a_dtype_4x_cannot_load(zoo: Zoo, tmp_path: Path, unloadab
         safetensors_torch.save_file(tensors, str(directory / shard), metadata={"format": "pt"})
 
     verdict = oracle(directory)
-    expected = {"earlier": [0], "later": [None], "both": [0, None]}[unloadable]
+    copies: dict[str, list[int | None]] = {"earlier": [0], "later": [None], "both": [0, None]}
+    expected = copies[unloadable]
     assert [(c.model_key, c.file_keys) for c in verdict.conversion_errors] == [(key, (key,))] * len(
         expected
     )
