@@ -49,6 +49,10 @@ RACY_NS = 2_000_000_000
 # What sdlint reads from the environment besides its arguments (the cache folder and colour).
 _ENVIRONMENT = ("SDLINT_CACHE_DIR", "XDG_CACHE_HOME", "HOME", "NO_COLOR")
 _DISTRIBUTIONS = ("transformers", "torch", "peft")
+# What `runs-v1/` keeps (sdlint/prune.py; looked over at most hourly, by a run that stored one):
+# runs replayed or stored within 30 days, at most 1024 of them and 64 MiB (an entry for 200
+# checkpoints is ~90 kB; a pre-commit hook's ~10 kB), the least recently used going first.
+KEEP_RUNS = (1024, 64 << 20, 30)
 _ABSENT = -1
 _ERROR = -2
 
@@ -259,4 +263,7 @@ def _write(root: Path, key: Key, payload: bytes) -> str | None:
             f"the run cache {root} cannot be written ({reason}): this run is not cached, so the "
             "same run again checks every file again"
         )
+    from sdlint.prune import Limits, maybe_prune  # a stored run, never a replay
+
+    maybe_prune(path.parent, Limits(*KEEP_RUNS), ".run")
     return None

@@ -297,6 +297,25 @@ def test_sdlint_own_sources_are_fingerprinted() -> None:
     assert any(Path(s).parts[-2:] == ("rules", "integrity.py") for s in sources)
 
 
+def test_a_stored_run_prunes_the_runs_a_replay_does_not(
+    cache: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`runs-v1/` is bounded (sdlint/prune.py, `KEEP_RUNS`): a run that stores itself looks the
+    folder over (at most hourly) and removes runs unused for too long; a replay lists nothing."""
+    stale = cache / runcache._ENTRY_DIR / "0123456789abcdef0123.run"
+    stale.parent.mkdir(parents=True)
+    stale.write_bytes(b"an old run")
+    long_ago = time.time() - (runcache.KEEP_RUNS[2] + 1) * 86_400
+    os.utime(stale, (long_ago, long_ago))
+    truncated(Path("broken.safetensors"))
+    first = command_line(monkeypatch, capsys, "check", "broken.safetensors")
+    assert not stale.exists() and len(entries(cache)) == 1
+    with pytest.MonkeyPatch.context() as spies:
+        seen = looked_at(spies)
+        assert command_line(monkeypatch, capsys, "check", "broken.safetensors") == first
+    assert [path for path in seen if path.startswith(str(cache))] == []  # read by open() only
+
+
 # --- Every file and folder a run looks at is recorded --------------------------------------------
 
 

@@ -60,6 +60,12 @@ _ENTRY_DIR = f"verdicts-v{FORMAT_VERSION}"
 # The last verdict built for each (config, architecture, signature), whatever the versions: a
 # separate folder, so the exact cache's entries stay one per key.
 _RECORDED_DIR = "recorded"
+# What each folder of verdicts keeps (sdlint/prune.py; looked over at most hourly, by a run that
+# has just computed a verdict, which costs seconds): verdicts read or written within 180 days, at
+# most 8192 and 512 MiB, the least recently used going first. More than the run cache keeps
+# (sdlint/runcache.py): a verdict costs seconds of transformers to build again, and the light
+# pre-commit hook (`--model-checks=cached`) has only the recorded ones.
+KEEP_VERDICTS = (8192, 512 << 20, 180)
 # A verdict for a 1,000-key MoE is ~100 kB; anything far larger was not written by us.
 _MAX_ENTRY_BYTES = 64 * 1024 * 1024
 
@@ -175,6 +181,9 @@ class VerdictCache:
             if tmp is not None:
                 with contextlib.suppress(OSError):
                     Path(tmp).unlink()
+        from sdlint.prune import Limits, maybe_prune  # a computed verdict, never a hit
+
+        maybe_prune(self.directory, Limits(*KEEP_VERDICTS), ".json")
         return True
 
     def keep(

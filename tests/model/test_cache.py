@@ -37,6 +37,7 @@ from sdlint.model.cache import (
     default_cache_dir,
     installed_version,
 )
+from sdlint.prune import STAMP
 from tests.verdicts import TINY_ROBERTA, roberta_verdict
 
 CONFIG = {**TINY_ROBERTA, "architectures": ["RobertaForSequenceClassification"]}
@@ -450,7 +451,8 @@ def test_concurrent_writers_leave_a_valid_entry(tmp_path: Path) -> None:
     cache = VerdictCache(tmp_path)
     final = cache.get(key)
     assert final in {sample_verdict(f"writer {n}") for n in range(6)}
-    assert [p.name for p in cache.directory.iterdir()] == [f"{key}.json"]  # no temp file left
+    left = [p.name for p in cache.directory.iterdir() if p.name != STAMP]  # the prune stamp
+    assert left == [f"{key}.json"]  # no temp file left
 
 
 # ---------------------------------------------------------------------------------------------
@@ -682,3 +684,24 @@ def test_a_run_computes_each_distinct_model_once(
     report = check_paths([tmp_path / "models"], settings)
     assert len(report.checkpoints) == 7
     assert oracle.calls == 3
+
+
+def test_a_computed_verdict_prunes_its_folders(
+    oracle: FakeOracle, config_path: Path, tmp_path: Path
+) -> None:
+    """Storing a verdict looks its folders over (sdlint/prune.py): verdicts unused for longer than
+    `KEEP_VERDICTS` allows go, from the exact cache and the recorded verdicts alike; a hit does
+    not look."""
+    cache_dir = tmp_path / "cache"
+    unused_days = sdlint.model.cache.KEEP_VERDICTS[2]
+    stale = []
+    for cache in (VerdictCache(cache_dir), VerdictCache.recorded(cache_dir)):
+        path = cache.path("0" * 64)
+        path.parent.mkdir(parents=True)
+        path.write_text("{}")
+        long_ago = path.stat().st_mtime - (unused_days + 1) * 86_400
+        os.utime(path, (long_ago, long_ago))
+        stale.append(path)
+    load_verdict(read_config(config_path), SIGNATURE, cache_dir=cache_dir)
+    assert oracle.calls == 1 and not any(path.exists() for path in stale)
+    assert len(entries(cache_dir)) == 1 and len(list((cache_dir / "recorded").rglob("*.json"))) == 1
