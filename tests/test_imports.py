@@ -29,20 +29,31 @@ UNUSED_ON_A_CHECK = (
     "logging",
 )
 
+# What a check of a safetensors file with no model to compare (no config.json) has no use for
+# besides those: the model layer's value types, the PEFT view, the hashing behind cache keys.
+UNUSED_ON_A_HEADER_CHECK = (
+    *UNUSED_ON_A_CHECK,
+    "sdlint.model.verdict",
+    "sdlint.model.cache",
+    "sdlint.adapter",
+    "hashlib",
+)
+
 SCRIPT = f"""
 import json, sys
 from sdlint.cli import main
 code = main(sys.argv[1:])
 heavy = [m for m in {HEAVY!r} if m in sys.modules]
 unused = [m for m in {UNUSED_ON_A_CHECK!r} if m in sys.modules]
-print(json.dumps({{"code": code, "heavy": heavy, "unused": unused}}), file=sys.stderr)
+light = [m for m in {UNUSED_ON_A_HEADER_CHECK!r} if m in sys.modules]
+print(json.dumps({{"code": code, "heavy": heavy, "unused": unused, "light": light}}), file=sys.stderr)
 """
 
 
 def sdlint_in_fresh_process(cache: Path, *argv: str) -> dict[str, object]:
     """`sdlint check -q ARGV...` in a fresh process: its exit code and the heavy modules loaded."""
     report = fresh_process(cache, "check", "-q", *argv)
-    del report["unused"]
+    del report["unused"], report["light"]
     return report
 
 
@@ -124,6 +135,24 @@ def test_a_check_imports_only_what_it_uses(tmp_path: Path) -> None:
     argv = ("check", "-q", str(EXAMPLE), "--model-checks=cached")
     assert fresh_process(tmp_path, *argv, "--select", "SD0")["unused"] == []
     assert fresh_process(tmp_path, *argv)["unused"] == []
+
+
+@pytest.mark.slow
+def test_a_header_check_imports_no_model_fix_or_adapter_modules(tmp_path: Path) -> None:
+    """A safetensors file with no config.json beside it is checked from its header alone: every
+    rule runs, and what only a model comparison, a PEFT adapter or a fix uses stays unimported
+    (each module costs every such run milliseconds, its dataclasses most of them)."""
+    weights = tmp_path / "model" / "model.safetensors"
+    weights.parent.mkdir()
+    weights.write_bytes((EXAMPLE / "model.safetensors").read_bytes())
+    report = fresh_process(tmp_path / "cache", "check", "-q", str(weights))
+    assert report["code"] == 0 and report["heavy"] == []
+    assert report["light"] == []
+    truncated = tmp_path / "broken" / "model.safetensors"  # a finding, with its own module set
+    truncated.parent.mkdir()
+    truncated.write_bytes(weights.read_bytes()[:-1])
+    report = fresh_process(tmp_path / "cache", "check", "-q", str(truncated))
+    assert report["code"] == 1 and report["light"] == []
 
 
 # `sdlint check` as the command runs it (`main()` reads sys.argv): the run cache may answer.

@@ -13,25 +13,29 @@ meta device and runs transformers' own key matching on the header shapes.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 from collections.abc import Iterator, Mapping, Sequence
 from contextvars import ContextVar
 from pathlib import Path
 
 from sdlint.config_fields import UNREADABLE, ConfigFile
-from sdlint.model.verdict import (
-    ConfigProblem,
-    ConversionError,
-    LoadVerdict,
-    Mismatch,
-    Missing,
-    Outcome,
-    Shadowed,
-    TensorSpec,
-    Unexpected,
-    WrapperPrefix,
-)
+from sdlint.formats import TensorSpec
 from sdlint.runcache import untrusted
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+    from sdlint.model.verdict import (
+        ConfigProblem,
+        ConversionError,
+        LoadVerdict,
+        Mismatch,
+        Missing,
+        Outcome,
+        Shadowed,
+        Unexpected,
+        WrapperPrefix,
+    )
 
 __all__ = [
     "ConfigProblem",
@@ -49,6 +53,31 @@ __all__ = [
     "one_computation_per_key",
     "prefetch_verdicts",
 ]
+
+# The verdict types (sdlint/model/verdict.py), imported on first use: every run imports this
+# package (the engine's `one_computation_per_key`), a run without model checks never needs them.
+_VERDICT_NAMES = frozenset(
+    {
+        "ConfigProblem",
+        "ConversionError",
+        "LoadVerdict",
+        "Mismatch",
+        "Missing",
+        "Outcome",
+        "Shadowed",
+        "Unexpected",
+        "WrapperPrefix",
+    }
+)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _VERDICT_NAMES:
+        raise AttributeError(f"module 'sdlint.model' has no attribute {name!r}")
+    from sdlint.model import verdict
+
+    return getattr(verdict, name)
+
 
 # Inside `one_computation_per_key()`: the verdicts computed so far in this run, by cache key.
 # With each, the notes its computation left that no checkpoint has reported yet (a cache that could
@@ -93,6 +122,7 @@ def load_verdict(
     """
     # Imported here: the rules import this package for its value types on every run.
     from sdlint.model.cache import VerdictCache, cache_root
+    from sdlint.model.verdict import ConfigProblem
 
     if config.problem == UNREADABLE:
         return _predict(config, tensors, architecture, index_keys)  # the oracle words it
@@ -253,6 +283,8 @@ def _index_extra(index_keys: Sequence[str] | None) -> dict[str, str | None] | No
     key of a consistent checkpoint is the same as without an index)."""
     if index_keys is None:
         return None
+    import hashlib
+
     return {"index_keys": hashlib.sha256("\n".join(index_keys).encode()).hexdigest()}
 
 

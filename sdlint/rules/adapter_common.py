@@ -12,9 +12,12 @@ from __future__ import annotations
 
 from math import prod
 
-from sdlint.adapter import AdapterView
 from sdlint.context import CheckContext
-from sdlint.model.verdict import AdapterVerdict
+
+TYPE_CHECKING = False  # sdlint.adapter and the verdict types: only for a PEFT adapter
+if TYPE_CHECKING:
+    from sdlint.adapter import AdapterView
+    from sdlint.model.verdict import AdapterVerdict
 
 LOADER = "PeftModel.from_pretrained"
 
@@ -22,7 +25,11 @@ LOADER = "PeftModel.from_pretrained"
 def adapter_verdict_of(ctx: CheckContext) -> tuple[AdapterView, AdapterVerdict] | None:
     """peft's verdict on the adapter, when the checkpoint is one and it could be built."""
     view = ctx.adapter
-    if view is None or not isinstance(view.outcome, AdapterVerdict):
+    if view is None:
+        return None
+    from sdlint.model.verdict import AdapterVerdict
+
+    if not isinstance(view.outcome, AdapterVerdict):
         return None
     return view, view.outcome
 

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from sdlint.adapter import AdapterView
 from sdlint.checkpoint import ADAPTER_CONFIG_NAME
 from sdlint.context import CheckContext
 from sdlint.dtypes import shape_text
-from sdlint.model.verdict import AdapterMismatch
 from sdlint.rule import Finding, rule
 from sdlint.rules.adapter_common import LOADER, adapter_verdict_of, is_empty
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from sdlint.adapter import AdapterView
+    from sdlint.model.verdict import AdapterMismatch
 
 
 @rule(

@@ -8,9 +8,12 @@ from dataclasses import replace
 
 from sdlint.config_fields import differing_dims, explaining_field
 from sdlint.context import CheckContext, ModelView
-from sdlint.model.verdict import Mismatch
 from sdlint.rule import Finding, rule
 from sdlint.rules.model_common import group, mismatch_finding, path_of, verdict_of
+
+TYPE_CHECKING = False  # the verdict types are imported when there is a verdict
+if TYPE_CHECKING:
+    from sdlint.model.verdict import Mismatch
 
 # SD102 leads with one explanation when at least this share of the base model's tensors mismatch.
 _MOSTLY_MISMATCHED = 0.5

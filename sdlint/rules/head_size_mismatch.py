@@ -13,7 +13,6 @@ from sdlint.context import CheckContext, ModelView
 from sdlint.diagnostic import Applicability, Fix
 from sdlint.dtypes import shape_text
 from sdlint.edits import Edit, InitTensor, SetConfigValues, can_init
-from sdlint.model.verdict import Mismatch
 from sdlint.rule import Finding, FixAvailability, rule
 from sdlint.rules.adapter_common import LOADER, adapter_verdict_of, is_empty
 from sdlint.rules.model_common import (
@@ -26,6 +25,10 @@ from sdlint.rules.model_common import (
 )
 from sdlint.sources import FileRef
 from sdlint.sources.local import display
+
+TYPE_CHECKING = False  # the verdict types are imported when there is a verdict
+if TYPE_CHECKING:
+    from sdlint.model.verdict import Mismatch
 
 
 @rule(

@@ -8,7 +8,6 @@ from sdlint import wrappers
 from sdlint.context import CheckContext
 from sdlint.diagnostic import Applicability, Fix
 from sdlint.edits import RenameTensors
-from sdlint.model.verdict import LoadVerdict
 from sdlint.rule import Finding, FixAvailability, rule
 
 
@@ -45,9 +44,14 @@ def key_prefix_mismatch(ctx: CheckContext) -> Iterator[Finding]:
     name would collide with an existing key.
     """
     view = ctx.model
-    if view is not None and isinstance(view.outcome, LoadVerdict):
+    verdict = None
+    if view is not None:
+        from sdlint.model.verdict import LoadVerdict  # imported when there is a verdict
+
+        verdict = view.outcome if isinstance(view.outcome, LoadVerdict) else None
+    if verdict is not None:
         # The model decides: the prefix is reported only when stripping it makes the keys load.
-        wrapper = view.outcome.wrapper_prefix
+        wrapper = verdict.wrapper_prefix
         if wrapper is None:
             return
         prefix, carried = wrapper.prefix, wrapper.keys

@@ -12,8 +12,11 @@ from typing import Any
 from sdlint.config_fields import differing_dims, explaining_field
 from sdlint.context import CheckContext, ModelView
 from sdlint.dtypes import shape_text
-from sdlint.model.verdict import ConfigProblem, LoadVerdict, Mismatch
 from sdlint.rule import Finding
+
+TYPE_CHECKING = False  # the verdict types are imported when there is a verdict
+if TYPE_CHECKING:
+    from sdlint.model.verdict import LoadVerdict, Mismatch
 
 
 def verdict_of(ctx: CheckContext) -> tuple[ModelView, LoadVerdict, str] | None:
@@ -23,7 +26,11 @@ def verdict_of(ctx: CheckContext) -> tuple[ModelView, LoadVerdict, str] | None:
     sees one SD106 rather than every key missing and unexpected.
     """
     view = ctx.model
-    if view is None or isinstance(view.outcome, ConfigProblem):
+    if view is None:
+        return None
+    from sdlint.model.verdict import ConfigProblem
+
+    if isinstance(view.outcome, ConfigProblem):
         return None
     verdict = view.outcome
     if verdict.wrapper_prefix is not None:

@@ -3,18 +3,12 @@ base model cannot be built or loaded)."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 
 from sdlint.context import CheckContext
 from sdlint.diagnostic import Location, Severity
 from sdlint.json_locations import key_locations
-from sdlint.model.verdict import (
-    QUANTIZED,
-    REMOTE_CODE,
-    UNKNOWN_ARCHITECTURE,
-    UNKNOWN_MODEL_TYPE,
-    ConfigProblem,
-)
 from sdlint.rule import Finding, rule
 from sdlint.rules.adapter_common import adapter_verdict_of
 
@@ -51,10 +45,14 @@ def model_config_unusable(ctx: CheckContext) -> Iterator[Finding]:
     """
     yield from _adapter_findings(ctx)
     view = ctx.model
-    if view is None or not isinstance(view.outcome, ConfigProblem):
+    if view is None:
+        return
+    from sdlint.model.verdict import QUANTIZED, ConfigProblem  # there is a verdict
+
+    if not isinstance(view.outcome, ConfigProblem):
         return
     problem = view.outcome
-    key = view.config_key_for(*_PROBLEM_KEYS.get(problem.kind, ()))
+    key = view.config_key_for(*_problem_keys().get(problem.kind, ()))
     yield Finding(
         problem.message,
         view.config_display,
@@ -64,13 +62,22 @@ def model_config_unusable(ctx: CheckContext) -> Iterator[Finding]:
     )
 
 
-# The config.json key an SD107 points at, by problem kind (the first one the config has).
-_PROBLEM_KEYS = {
-    REMOTE_CODE: ("auto_map", "model_type", "architectures"),
-    UNKNOWN_MODEL_TYPE: ("model_type",),
-    UNKNOWN_ARCHITECTURE: ("architectures",),
-    QUANTIZED: ("quantization_config",),
-}
+@functools.cache
+def _problem_keys() -> dict[str, tuple[str, ...]]:
+    """The config.json key an SD107 points at, by problem kind (the first one the config has)."""
+    from sdlint.model.verdict import (
+        QUANTIZED,
+        REMOTE_CODE,
+        UNKNOWN_ARCHITECTURE,
+        UNKNOWN_MODEL_TYPE,
+    )
+
+    return {
+        REMOTE_CODE: ("auto_map", "model_type", "architectures"),
+        UNKNOWN_MODEL_TYPE: ("model_type",),
+        UNKNOWN_ARCHITECTURE: ("architectures",),
+        QUANTIZED: ("quantization_config",),
+    }
 
 
 def _adapter_findings(ctx: CheckContext) -> Iterator[Finding]:
@@ -78,10 +85,12 @@ def _adapter_findings(ctx: CheckContext) -> Iterator[Finding]:
     view = ctx.adapter
     if view is None:
         return
+    from sdlint.model.verdict import QUANTIZED, ConfigProblem  # there is an adapter verdict
+
     if isinstance(view.outcome, ConfigProblem):
         problem = view.outcome
         severity = Severity.INFO if problem.kind == QUANTIZED else None
-        keys = _PROBLEM_KEYS.get(problem.kind)
+        keys = _problem_keys().get(problem.kind)
         base = view.base_config
         if keys and base is not None:  # the base config's (the class it names, its quantization)
             key = next((k for k in keys if k in base.data), None)
