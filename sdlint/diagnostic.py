@@ -5,7 +5,9 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 
-from sdlint.edits import Edit
+TYPE_CHECKING = False  # the edits (sdlint/edits.py) are imported by the rules that make a fix
+if TYPE_CHECKING:
+    from sdlint.edits import Edit
 
 
 class Severity(str, enum.Enum):

@@ -19,7 +19,6 @@ from sdlint.config_fields import CONFIG_NAME, ConfigFile, Unsaved, read_config, 
 from sdlint.context import CheckContext, ModelTarget, Skip
 from sdlint.diagnostic import Diagnostic, Fix
 from sdlint.discover import discover
-from sdlint.edits import Conversion, SetConfigValues
 from sdlint.errors import InternalError, UsageError
 from sdlint.formats import SAFETENSORS
 from sdlint.model import Request, one_computation_per_key, prefetch_verdicts
@@ -359,4 +358,6 @@ def _can_apply(fix: Fix | None, checkpoint: Checkpoint) -> bool:
     another format is not offered (config edits are, and converting a pickle to safetensors)."""
     if fix is None or checkpoint.format == SAFETENSORS:
         return True
+    from sdlint.edits import Conversion, SetConfigValues
+
     return all(isinstance(edit, (SetConfigValues, Conversion)) for edit in fix.edits)

@@ -30,9 +30,11 @@ UNUSED_ON_A_CHECK = (
 )
 
 # What a check of a safetensors file with no model to compare (no config.json) has no use for
-# besides those: the model layer's value types, the PEFT view, the hashing behind cache keys.
+# besides those: the model layer's value types, the PEFT view, the hashing behind cache keys, the
+# edits a fix is made of.
 UNUSED_ON_A_HEADER_CHECK = (
     *UNUSED_ON_A_CHECK,
+    "sdlint.edits",
     "sdlint.model.verdict",
     "sdlint.model.cache",
     "sdlint.adapter",

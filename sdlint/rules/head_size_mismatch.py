@@ -12,7 +12,6 @@ from sdlint.config_fields import differing_dims, explaining_field, num_labels
 from sdlint.context import CheckContext, ModelView
 from sdlint.diagnostic import Applicability, Fix
 from sdlint.dtypes import shape_text
-from sdlint.edits import Edit, InitTensor, SetConfigValues, can_init
 from sdlint.rule import Finding, FixAvailability, rule
 from sdlint.rules.adapter_common import LOADER, adapter_verdict_of, is_empty
 from sdlint.rules.model_common import (
@@ -28,6 +27,7 @@ from sdlint.sources.local import display
 
 TYPE_CHECKING = False  # the verdict types are imported when there is a verdict
 if TYPE_CHECKING:
+    from sdlint.edits import Edit, SetConfigValues
     from sdlint.model.verdict import Mismatch
 
 
@@ -107,6 +107,8 @@ def _config_fix(ctx: CheckContext, view: ModelView, m: Mismatch, prefix: str) ->
     config = view.config_path.local
     if config is None:  # a remote config (--model-config URL) is never rewritten
         return None
+    from sdlint.edits import SetConfigValues  # the fixes' edits: only when there is one
+
     names = _label_names(ctx, labels)
     values = {"id2label": dict(enumerate(names)), "label2id": {n: i for i, n in enumerate(names)}}
     if "num_labels" in view.config:
@@ -142,6 +144,8 @@ def _reinit_fix(
     cannot (the head's size is not the label count, or the file cannot be read), no fix is offered
     and the second value says why.
     """
+    from sdlint.edits import InitTensor, can_init
+
     file_key = prefix + m.file_key if m.file_key else None
     # The copy the mismatch is about: an earlier shard's, for a key in several (4.x).
     found = ctx.checkpoint.copy_of(file_key, m.earlier_copy) if file_key else None
@@ -194,6 +198,8 @@ def _own_config_labels(
     items = tuple((key, json.dumps(value)) for key, value in values.items())
     if own.path.local is None:  # beside remote weights, whose fixes end before this
         return None, None
+    from sdlint.edits import SetConfigValues
+
     return SetConfigValues(own.path.local, items), None
 
 

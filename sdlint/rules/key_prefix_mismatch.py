@@ -7,7 +7,6 @@ from collections.abc import Iterator
 from sdlint import wrappers
 from sdlint.context import CheckContext
 from sdlint.diagnostic import Applicability, Fix
-from sdlint.edits import RenameTensors
 from sdlint.rule import Finding, FixAvailability, rule
 
 
@@ -77,6 +76,8 @@ def key_prefix_mismatch(ctx: CheckContext) -> Iterator[Finding]:
     ]
     stripped = [new for _, pairs in renames for _, new in pairs]
     collision = set(stripped) & set(ctx.checkpoint.tensors) or len(set(stripped)) < len(stripped)
+    from sdlint.edits import RenameTensors  # the fix's edits: imported once there is a finding
+
     edits = tuple(RenameTensors(file, pairs) for file, pairs in renames if file and pairs)
     fix = (
         None

@@ -15,12 +15,12 @@ from typing import TYPE_CHECKING
 
 from sdlint.context import CheckContext
 from sdlint.diagnostic import Applicability, Fix, Severity
-from sdlint.edits import ConvertIndex, ConvertToSafetensors, Edit
 from sdlint.formats import PICKLE
 from sdlint.rule import Finding, FixAvailability, rule
 
-if TYPE_CHECKING:  # the reader is imported only when a torch.save file is checked
+if TYPE_CHECKING:  # the reader (and the fixes' edits) only when a torch.save file is checked
     from sdlint.checkpoint import Checkpoint
+    from sdlint.edits import Edit
     from sdlint.formats.pickle import PickleCheckpoint, PickleGlobal
 
 # Globals whose only use in a pickle is to run code, read or write files, or reach the network.
@@ -309,6 +309,7 @@ def pickle_checkpoint(ctx: CheckContext) -> Iterator[Finding]:
     if checkpoint.index is not None:
         yield from _sharded_conversion(checkpoint)
         return
+    from sdlint.edits import ConvertToSafetensors
     from sdlint.formats.pickle import PickleCheckpoint, conversion_problem, safetensors_name
 
     for result in checkpoint.files:
@@ -345,6 +346,7 @@ def pickle_checkpoint(ctx: CheckContext) -> Iterator[Finding]:
 def _sharded_conversion(checkpoint: Checkpoint) -> Iterator[Finding]:
     """SD010 for a sharded torch.save checkpoint: every shard clean and exactly what its index
     maps to it (else SD004-SD009 say what is wrong, and nothing is noted)."""
+    from sdlint.edits import ConvertIndex, ConvertToSafetensors
     from sdlint.formats.pickle import (
         PickleCheckpoint,
         conversion_problem,

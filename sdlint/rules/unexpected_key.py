@@ -6,7 +6,6 @@ from collections.abc import Iterator
 
 from sdlint.context import CheckContext
 from sdlint.diagnostic import Applicability, Fix, Severity
-from sdlint.edits import DropTensors
 from sdlint.rule import Finding, FixAvailability, rule
 from sdlint.rules.adapter_common import LOADER, adapter_verdict_of
 from sdlint.rules.model_common import (
@@ -113,6 +112,8 @@ def _drop_fix(ctx: CheckContext, name: str) -> Fix | None:
     file = ref.local if ref is not None else None
     if file is None:  # a remote file is never rewritten
         return None
+    from sdlint.edits import DropTensors  # the fix's edits: imported once there is a finding
+
     return Fix(
         Applicability.UNSAFE,
         f"Drop `{name}` from {file.name} (the model loads the same; the data leaves the file)",
