@@ -36,7 +36,6 @@ import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Any, TypeVar
 
 from sdlint import memo
 from sdlint.errors import UsageError
@@ -44,7 +43,11 @@ from sdlint.runcache import depend
 from sdlint.sources import ReadError
 from sdlint.sources.local import is_regular_file, read_bounded, real
 
-_T = TypeVar("_T")
+TYPE_CHECKING = False  # typing is not imported at run time (a check has no use for it)
+if TYPE_CHECKING:
+    from typing import Any, TypeVar
+
+    _T = TypeVar("_T")
 CONFIG_FILES = (".sdlint.toml", "sdlint.toml", "pyproject.toml")
 HEAD_FIXES = ("config", "reinit")
 MODEL_CHECKS = ("auto", "cached", "off", "required")

@@ -10,10 +10,13 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any
 
 from sdlint.sources import FileRef, ReadError, Source
 from sdlint.sources.local import LocalFile
+
+TYPE_CHECKING = False  # typing is not imported at run time (a check has no use for it)
+if TYPE_CHECKING:
+    from typing import Any
 
 CONFIG_NAME = "config.json"
 # Why a ConfigFile has no document.

@@ -6,7 +6,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 from sdlint.checkpoint import Checkpoint
 from sdlint.config_fields import ConfigFile, Unsaved
@@ -15,7 +14,10 @@ from sdlint.json_locations import key_locations
 from sdlint.libraries import foreign_config, foreign_folder
 from sdlint.sources import FileRef
 
+TYPE_CHECKING = False  # typing is not imported at run time (a check has no use for it)
 if TYPE_CHECKING:
+    from typing import Any
+
     from sdlint.adapter import AdapterView
     from sdlint.formats import TensorSpec
     from sdlint.model.verdict import ConfigProblem, LoadVerdict

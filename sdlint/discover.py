@@ -17,7 +17,6 @@ import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
 
 from sdlint import parallel
 from sdlint.checkpoint import ADAPTER_CONFIG_NAME, Checkpoint, FileResult, is_adapter_name
@@ -30,14 +29,18 @@ from sdlint.runcache import depend, untrusted
 from sdlint.sources import FileRef, Folder, PathOrUrl, ReadError, Source
 from sdlint.sources.local import LocalFolder, display, real
 
+TYPE_CHECKING = False  # typing is not imported at run time (a check has no use for it)
 if TYPE_CHECKING:
+    from typing import TypeVar
+
     from sdlint.formats.pickle import PickleResult
     from sdlint.sources.http import HttpClient
 
-_T = TypeVar("_T")
-_R = TypeVar("_R")
-# How a plan's files are read: `map` on the local disk, a bounded thread pool for remote files.
-Mapper = Callable[[Callable[[_T], _R], Sequence[_T]], list[_R]]
+    _T = TypeVar("_T")
+    _R = TypeVar("_R")
+    # How a plan's files are read: `map` on the local disk, a bounded thread pool for remote
+    # files.
+    Mapper = Callable[[Callable[[_T], _R], Sequence[_T]], list[_R]]
 
 # torch.save files (sdlint/formats/pickle.py), and transformers' index of sharded ones.
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt")

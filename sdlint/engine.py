@@ -10,7 +10,6 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 from sdlint import memo
 from sdlint.checkpoint import Checkpoint
@@ -28,7 +27,10 @@ from sdlint.runcache import depend, untrusted
 from sdlint.sources import FileRef, PathOrUrl, path_or_url
 from sdlint.sources.local import display
 
+TYPE_CHECKING = False  # typing is not imported at run time (a check has no use for it)
 if TYPE_CHECKING:
+    from typing import Any
+
     from sdlint.sources.http import HttpClient
 
 Codes = str | Sequence[str]

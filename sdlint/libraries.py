@@ -24,10 +24,13 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 from sdlint.sources import ReadError
 from sdlint.sources.local import read_bounded
+
+TYPE_CHECKING = False  # typing is not imported at run time (a check has no use for it)
+if TYPE_CHECKING:
+    from typing import Any
 
 MODEL_INDEX = "model_index.json"
 MODULES = "modules.json"

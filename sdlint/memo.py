@@ -14,7 +14,10 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 from contextvars import ContextVar
-from typing import Any
+
+TYPE_CHECKING = False  # typing is not imported at run time (a check has no use for it)
+if TYPE_CHECKING:
+    from typing import Any
 
 _tables: ContextVar[dict[str, dict[Any, Any]] | None] = ContextVar("sdlint_memo", default=None)
 

@@ -13,13 +13,14 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable, Iterable, Sequence
-from typing import TYPE_CHECKING, TypeVar
 
+TYPE_CHECKING = False  # typing is not imported at run time (a check has no use for it)
 if TYPE_CHECKING:  # concurrent.futures (and the logging it imports) only when a pool starts
     from concurrent.futures import Executor
+    from typing import TypeVar
 
-_T = TypeVar("_T")
-_R = TypeVar("_R")
+    _T = TypeVar("_T")
+    _R = TypeVar("_R")
 
 # Reading headers in other processes pays off only for many checkpoints: on the 2-core development
 # machine 200 small ones took 1.3x longer read by 2 processes than in-process (process start and

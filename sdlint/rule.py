@@ -14,10 +14,10 @@ import inspect
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from sdlint.diagnostic import Fix, Location, Severity
 
+TYPE_CHECKING = False  # typing is not imported at run time (a check has no use for it)
 if TYPE_CHECKING:
     from sdlint.context import CheckContext
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Mapping
-from typing import TypeVar
 
 # The wrappers known by name, and what adds them.
 KNOWN = {"module.": "DistributedDataParallel", "_orig_mod.": "torch.compile"}
@@ -20,7 +19,11 @@ MAX_DEPTH = 3
 SUSPECT = 0.9
 LOADED = 0.5
 
-V = TypeVar("V")
+TYPE_CHECKING = False  # typing is not imported at run time (a check has no use for it)
+if TYPE_CHECKING:
+    from typing import TypeVar
+
+    V = TypeVar("V")
 
 
 def known_prefix(keys: Iterable[str]) -> str | None:

@@ -39,6 +39,7 @@ UNUSED_ON_A_HEADER_CHECK = (
     "sdlint.model.cache",
     "sdlint.adapter",
     "hashlib",
+    "typing",  # annotations only (`TYPE_CHECKING`), as the replayed run (test below)
 )
 
 SCRIPT = f"""

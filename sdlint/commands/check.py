@@ -10,12 +10,11 @@ import sys
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
 
 from sdlint import runcache
 from sdlint.config import HEAD_FIXES, MODEL_CHECKS, ConfigResolver
 from sdlint.diagnostic import Diagnostic, Severity
-from sdlint.emit import FORMATS, EmitContext, Emitter, report_emitter
+from sdlint.emit import FORMATS, EmitContext, report_emitter
 from sdlint.engine import Report, Settings, check_paths
 from sdlint.errors import UsageError
 from sdlint.exit_codes import EXIT_CLEAN, EXIT_FINDINGS
@@ -23,7 +22,11 @@ from sdlint.parallel import default_jobs
 from sdlint.sources import PathOrUrl, path_or_url
 from sdlint.sources.local import display
 
+TYPE_CHECKING = False  # typing is not imported at run time (a check has no use for it)
 if TYPE_CHECKING:
+    from typing import Any, TextIO
+
+    from sdlint.emit import Emitter
     from sdlint.fixes import FixOutcome
 
 

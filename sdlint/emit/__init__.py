@@ -5,10 +5,13 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TextIO
 
 from sdlint.diagnostic import Diagnostic
 from sdlint.errors import UsageError
+
+TYPE_CHECKING = False  # typing is not imported at run time (a check has no use for it)
+if TYPE_CHECKING:
+    from typing import TextIO
 
 
 @dataclass(frozen=True)
@@ -22,7 +25,7 @@ class EmitContext:
     notes: tuple[str, ...] = ()  # lines for the user besides the findings (Report.notes)
 
 
-Emitter = Callable[[Sequence[Diagnostic], EmitContext, TextIO], None]
+Emitter = Callable[[Sequence[Diagnostic], EmitContext, "TextIO"], None]
 
 
 # Format name -> module: each is imported only when chosen (a CLI start pays for one).

@@ -12,9 +12,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Protocol
 
 from sdlint.sources import FileRef
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Protocol
+else:  # typing is not imported at run time (a check has no use for it): for the
+    Protocol = object  # interpreter the protocols below are plain classes
 
 # Format names: `Checkpoint.format`, `FileDescription.format`, and what rules declare they check.
 SAFETENSORS = "safetensors"

@@ -31,12 +31,15 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
 from functools import cached_property
 from pathlib import Path
-from typing import Any
 
 from sdlint.dtypes import DTYPE_BITS, USIZE_LIMIT, is_uint, shape_text, tensor_bits
 from sdlint.formats import SAFETENSORS, LfsPointer, Tensor, Unreadable
 from sdlint.sources import FileRef, ReadError, Source
 from sdlint.sources.local import LocalFile
+
+TYPE_CHECKING = False  # typing is not imported at run time (a check has no use for it)
+if TYPE_CHECKING:
+    from typing import Any
 
 WEIGHTS_SUFFIX = ".safetensors"
 INDEX_SUFFIX = ".safetensors.index.json"
@@ -336,7 +339,7 @@ def _reject_constant(name: str) -> Any:
 # run only when a cheap scan of the text finds a candidate.
 _MAYBE_NEGATIVE_ZERO = re.compile(r"-0(?![\d.eE])")
 _MAYBE_SURROGATE = re.compile(r"\\u[dD][89a-fA-F]")
-Pairs = tuple[tuple[str, Any], ...]
+Pairs = tuple[tuple[str, "Any"], ...]
 
 
 # Below this many header bytes (about 1k tensors) the collector costs nothing measurable.

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from dataclasses import replace
-from typing import Any
 
 from sdlint.config_fields import differing_dims, explaining_field, num_labels
 from sdlint.context import CheckContext, ModelView
@@ -27,6 +26,8 @@ from sdlint.sources.local import display
 
 TYPE_CHECKING = False  # the verdict types are imported when there is a verdict
 if TYPE_CHECKING:
+    from typing import Any
+
     from sdlint.edits import Edit, SetConfigValues
     from sdlint.model.verdict import Mismatch
 

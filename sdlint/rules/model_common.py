@@ -7,8 +7,6 @@ checkpoint's header signature (sdlint/model), so the model rules report exactly 
 
 from __future__ import annotations
 
-from typing import Any
-
 from sdlint.config_fields import differing_dims, explaining_field
 from sdlint.context import CheckContext, ModelView
 from sdlint.dtypes import shape_text
@@ -16,6 +14,8 @@ from sdlint.rule import Finding
 
 TYPE_CHECKING = False  # the verdict types are imported when there is a verdict
 if TYPE_CHECKING:
+    from typing import Any
+
     from sdlint.model.verdict import LoadVerdict, Mismatch
 
 

@@ -11,13 +11,13 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from sdlint.context import CheckContext
 from sdlint.diagnostic import Applicability, Fix, Severity
 from sdlint.formats import PICKLE
 from sdlint.rule import Finding, FixAvailability, rule
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:  # the reader (and the fixes' edits) only when a torch.save file is checked
     from sdlint.checkpoint import Checkpoint
     from sdlint.edits import Edit

@@ -23,7 +23,12 @@ from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Protocol
+else:  # typing is not imported at run time (a check has no use for it): for the
+    Protocol = object  # interpreter the protocols below are plain classes
 
 # A JSON or TOML file sdlint reads whole (config.json, pyproject.toml, ...) larger than this is not
 # one it will parse: real ones are kilobytes, an index of a 100k-tensor model a few megabytes.
