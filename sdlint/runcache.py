@@ -6,11 +6,13 @@ argparse, so a warm run costs little more than Python's start).
 A run is replayed only when everything it depended on is as it was:
 - its key: the command line word for word, the working folder, the environment variables sdlint
   reads, whether stdout is a terminal (colour), the Python interpreter and its `sys.path`,
-  sdlint's version and the installed transformers, torch and peft versions;
+  where sdlint was imported from, sdlint's version and the installed transformers, torch and peft
+  versions;
 - the fingerprint (device, inode, mode, size, mtime_ns, ctime_ns; or the error or absence) of every
   file and folder the run looked at: weights, shards and indexes, every config.json it read (the
   target's too), the configuration files and the places it looked for them, the folders it listed,
-  and sdlint's own source files; the recorded verdicts `--model-checks=cached` looked for (found
+  and sdlint's own code (`_own_sources`: a regular install's RECORD, else every source file);
+  the recorded verdicts `--model-checks=cached` looked for (found
   or not);
 - with `--staged-deletions` (the pre-commit hooks), git's answer: which files the commit deletes.
   It depends on git's index and HEAD, so a replay asks git again (one process when nothing is
@@ -205,6 +207,7 @@ def _key(argv: Sequence[str]) -> Key | None:
     return (
         FORMAT,
         sdlint.__version__,
+        sdlint.__file__,  # which sdlint: a regular install, or a working copy (`_own_sources`)
         sys.version,
         sys.executable,
         tuple(sys.path),
@@ -228,14 +231,42 @@ def _entry(root: Path, key: Key) -> Path:
     return root / _ENTRY_DIR / name
 
 
-def _own_sources() -> list[str]:
-    """sdlint's own source files: a changed rule changes the output under the same version."""
-    package = os.path.dirname(os.path.abspath(sdlint.__file__))
+def _own_sources(package: str | None = None) -> list[str]:
+    """What stands for sdlint's own code (a changed rule changes the output under the same
+    version): for a regular install, the RECORD of the wheel it was installed from (one file: pip,
+    uv and installer write it, listing every file they install, on every install, reinstall and
+    upgrade); for an editable install or a source tree (a working copy), every source file."""
+    package = package or os.path.dirname(os.path.abspath(sdlint.__file__))
+    record = _installed_record(package)
+    if record is not None:
+        return [record]
     found: list[str] = []
     for folder, children, files in os.walk(package):
         children[:] = [c for c in children if c != "__pycache__"]
         found.extend(os.path.join(folder, name) for name in files if name.endswith(".py"))
     return sorted(found)
+
+
+def _installed_record(package: str) -> str | None:
+    """The RECORD of the distribution `package` was installed by, when it was: a `.dist-info`
+    folder beside the package (in the same site-packages) whose RECORD lists the package's
+    `__init__.py`. An editable install's dist-info lies in site-packages, away from the working
+    copy it points at (and lists no package file); a source tree has none: both give None."""
+    from sdlint.environment import _dist_infos
+
+    site, name = os.path.split(package)
+    found = (_dist_infos(site) or {}).get(name)
+    if found is None or not found.endswith(".dist-info"):
+        return None
+    record = os.path.join(site, found, "RECORD")
+    listed = f"{name}/__init__.py,"
+    try:
+        with open(record, encoding="utf-8") as f:
+            if any(line.startswith(listed) for line in f):
+                return record
+    except (OSError, UnicodeDecodeError):
+        return None
+    return None
 
 
 def _write(root: Path, key: Key, payload: bytes) -> str | None:

@@ -7,6 +7,7 @@ trust."""
 from __future__ import annotations
 
 import json
+import marshal
 import os
 import shutil
 import subprocess
@@ -295,6 +296,109 @@ def test_sdlint_own_sources_are_fingerprinted() -> None:
     sources = runcache._own_sources()
     assert str(Path(runcache.__file__).resolve()) in {str(Path(s).resolve()) for s in sources}
     assert any(Path(s).parts[-2:] == ("rules", "integrity.py") for s in sources)
+
+
+# --- sdlint's own code: a regular install's RECORD, a working copy's files -----------------------
+
+
+def test_a_working_copy_is_fingerprinted_file_by_file() -> None:
+    """This repository's venvs install sdlint editable (a finder in site-packages points at the
+    working copy, whose files change without a reinstall): every source file is an input."""
+    package = str(Path(sdlint.__file__).parent)
+    assert runcache._installed_record(package) is None
+    assert len(runcache._own_sources()) > 50
+
+
+def installed_copy(site: Path, record: str) -> Path:
+    """sdlint's package as a wheel installs it into `site`, with a dist-info whose RECORD holds
+    `record`."""
+    shutil.copytree(
+        Path(sdlint.__file__).parent, site / "sdlint", ignore=shutil.ignore_patterns("__pycache__")
+    )
+    info = site / f"sdlint-{sdlint.__version__}.dist-info"
+    info.mkdir()
+    (info / "RECORD").write_text(record)
+    return info / "RECORD"
+
+
+def test_a_regular_install_is_fingerprinted_by_its_record(tmp_path: Path) -> None:
+    """One stat instead of ~100: pip, uv and installer rewrite RECORD on every (re)install."""
+    record = installed_copy(tmp_path, "sdlint/__init__.py,sha256=x,1\nsdlint/cli.py,,\n")
+    assert runcache._own_sources(str(tmp_path / "sdlint")) == [str(record)]
+
+
+def test_a_dist_info_that_does_not_list_the_package_counts_for_nothing(tmp_path: Path) -> None:
+    installed_copy(tmp_path, "__editable___sdlint_finder.py,sha256=x,1\n")
+    sources = runcache._own_sources(str(tmp_path / "sdlint"))
+    assert str(tmp_path / "sdlint" / "runcache.py") in sources and len(sources) > 50
+
+
+REPLAY = """
+import sys
+from sdlint.cli import main
+sys.argv = ["sdlint", *sys.argv[1:]]
+code = main()
+print("checked" if "sdlint.engine" in sys.modules else "replayed", file=sys.stderr)
+raise SystemExit(code)
+"""
+
+
+@pytest.mark.slow
+def test_a_wheel_install_is_replayed_on_its_record(tmp_path: Path) -> None:
+    """A real wheel (`pip wheel`) installed as pip installs it: the stored run's inputs hold its
+    RECORD, none of its source files; a reinstall runs the checks again."""
+    source, wheels = tmp_path / "source", tmp_path / "wheels"
+    site, cache = tmp_path / "site", tmp_path / "cache"
+    # Built from a copy: a build writes build/ and an egg-info beside its sources.
+    shutil.copytree(
+        ROOT / "sdlint", source / "sdlint", ignore=shutil.ignore_patterns("__pycache__")
+    )
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy2(ROOT / name, source / name)
+    pip = [sys.executable, "-m", "pip", "-q", "--disable-pip-version-check"]
+    subprocess.run(
+        [*pip, "wheel", "--no-deps", "--no-build-isolation", "-w", str(wheels), str(source)],
+        check=True,
+        capture_output=True,
+    )
+    (wheel,) = wheels.glob("sdlint-*.whl")
+
+    def install() -> None:
+        subprocess.run(
+            [*pip, "install", "--no-deps", "--upgrade", "--target", str(site), str(wheel)],
+            check=True,
+            capture_output=True,
+        )
+        time.sleep(2.1)  # older than the run cache's racy window (RACY_NS)
+
+    work = tmp_path / "work"  # the run lists its folder: the cache is not in it
+    write_tensors(work / "model.safetensors", TENSORS)
+    install()
+    env = {**os.environ, "PYTHONPATH": str(site), "SDLINT_CACHE_DIR": str(cache)}
+
+    def run() -> tuple[str, str]:
+        done = subprocess.run(
+            [sys.executable, "-c", REPLAY, "check", "model.safetensors", "--model-checks=off"],
+            cwd=work,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        return done.stdout, done.stderr.strip().splitlines()[-1]
+
+    first = run()
+    assert first[1] == "checked"
+    (entry,) = (cache / runcache._ENTRY_DIR).glob("*.run")
+    stored = marshal.loads(entry.read_bytes()[len(runcache._MAGIC) + 4 :])
+    inputs = [path for path, _ in stored[1]]
+    (record,) = site.glob("sdlint-*.dist-info")
+    assert str(record / "RECORD") in inputs
+    assert not [path for path in inputs if path.startswith(f"{site / 'sdlint'}{os.sep}")]
+    assert run() == (first[0], "replayed")
+    install()  # a reinstall writes RECORD anew
+    assert run() == (first[0], "checked")
+    assert run() == (first[0], "replayed")
 
 
 def test_a_stored_run_prunes_the_runs_a_replay_does_not(
