@@ -30,6 +30,9 @@ if TYPE_CHECKING:
 
 
 ISSUES_URL = "https://github.com/sdlint/sdlint/issues"
+# The width of the formatter a parser is built with (see `build_parser`): it formats only the
+# subcommands' program names ("sdlint check"), which never wrap at it.
+_BUILD_WIDTH = 100
 
 # The subcommands (modules of sdlint.commands, each with `add_parser` and `run`), in help order.
 COMMANDS = ("check", "rule", "server", "show", "diff")
@@ -40,7 +43,20 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     `sdlint check` does not pay for `show` and `diff`)."""
     import argparse
 
-    parser = argparse.ArgumentParser(
+    class Parser(argparse.ArgumentParser):
+        """Built with a formatter of a fixed width: argparse makes one for every argument added,
+        only to check its metavar, and the default one asks the terminal for its width, which
+        imports shutil (with bz2 and lzma) in a run that prints no help."""
+
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            kwargs.setdefault("formatter_class", _BuildFormatter)
+            super().__init__(*args, **kwargs)
+
+    class _BuildFormatter(argparse.HelpFormatter):
+        def __init__(self, prog: str) -> None:
+            super().__init__(prog, width=_BUILD_WIDTH)
+
+    parser = Parser(
         prog="sdlint",
         description="A static linter for safetensors checkpoints. Reads headers only.",
     )
@@ -48,6 +64,9 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in (only,) if only else COMMANDS:
         _command(name).add_parser(commands)
+    # Help, usage and error messages: argparse's own formatter, at the terminal's width.
+    for built in (parser, *commands.choices.values()):
+        built.formatter_class = argparse.HelpFormatter
     return parser
 
 

@@ -40,6 +40,8 @@ UNUSED_ON_A_HEADER_CHECK = (
     "sdlint.adapter",
     "hashlib",
     "typing",  # annotations only (`TYPE_CHECKING`), as the replayed run (test below)
+    "shutil",  # argparse's formatter asks it for the terminal's width: only to print help
+    "threading",  # only to read a header of 100 kB or more (sdlint/formats/safetensors.py)
 )
 
 SCRIPT = f"""

@@ -26,7 +26,6 @@ import contextlib
 import gc
 import json
 import re
-import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
 from functools import cached_property
@@ -354,7 +353,7 @@ def _gc_paused(size: int) -> Iterator[None]:
     The collector is process-wide, so it is paused only for a large header and only while this is
     the one thread running: never under the language server's worker threads, whose neighbours
     keep allocating."""
-    pause = size >= _GC_PAUSE_FROM and threading.active_count() == 1 and gc.isenabled()
+    pause = size >= _GC_PAUSE_FROM and _one_thread() and gc.isenabled()
     if pause:
         gc.disable()
     try:
@@ -362,6 +361,12 @@ def _gc_paused(size: int) -> Iterator[None]:
     finally:
         if pause:
             gc.enable()
+
+
+def _one_thread() -> bool:
+    import threading  # only for a large header: reading small ones does not load it
+
+    return threading.active_count() == 1
 
 
 _MEMORY = FileRef("<memory>")
