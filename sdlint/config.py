@@ -172,11 +172,15 @@ def _toml() -> Any:
 
 
 def _has_sdlint_table(pyproject: Path) -> bool:
-    tomllib = _toml()
     try:
         text = read_bounded(pyproject).decode("utf-8")
     except (ReadError, UnicodeDecodeError):
         return False
+    if "sdlint" not in text and "\\u" not in text and "\\U" not in text:
+        # No key `sdlint` without the word, or a \u escape in a quoted key: neither tomllib (and
+        # the typing and datetime it imports) nor a parse for a project that does not use sdlint.
+        return False
+    tomllib = _toml()
     try:
         document = tomllib.loads(text)
     except tomllib.TOMLDecodeError:

@@ -55,6 +55,24 @@ def test_file_precedence_and_pyproject_without_table(tmp_path: Path) -> None:
     assert find_config_file(tmp_path / "sub" / "x.safetensors") == tmp_path / ".sdlint.toml"
 
 
+@pytest.mark.parametrize(
+    ("text", "ours"),
+    [
+        ("[project]\nname = 'x'\n", False),
+        ("[tool.sdlint]\n", True),
+        ("[tool]\nsdlint = {}\n", True),
+        ('[tool."\\u0073dlint"]\n', True),  # the name only as an escape in a quoted key
+        ('[tool."\\U00000073dlint"]\n', True),
+        ("[tool.ruff]\nextend-exclude = ['C:\\Users']\n", False),
+        ("[project\nname = 'sdlint'\n", True),  # broken TOML that mentions sdlint: reported
+        ("[project\nname = 'x'\n", False),  # any other broken pyproject.toml: not ours
+    ],
+)
+def test_pyproject_with_an_sdlint_table(tmp_path: Path, text: str, ours: bool) -> None:
+    (tmp_path / "pyproject.toml").write_text(text)
+    assert (find_config_file(tmp_path) is not None) is ours
+
+
 def test_command_line_overrides_configuration(capsys: pytest.CaptureFixture[str]) -> None:
     Path("sdlint.toml").write_text('ignore = ["SD001"]\n')
     warning_file(Path("model.safetensors"))

@@ -42,6 +42,7 @@ UNUSED_ON_A_HEADER_CHECK = (
     "typing",  # annotations only (`TYPE_CHECKING`), as the replayed run (test below)
     "shutil",  # argparse's formatter asks it for the terminal's width: only to print help
     "threading",  # only to read a header of 100 kB or more (sdlint/formats/safetensors.py)
+    "tomllib",  # only for a configuration file (a pyproject.toml that never names sdlint is none)
 )
 
 SCRIPT = f"""
@@ -150,6 +151,7 @@ def test_a_header_check_imports_no_model_fix_or_adapter_modules(tmp_path: Path) 
     weights = tmp_path / "model" / "model.safetensors"
     weights.parent.mkdir()
     weights.write_bytes((EXAMPLE / "model.safetensors").read_bytes())
+    (tmp_path / "pyproject.toml").write_text('[project]\nname = "demo"\n')
     report = fresh_process(tmp_path / "cache", "check", "-q", str(weights))
     assert report["code"] == 0 and report["heavy"] == []
     assert report["light"] == []
