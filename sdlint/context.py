@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
+from sdlint import memo
 from sdlint.checkpoint import Checkpoint
 from sdlint.config_fields import ConfigFile, Unsaved
 from sdlint.diagnostic import Location
@@ -131,7 +132,7 @@ class CheckContext:
         assert config is not None  # _skip says why when there is none
         from sdlint.model import cached_verdict, load_verdict
 
-        tensors = self.checkpoint.signature()
+        tensors = self._signature
         index_keys = self.checkpoint.index_keys
         if self.target.model_checks == "cached":
             recorded = cached_verdict(
@@ -197,7 +198,15 @@ class CheckContext:
         if self._skip() is not None:
             return None
         config = self.target.config or self.checkpoint.config
-        return (config, self.checkpoint.signature()) if config is not None else None
+        return (config, self._signature) if config is not None else None
+
+    @cached_property
+    def _signature(self) -> dict[str, TensorSpec]:
+        """The checkpoint's signature, made once (`pending_verdict`, then `model`); within a run
+        (sdlint/memo.py), once for checkpoints whose files share their tensors (identical
+        headers: sdlint/formats/safetensors.py), so their verdict key is computed once too."""
+        described = tuple(d.tensors for d in self.checkpoint.descriptions)
+        return memo.by_identity("signature", described, self.checkpoint.signature)
 
     def _skip(self) -> Skip | None:
         """Why there is no transformers model to check against, found without transformers."""

@@ -177,7 +177,18 @@ def resolve(
         verdicts=settings.verdicts or project.verdicts,
         unsaved=settings.unsaved,
     )
-    return Resolved(tuple(select_rules(layers)), target, project)
+    return Resolved(_rules(tuple(layers)), target, project)
+
+
+def _rules(layers: tuple[Selection, ...]) -> tuple[Rule, ...]:
+    """`select_rules(layers)`, chosen once per distinct selection and run (sdlint/memo.py)."""
+    known = memo.table("rules")
+    if known is None:
+        return tuple(select_rules(layers))
+    found: tuple[Rule, ...] | None = known.get(layers)
+    if found is None:
+        found = known[layers] = tuple(select_rules(layers))
+    return found
 
 
 def _model_config(given: PathOrUrl | None) -> PathOrUrl | None:
@@ -217,15 +228,15 @@ def _model_checks(command_line: str | None, configured: str | None) -> dict[str,
 
 def check_checkpoint(checkpoint: Checkpoint, resolved: Resolved) -> list[Diagnostic]:
     """The checkpoint's findings under the resolved settings."""
-    return _check(checkpoint, resolved)[0]
+    return _check(CheckContext(checkpoint, resolved.target), resolved)[0]
 
 
 def _check(
-    checkpoint: Checkpoint, resolved: Resolved
+    context: CheckContext, resolved: Resolved
 ) -> tuple[list[Diagnostic], list[str], list[Skip]]:
     """The findings, the notes for the user, and why the model checks were skipped (when a model
     rule asked for the model and there was none)."""
-    context = CheckContext(checkpoint, resolved.target)
+    checkpoint = context.checkpoint
     out = []
     local = checkpoint.local_path is not None  # fixes rewrite files: only local ones
     for r in resolved.rules:
@@ -293,10 +304,15 @@ def _check_paths(paths: Sequence[PathArg], settings: Settings) -> Report:
     skips: list[Skip] = []
     with one_computation_per_key():
         resolved_all = [resolve(settings, resolver, c.path, model_config) for c in checkpoints]
+        # One context per checkpoint: its signature and verdict key are made once, for the
+        # verdicts looked up ahead and for the rules.
+        contexts = [
+            CheckContext(c, r.target) for c, r in zip(checkpoints, resolved_all, strict=True)
+        ]
         if workers > 1 and len(checkpoints) > 1 and client is None:
-            prefetch_verdicts(_requests(checkpoints, resolved_all), workers)
-        for checkpoint, resolved in zip(checkpoints, resolved_all, strict=True):
-            found, noted, skipped = _check(checkpoint, resolved)
+            prefetch_verdicts(_requests(contexts, resolved_all), workers)
+        for context, resolved in zip(contexts, resolved_all, strict=True):
+            found, noted, skipped = _check(context, resolved)
             diagnostics.extend(found)
             notes.extend(noted)
             if not resolved.target.required:  # required: SD108 reports each skip
@@ -310,14 +326,15 @@ def _check_paths(paths: Sequence[PathArg], settings: Settings) -> Report:
     )
 
 
-def _requests(checkpoints: Sequence[Checkpoint], resolved: Sequence[Resolved]) -> list[Request]:
+def _requests(contexts: Sequence[CheckContext], resolved: Sequence[Resolved]) -> list[Request]:
     """The verdicts the model rules will ask for, so that the missing ones can be computed ahead
     in parallel: only when a model rule (SD1xx, the rules that ask for the model) is selected."""
     requests: list[Request] = []
-    for checkpoint, settings in zip(checkpoints, resolved, strict=True):
+    for context, settings in zip(contexts, resolved, strict=True):
         if not any(r.code.startswith("SD1") for r in settings.rules):
             continue
-        pending = CheckContext(checkpoint, settings.target).pending_verdict()
+        checkpoint = context.checkpoint
+        pending = context.pending_verdict()
         if pending is not None:
             target = settings.target
             config, tensors = pending

@@ -12,12 +12,14 @@ for the run cache (`sdlint.runcache.depend`) records it when it looks, so that s
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextvars import ContextVar
 
 TYPE_CHECKING = False  # typing is not imported at run time (a check has no use for it)
 if TYPE_CHECKING:
-    from typing import Any
+    from typing import Any, TypeVar
+
+    _T = TypeVar("_T")
 
 _tables: ContextVar[dict[str, dict[Any, Any]] | None] = ContextVar("sdlint_memo", default=None)
 
@@ -41,3 +43,18 @@ def table(name: str) -> dict[Any, Any] | None:
     if found is None:
         found = tables[name] = {}
     return found
+
+
+def by_identity(name: str, objects: tuple[object, ...], compute: Callable[[], _T]) -> _T:
+    """`compute()`, once per run for these very objects (by identity: objects shared by many
+    checkpoints, such as the entries of identical headers, share the answer). The objects are kept
+    with the answer, so their ids are not reused while the run lasts."""
+    known = table(name)
+    if known is None:
+        return compute()
+    ident = tuple(map(id, objects))
+    found = known.get(ident)
+    if found is None or any(a is not b for a, b in zip(found[0], objects, strict=True)):
+        found = known[ident] = (objects, compute())
+    answer: _T = found[1]
+    return answer

@@ -3,17 +3,22 @@ runs in one process (the language server's, a `--fix` run checking again after w
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 import sdlint.config
+import sdlint.formats.safetensors
+import sdlint.model
+import sdlint.model.cache
 from sdlint import memo
-from sdlint.engine import check_paths
+from sdlint.engine import Settings, check_paths
 from sdlint.model.cache import CACHE_DIR_ENV
 from tests.cli_helpers import truncated
-from tests.safetensors_files import write_tensors
+from tests.safetensors_files import header_for, write_raw, write_tensors
+from tests.test_parallel import CONFIG, ComputationLog
 
 
 @pytest.fixture(autouse=True)
@@ -80,3 +85,56 @@ def test_each_run_looks_again() -> None:
     write_tensors(Path("model.safetensors"), {"w": ("F32", (2,))})
     Path("sdlint.toml").write_text('ignore = ["SD003"]\n')
     assert codes(check_paths(["."])) == []
+
+
+def fine_tunes(count: int, labels: tuple[int, ...]) -> None:
+    """`count` 2-label fine-tunes, configured for each label count in turn."""
+    for i in range(count):
+        write_tensors(
+            Path(f"models/run-{i}/model.safetensors"),
+            {"classifier.weight": ("F32", (2, 8)), "classifier.bias": ("F32", (2,))},
+        )
+        config = {**CONFIG, "num_labels": labels[i % len(labels)]}
+        Path(f"models/run-{i}/config.json").write_text(json.dumps(config))
+
+
+def test_each_distinct_verdict_is_decoded_once_per_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Eight checkpoints, two distinct configs: a warm run decodes two verdicts, and each
+    checkpoint still gets its own findings (the same verdict key used four times)."""
+    monkeypatch.setattr(sdlint.model, "_predict", ComputationLog(tmp_path / "computations"))
+    fine_tunes(8, (2, 5))
+    cold = check_paths(["models"], Settings(processes=2))
+    decoded = counting(monkeypatch, sdlint.model.cache, "from_dict")
+    keyed = counting(monkeypatch, sdlint.model.cache, "cache_key")
+    for processes in (1, 2):  # 2: the verdicts are also looked up ahead (prefetch_verdicts)
+        decoded.clear()
+        keyed.clear()
+        warm = check_paths(["models"], Settings(processes=processes))
+        assert len(decoded) == 2 and len(keyed) == 2
+        assert warm.diagnostics == cold.diagnostics
+    mismatched = {d.path for d in cold.diagnostics if d.code == "SD101"}
+    assert mismatched == {f"models/run-{i}/model.safetensors" for i in (1, 3, 5, 7)}
+
+
+def test_identical_headers_are_parsed_once_per_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Five files with one header text: parsed once; each file's findings are its own, by its
+    path and by its size (one of them is truncated: only it has an SD003)."""
+    document, _ = header_for({"w": ("F32", (2,)), "bad": ("F32", (3,))})
+    document["bad"]["data_offsets"] = [8, 16]  # 8 bytes for 12: SD002 in every file
+    for i in range(5):
+        data = b"\0" * (16 if i != 3 else 10)
+        write_raw(Path(f"models/run-{i}/model.safetensors"), document, data)
+    parsed = counting(monkeypatch, sdlint.formats.safetensors, "_parse_header")
+    report = check_paths(["models"], Settings(select=("SD002", "SD003")))
+    assert len(parsed) == 1
+    found = [(d.path, d.code) for d in report.diagnostics]
+    assert found == sorted(
+        [(f"models/run-{i}/model.safetensors", "SD002") for i in range(5)]
+        + [("models/run-3/model.safetensors", "SD003")]
+    )
+    parsed.clear()
+    again = check_paths(["models/run-0"]).checkpoints[0].headers[0]
+    assert again.file_size == Path("models/run-0/model.safetensors").stat().st_size
+    assert len(parsed) == 1  # the next run parses again

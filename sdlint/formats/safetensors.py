@@ -31,6 +31,7 @@ from dataclasses import dataclass, replace
 from functools import cached_property
 from pathlib import Path
 
+from sdlint import memo
 from sdlint.dtypes import DTYPE_BITS, USIZE_LIMIT, is_uint, shape_text, tensor_bits
 from sdlint.formats import SAFETENSORS, LfsPointer, Tensor, Unreadable
 from sdlint.sources import FileRef, ReadError, Source
@@ -111,7 +112,12 @@ class Header:
 
     @cached_property
     def tensors(self) -> dict[str, TensorInfo]:
-        """Well-formed tensors by name; a duplicate name keeps its last entry, as in safetensors."""
+        """Well-formed tensors by name; a duplicate name keeps its last entry, as in safetensors.
+        Within a run (sdlint/memo.py), identical headers share one dict: read it, never change
+        it."""
+        return memo.by_identity("header-tensors", (self.entries,), self._tensors)
+
+    def _tensors(self) -> dict[str, TensorInfo]:
         out: dict[str, TensorInfo] = {}
         for entry in self.entries:
             info = entry.info
@@ -149,7 +155,17 @@ class Problem:
 
 def entry_problems(header: Header) -> Iterator[Problem]:
     """Each tensor entry on its own (SD002): the parser's errors and warnings, a size that does
-    not match dtype and shape, and names given twice."""
+    not match dtype and shape, and names given twice. Within a run (sdlint/memo.py), found once
+    for identical headers."""
+    if memo.table("entry-problems") is None:
+        return _entry_problems(header)
+    found = memo.by_identity(
+        "entry-problems", (header.entries,), lambda: list(_entry_problems(header))
+    )
+    return iter(found)
+
+
+def _entry_problems(header: Header) -> Iterator[Problem]:
     for entry in header.entries:
         for error in entry.errors:
             yield Problem(f"tensor `{entry.name}`: {error}", entry.name)
@@ -192,7 +208,19 @@ def entry_problems(header: Header) -> Iterator[Problem]:
 
 def layout_problems(header: Header) -> Iterator[Problem]:
     """The tensors' byte ranges in offset order, as the reference reader checks them (SD003): from
-    0, without gaps or overlaps, to the end of the file; and the data section aligned to 8."""
+    0, without gaps or overlaps, to the end of the file; and the data section aligned to 8. Within
+    a run (sdlint/memo.py), found once for identical headers in files of one size."""
+    known = memo.table("layout-problems")
+    if known is None:
+        return _layout_problems(header)
+    ident = (id(header.entries), header.file_size, header.header_size, header.size_known)
+    found = known.get(ident)
+    if found is None or found[0] is not header.entries:  # kept: its id is not reused in the run
+        found = known[ident] = (header.entries, list(_layout_problems(header)))
+    return iter(found[1])
+
+
+def _layout_problems(header: Header) -> Iterator[Problem]:
     spans: dict[str, tuple[int, int]] = {}
     for entry in header.entries:  # last entry of a name wins, as in safetensors
         if entry.offsets is not None:
@@ -375,9 +403,27 @@ _MEMORY = FileRef("<memory>")
 def parse_header(
     raw: bytes, *, path: FileRef = _MEMORY, file_size: int | None = None
 ) -> Header | Unreadable:
-    """Parse the N header bytes. `file_size` defaults to a file holding just this header."""
-    with _gc_paused(len(raw)):
-        return _parse_header(raw, path, file_size)
+    """Parse the N header bytes. `file_size` defaults to a file holding just this header. Within a
+    run (sdlint/memo.py), identical header bytes are parsed once (200 fine-tunes of one model
+    have one header): their `Header`s share the entries."""
+    known = memo.table("header")
+    if known is None:
+        with _gc_paused(len(raw)):
+            return _parse_header(raw, path, file_size)
+    parsed = known.get(raw)
+    if parsed is None:
+        with _gc_paused(len(raw)):
+            parsed = known[raw] = _parse_header(raw, _MEMORY, None)
+    if isinstance(parsed, Unreadable):
+        return Unreadable(path, parsed.reason, parsed.format)
+    return Header(
+        path=path,
+        file_size=LENGTH_PREFIX + len(raw) if file_size is None else file_size,
+        header_size=parsed.header_size,
+        entries=parsed.entries,
+        metadata=None if parsed.metadata is None else dict(parsed.metadata),
+        warnings=parsed.warnings,
+    )
 
 
 def _parse_header(raw: bytes, path: FileRef, file_size: int | None) -> Header | Unreadable:

@@ -17,6 +17,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextvars import ContextVar
 from pathlib import Path
 
+from sdlint import memo
 from sdlint.config_fields import UNREADABLE, ConfigFile
 from sdlint.formats import TensorSpec
 from sdlint.runcache import untrusted
@@ -139,7 +140,7 @@ def load_verdict(
     if use_cache:
         root = cache_root(cache_dir)
         cache = VerdictCache(root)
-        hit = cache.get(key)
+        hit = cache.get_once(key)
         if hit is not None:
             return hit
     result = _predict(config, tensors, architecture, index_keys)
@@ -165,7 +166,28 @@ def _key(
     architecture: str | None,
     index_keys: Sequence[str] | None,
 ) -> str:
-    """The cache key of a verdict: the inputs and the versions of what computes it."""
+    """The cache key of a verdict: the inputs and the versions of what computes it. Within a run
+    (sdlint/memo.py), computed once per config text and signature object (a checkpoint's
+    signature is asked for by `prefetch_verdicts`, then by `load_verdict`)."""
+    known = memo.table("verdict-key")
+    if known is None or not isinstance(index_keys, (tuple, type(None))):
+        return _compute_key(config, tensors, architecture, index_keys)
+    # The config by its bytes (all the key reads of it), the signature by identity: checkpoints
+    # with identical headers share theirs (`Checkpoint.signature`).
+    ident = (config.raw, id(tensors), architecture, index_keys)
+    found = known.get(ident)
+    if found is None or found[0] is not tensors:  # kept, so its id is not reused in the run
+        found = known[ident] = (tensors, _compute_key(config, tensors, architecture, index_keys))
+    key: str = found[1]
+    return key
+
+
+def _compute_key(
+    config: ConfigFile,
+    tensors: Mapping[str, TensorSpec],
+    architecture: str | None,
+    index_keys: Sequence[str] | None,
+) -> str:
     from sdlint.model.cache import cache_key, installed_version
 
     return cache_key(
@@ -205,7 +227,7 @@ def prefetch_verdicts(requests: Sequence[Request], jobs: int) -> int:
         key = _key(config, tensors, architecture, index_keys)
         if key in computed or key in missing:
             continue
-        if use_cache and VerdictCache(cache_root(cache_dir)).get(key) is not None:
+        if use_cache and VerdictCache(cache_root(cache_dir)).get_once(key) is not None:
             continue  # load_verdict reads it
         missing[key] = request
     if len(missing) < parallel.VERDICTS_FROM:

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import sdlint
+from sdlint import memo
 from sdlint.environment import (
     CACHE_DIR_ENV,
     _dist_infos,
@@ -134,6 +135,19 @@ class VerdictCache:
         """The stored model verdict, or None for a miss (or an entry that does not decode)."""
         value = self._get(key)
         return value if isinstance(value, (LoadVerdict, ConfigProblem)) else None
+
+    def get_once(self, key: str) -> Outcome | None:
+        """`get`, each entry decoded once per run (sdlint/memo.py): 200 fine-tunes of one base
+        share a verdict. A miss is looked up again: the run may compute and store it meanwhile."""
+        known = memo.table("verdict")
+        if known is None:
+            return self.get(key)
+        found: Outcome | None = known.get((self.directory, key))
+        if found is None:
+            found = self.get(key)
+            if found is not None:
+                known[(self.directory, key)] = found
+        return found
 
     def get_adapter(self, key: str) -> AdapterOutcome | None:
         """The stored adapter verdict (sdlint/model/peft.py), or None for a miss."""
