@@ -124,7 +124,7 @@ class Checkpoint:
             and len(self.descriptions) == len(self.files) > 0
         )
 
-    @property
+    @cached_property
     def loadable(self) -> bool:
         """Every file read and every entry well-formed: the key set is the one a loader sees."""
         return self.fully_readable and all(

@@ -53,13 +53,13 @@ def base_shape_mismatch(ctx: CheckContext) -> Iterator[Finding]:
         return
     view, verdict, prefix = found
     base = [m for m in verdict.mismatched if m.in_base_model]
-    base_tensors = sum(
-        1
-        for name in ctx.checkpoint.tensors
-        if not verdict.has_base_model or name.startswith(prefix + verdict.base_model_prefix + ".")
-    )
-    if len(base) >= 4 and len(base) >= _MOSTLY_MISMATCHED * max(base_tensors, 1):
-        yield _size_summary(ctx, view, base, max(base_tensors, len(base)))
+    if len(base) >= 4:  # the tensors are counted only when the summary may lead
+        base_tensors = len(ctx.checkpoint.tensors)
+        if verdict.has_base_model:
+            inside = prefix + verdict.base_model_prefix + "."
+            base_tensors = sum(1 for name in ctx.checkpoint.tensors if name.startswith(inside))
+        if len(base) >= _MOSTLY_MISMATCHED * max(base_tensors, 1):
+            yield _size_summary(ctx, view, base, max(base_tensors, len(base)))
     for m in base:
         finding = mismatch_finding(ctx, view, m, prefix, head=False)
         yield replace(finding, group=group(m.model_key, verdict))

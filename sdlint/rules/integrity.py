@@ -228,8 +228,9 @@ def inconsistent_shard_index(ctx: CheckContext) -> Iterator[Finding]:
 
     located: dict[str, list[str]] = {}
     for description in checkpoint.descriptions:
+        shard_name = description.path.name
         for name in description.tensors:
-            located.setdefault(name, []).append(description.path.name)
+            located.setdefault(name, []).append(shard_name)
     readable_shards = {d.path.name for d in checkpoint.descriptions}
     for key, shard in index.weight_map.items():
         if shard not in readable_shards:
@@ -255,12 +256,18 @@ def inconsistent_shard_index(ctx: CheckContext) -> Iterator[Finding]:
                 f"tensor `{key}` in {shards[0]} is not in the index's weight_map", path, tensor=key
             )
 
-    if checkpoint.fully_readable and index.metadata is not None:
+    claims = index.metadata is not None and any(f in index.metadata for f in _INDEX_TOTALS)
+    if checkpoint.fully_readable and claims:
+        assert index.metadata is not None
         for field, (accepted, held) in _index_totals(checkpoint).items():
             claimed = index.metadata.get(field)
             if field not in index.metadata or (claimed in accepted and type(claimed) is int):
                 continue
             yield Finding(f"metadata.{field} is {claimed!r} but {held}", path)
+
+
+# The totals an index's metadata may claim (`_index_totals`): checked only when it claims one.
+_INDEX_TOTALS = ("total_size", "total_parameters")
 
 
 def _index_totals(checkpoint: Checkpoint) -> dict[str, tuple[tuple[int, ...], str]]:

@@ -291,7 +291,11 @@ def confined(folder: Path, name: str) -> Path | str:
         return "leads out of the folder (`..`)"
     candidate = folder / name
     depend(candidate)
-    root = boundary(folder)
+    known = memo.table("boundary")  # an index's 30 shards share their folder's
+    if known is None:
+        root = boundary(folder)
+    else:
+        root = known.get(folder) or known.setdefault(folder, boundary(folder))
     real = Path(os.path.realpath(candidate))
     if real != root and root not in real.parents:
         return "is a symlink leading out of the folder"
