@@ -51,6 +51,9 @@ class Checkpoint:
     shadowed_by: FileRef | None = None
     # Shards the index lists that the commit being checked deletes (`check --staged-deletions`).
     deleted_shards: tuple[str, ...] = ()
+    # The library other than transformers the checkpoint's folder belongs to, in words, as the
+    # files beside the folder say (sdlint/libraries.py `foreign_folder`); None: none recognised.
+    library: str | None = None
 
     @property
     def display_path(self) -> str:

@@ -12,7 +12,7 @@ from sdlint.checkpoint import Checkpoint
 from sdlint.config_fields import ConfigFile, Unsaved
 from sdlint.diagnostic import Location
 from sdlint.json_locations import key_locations
-from sdlint.libraries import foreign_config, foreign_folder
+from sdlint.libraries import foreign_config
 from sdlint.sources import FileRef
 
 TYPE_CHECKING = False  # typing is not imported at run time (a check has no use for it)
@@ -210,11 +210,10 @@ class CheckContext:
 
     def _skip(self) -> Skip | None:
         """Why there is no transformers model to check against, found without transformers."""
-        if self.target.config is None:
-            folder = self.checkpoint.folder
-            other = foreign_folder(folder) if folder is not None else None
-            if other is not None:
-                return Skip(NOT_TRANSFORMERS, f"{self.checkpoint.display_path} is {other}")
+        if self.target.config is None and self.checkpoint.library is not None:
+            return Skip(
+                NOT_TRANSFORMERS, f"{self.checkpoint.display_path} is {self.checkpoint.library}"
+            )
         config = self.target.config or self.checkpoint.config
         if config is None:
             return Skip(NO_CONFIG, self.checkpoint.display_path)

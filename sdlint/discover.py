@@ -25,13 +25,14 @@ from sdlint.errors import UsageError
 from sdlint.formats import PICKLE, SAFETENSORS, Unreadable
 from sdlint.formats.index import MAX_INDEX_SIZE, ShardIndex, index_read_problem, parse_index
 from sdlint.formats.safetensors import INDEX_SUFFIX, WEIGHTS_SUFFIX, read_header
+from sdlint.libraries import foreign_folder
 from sdlint.runcache import depend, untrusted
 from sdlint.sources import FileRef, Folder, PathOrUrl, ReadError, Source
 from sdlint.sources.local import LocalFolder, display, real
 
 TYPE_CHECKING = False  # typing is not imported at run time (a check has no use for it)
 if TYPE_CHECKING:
-    from typing import TypeVar
+    from typing import Any, TypeVar
 
     from sdlint.formats.pickle import PickleResult
     from sdlint.sources.http import HttpClient
@@ -287,6 +288,7 @@ class _Plan:
     unreferenced: tuple[FileRef, ...] = ()
     config: ConfigFile | None = None
     adapter_config: ConfigFile | None = None
+    library: str | None = None
 
 
 @dataclass(frozen=True)
@@ -316,7 +318,8 @@ def load_roots(
     reads the weights files (all of the roots' at once). Raises UsageError for a file the user
     named, or a folder's listing gave, that is not there when read."""
     configs: dict[FileRef, ConfigFile | None] = {}
-    plans = [_plan(root, gone, unsaved, configs) for root in roots]
+    beside: dict[FileRef, Any] = {}  # model_index.json, modules.json: read once
+    plans = [_plan(root, gone, unsaved, configs, beside) for root in roots]
     reads = [_root_read(p.root) if p.index is None else None for p in plans]
     todo: list[_Read] = []
     for plan, read in zip(plans, reads, strict=True):
@@ -340,6 +343,7 @@ def _plan(
     gone: frozenset[str],
     unsaved: Unsaved | None,
     configs: dict[FileRef, ConfigFile | None],
+    beside: dict[FileRef, Any],
 ) -> _Plan:
     """What a root's checkpoint is made of, without reading a weights file. A shard name that
     the folder refuses (see `Folder.named`: outside the folder tree, not a regular file) is never
@@ -372,6 +376,7 @@ def _plan(
     plan.config = _config_beside(folder, CONFIG_NAME, unsaved, configs)
     if is_adapter_name(root.name):
         plan.adapter_config = _config_beside(folder, ADAPTER_CONFIG_NAME, unsaved, configs)
+    plan.library = foreign_folder(folder, beside)
     return plan
 
 
@@ -461,6 +466,7 @@ def _assemble(plan: _Plan, results: Iterator[FileResult | _Missing]) -> Checkpoi
             shadowed_by=shadowed_by,
             config=plan.config,
             adapter_config=plan.adapter_config,
+            library=plan.library,
         )
     # A folder that cannot be listed says whether a shard is there only when it is read.
     unlisted = folder.names(WEIGHTS_SUFFIX) is None
@@ -483,4 +489,5 @@ def _assemble(plan: _Plan, results: Iterator[FileResult | _Missing]) -> Checkpoi
         deleted_shards=tuple(plan.removed),
         config=plan.config,
         adapter_config=plan.adapter_config,
+        library=plan.library,
     )

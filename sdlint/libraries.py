@@ -21,12 +21,11 @@ A PEFT adapter (`adapter_model.safetensors`) is recognised by the read stage
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Mapping
-from pathlib import Path
 
-from sdlint.sources import ReadError
-from sdlint.sources.local import read_bounded
+from sdlint.sources import FileRef, Folder, ReadError
 
 TYPE_CHECKING = False  # typing is not imported at run time (a check has no use for it)
 if TYPE_CHECKING:
@@ -50,21 +49,26 @@ def foreign_config(config: Mapping[str, Any]) -> str | None:
     return None
 
 
-def foreign_folder(folder: Path) -> str | None:
-    """What other library the checkpoint in `folder` belongs to, from the files around it (None:
-    none recognised, or transformers)."""
-    parent = folder.parent
-    index = _json(parent / MODEL_INDEX)
+def foreign_folder(folder: Folder, read: dict[FileRef, Any] | None = None) -> str | None:
+    """What other library the checkpoint in `folder` belongs to, from the files beside the folder
+    (None: none recognised, or transformers); the same for a local folder and a hub repository's.
+    `read` keeps the files read for the next folder of the same run."""
+    above = folder.parent()
+    if above is None:
+        return None
+    parent, name = above
+    memo: dict[FileRef, Any] = {} if read is None else read
+    index = _json(parent, MODEL_INDEX, memo)
     if isinstance(index, dict):
-        entry = index.get(folder.name)
+        entry = index.get(name)
         if isinstance(entry, list) and len(entry) == 2 and entry[0] != "transformers":
             return f"part of a diffusers pipeline ({entry[0]} {entry[1]})"
-    modules = _json(parent / MODULES)
+    modules = _json(parent, MODULES, memo)
     if isinstance(modules, list):
         for module in modules:
             if (
                 isinstance(module, dict)
-                and module.get("path") == folder.name
+                and module.get("path") == name
                 and module.get("type") != _TRANSFORMER_MODULE
             ):
                 kind = str(module.get("type", "")).rpartition(".")[2] or "a"
@@ -72,8 +76,12 @@ def foreign_folder(folder: Path) -> str | None:
     return None
 
 
-def _json(path: Path) -> Any:
-    try:
-        return json.loads(read_bounded(path))
-    except (ReadError, ValueError, RecursionError):
-        return None
+def _json(folder: Folder, name: str, memo: dict[FileRef, Any]) -> Any:
+    """`name` in `folder` parsed, or None when it is not there or not JSON (read once)."""
+    source = folder.file(name)
+    if source.ref not in memo:
+        memo[source.ref] = None
+        if folder.is_file(name):
+            with contextlib.suppress(ReadError, ValueError, RecursionError):
+                memo[source.ref] = json.loads(source.read_bounded())
+    return memo[source.ref]

@@ -177,3 +177,8 @@ class Folder(Protocol):
         cannot say (it cannot be listed); "missing" when nothing is there; else what is there
         instead ("is a folder, not a regular file"). Never raises."""
         ...
+
+    def parent(self) -> tuple[Folder, str] | None:
+        """The folder that holds this one, and this folder's name in it; None at the top (of the
+        file system, of a hub repository) or where it cannot be listed (a URL's folder)."""
+        ...

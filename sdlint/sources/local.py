@@ -260,6 +260,12 @@ class LocalFolder:
     def kind(self, name: str) -> str | None:
         return regular_file_kind(self.path / name)
 
+    def parent(self) -> tuple[LocalFolder, str] | None:
+        absolute = self.path.absolute()  # `.` and `m` have a parent too
+        if absolute.parent == absolute:
+            return None
+        return LocalFolder(absolute.parent), absolute.name
+
 
 # ---------------------------------------------------------------------------------------------
 # Confinement: the files an index names stay inside the checkpoint's folder tree.

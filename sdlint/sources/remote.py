@@ -100,6 +100,9 @@ class UrlFolder:
     def kind(self, name: str) -> None:
         return None
 
+    def parent(self) -> None:
+        return None  # it cannot be listed, so nothing beside it is read
+
 
 @dataclass(frozen=True)
 class HubFolder:
@@ -144,6 +147,13 @@ class HubFolder:
 
     def kind(self, name: str) -> str | None:
         return None if self.is_file(name) else "missing"
+
+    def parent(self) -> tuple[HubFolder, str] | None:
+        if not self.path:
+            return None
+        return HubFolder(self.repo, posixpath.dirname(self.path), self.client), posixpath.basename(
+            self.path
+        )
 
 
 def thread_mapper(client: HttpClient) -> Callable[[Callable[[_T], _R], Sequence[_T]], list[_R]]:

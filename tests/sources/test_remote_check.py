@@ -371,3 +371,24 @@ def test_hub_index_named_alone_finds_its_shards(
     findings = json.loads(out)
     assert code == 1 and {(f["code"], f["path"]) for f in findings} == {("SD004", index)}
     assert all("model-00001" not in f["message"] for f in findings)
+
+
+@pytest.mark.parametrize("library", ["diffusers", "sentence-transformers"])
+def test_a_hub_folder_of_another_library_is_recognised_as_a_local_one(
+    hub: LocalServers, capsys: pytest.CaptureFixture[str], tmp_path: Path, library: str
+) -> None:
+    """A diffusers pipeline's components (model_index.json) and a sentence-transformers model's
+    modules (modules.json) are known from the files beside their folders on the hub as on the
+    disk: the same notes, not a model check of each config.json alone."""
+    from tests.test_libraries import diffusers_pipeline, sentence_transformer
+
+    build = diffusers_pipeline if library == "diffusers" else sentence_transformer
+    build(tmp_path / "local")
+    build(hub.root / "hub" / "org" / "other")
+    outputs = []
+    for path in (str(tmp_path / "local"), "hf://org/other"):
+        code, out, err = run(capsys, "check", "--model-checks=cached", path)
+        outputs.append((code, out.replace(path, "ROOT"), err))
+    local, remote = outputs
+    assert "is part of a diffusers pipeline" in local[1] or "sentence-transformers" in local[1]
+    assert remote == local
