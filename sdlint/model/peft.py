@@ -403,7 +403,15 @@ def _predict(
         if prefix in k and ADAPTER_NAME in k and not _shared_parameter(k)
     ]
     missing += [AdapterMissing(model_key_of.get(k, k), k, expected[k]) for k in absent]
-    unexpected = [Unexpected(file_keys.get(k, k), k) for k in result.unexpected_keys]
+    # A prompt-learning adapter's tensors (`prompt_embeddings`) are loaded into the prompt encoder
+    # after `load_state_dict`, whose result still calls them unexpected: they are what peft itself
+    # saves, and it loads them.
+    loaded_apart = set(expected) if getattr(peft_config, "is_prompt_learning", False) else set()
+    unexpected = [
+        Unexpected(file_keys.get(k, k), k)
+        for k in result.unexpected_keys
+        if file_keys.get(k, k) not in loaded_apart and k not in absent
+    ]
     mismatched = [
         AdapterMismatch(
             k,

@@ -35,6 +35,7 @@ from tests.tiny_models import edit_config, edit_weights
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 peft = pytest.importorskip("peft")
+safetensors_torch = pytest.importorskip("safetensors.torch")
 
 pytestmark = pytest.mark.model
 
@@ -296,3 +297,45 @@ def test_causal_lm_lora(tmp_path: Path) -> None:
         return t
 
     assert len(assert_agrees(base, mutated(adapter, tmp_path, drop), CAUSAL).missing) == 1
+
+
+@pytest.mark.parametrize("kind", ["prompt", "prefix"])
+def test_prompt_learning_adapter_loads_its_prompt_embeddings(kind: str, tmp_path: Path) -> None:
+    """peft loads a prompt-learning adapter's `prompt_embeddings` into its prompt encoder after
+    `load_state_dict`, whose result calls them unexpected: they are not (sdlint said SD104, and its
+    unsafe fix would have dropped the adapter's only tensor). Without them peft raises."""
+    import transformers
+
+    base = save_base(tmp_path / "llama", CAUSAL)
+    config = (peft.PromptTuningConfig if kind == "prompt" else peft.PrefixTuningConfig)(
+        task_type="CAUSAL_LM", num_virtual_tokens=4
+    )
+    adapter = save_adapter(tmp_path / "adapter", base, config, CAUSAL)
+    verdict = predict_adapter(
+        read_config(base / "config.json"),
+        read_config(adapter / "adapter_config.json"),
+        signature(adapter),
+    )
+    assert isinstance(verdict, AdapterVerdict) and verdict.is_clean, verdict
+    saved = safetensors_torch.load_file(str(adapter / "adapter_model.safetensors"))
+    loaded = peft.PeftModel.from_pretrained(
+        transformers.LlamaForCausalLM.from_pretrained(base), str(adapter)
+    )
+    assert torch.equal(
+        loaded.prompt_encoder["default"].embedding.weight, saved["prompt_embeddings"]
+    )
+
+    renamed = mutated(adapter, tmp_path, lambda t: {"other": t["prompt_embeddings"]})
+    verdict = predict_adapter(
+        read_config(base / "config.json"),
+        read_config(renamed / "adapter_config.json"),
+        signature(renamed),
+    )
+    assert isinstance(verdict, AdapterVerdict)
+    assert verdict.load_error is not None and verdict.load_error.startswith("KeyError")
+    assert [u.file_key for u in verdict.unexpected] == ["other"]
+    assert [m.file_key for m in verdict.missing] == ["prompt_embeddings"]
+    with pytest.raises(KeyError):
+        peft.PeftModel.from_pretrained(
+            transformers.LlamaForCausalLM.from_pretrained(base), str(renamed)
+        )
