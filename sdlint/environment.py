@@ -6,9 +6,14 @@ cache's replay, which imports little else."""
 from __future__ import annotations
 
 import functools
+import importlib
 import os
 import sys
 from pathlib import Path
+
+TYPE_CHECKING = False  # typing is not imported at run time
+if TYPE_CHECKING:
+    from typing import Any
 
 CACHE_DIR_ENV = "SDLINT_CACHE_DIR"
 
@@ -103,3 +108,24 @@ def _metadata_version(distribution: str) -> str | None:
         return importlib.metadata.version(distribution)
     except importlib.metadata.PackageNotFoundError:
         return None
+
+
+def sha256(data: bytes) -> str:
+    """The sha256 hex digest of `data` (verdict cache keys, their config and index inputs)."""
+    hexdigest: str = _sha256()(data).hexdigest()
+    return hexdigest
+
+
+@functools.cache
+def _sha256() -> Any:
+    """hashlib's sha256, from CPython's own module where there is one (`_sha2` from 3.12,
+    `_sha256` before): `import hashlib` loads OpenSSL first, about 5 ms of every run that looks a
+    verdict up, for one short digest. hashlib where Python was built without it."""
+    for name in ("_sha2", "_sha256"):
+        try:
+            return importlib.import_module(name).sha256
+        except (ImportError, AttributeError):
+            continue
+    import hashlib
+
+    return hashlib.sha256

@@ -27,6 +27,7 @@ UNUSED_ON_A_CHECK = (
     "tempfile",  # only when a verdict is written
     "concurrent.futures",  # only when processes start (sdlint/parallel.py), and its logging
     "logging",
+    "unicodedata",  # only to escape a message that is not printable (sdlint/emit/text.py)
 )
 
 # What a check of a safetensors file with no model to compare (no config.json) has no use for

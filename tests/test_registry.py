@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import inspect
 import re
 
 import pytest
 
 from sdlint.errors import UsageError
 from sdlint.registry import Selection, all_rules, select_rules
+from sdlint.rule import _cleandoc
 
 DEFAULT = [r.code for r in all_rules() if r.enabled_by_default]
 
@@ -25,6 +27,23 @@ def test_every_rule_is_documented() -> None:
         # the example shows the output: a fenced diagnostic line of this rule
         example = r.doc.split("## Example", 1)[1].split("## Fix safety", 1)[0]
         assert re.search(rf"```\n(.*\n)*\S+:\d+:\d+: {r.code} ", example), (r.code, example)
+
+
+@pytest.mark.parametrize(
+    "doc",
+    [
+        "",
+        "one line",
+        "  first\n    indented\n  less\n\n",
+        "\n\n    only later lines\n\t\ttabbed\n      deeper\n    \n",
+        "first\n\n   \n",
+    ],
+)
+def test_rule_docs_are_cleaned_as_inspect_cleans_them(doc: str) -> None:
+    """sdlint/rule.py cleans a docstring by hand (inspect costs every run its import)."""
+    assert _cleandoc(doc) == inspect.cleandoc(doc)
+    for r in all_rules():
+        assert r.doc == inspect.cleandoc(r.check.__doc__ or ""), r.code
 
 
 def test_default_set_leaves_out_informational_rules() -> None:

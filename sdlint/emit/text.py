@@ -3,7 +3,6 @@ then a summary line."""
 
 from __future__ import annotations
 
-import unicodedata
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import replace
@@ -33,6 +32,8 @@ def printable(text: str) -> str:
     junit formats escape for the same reason)."""
     if text.isprintable():
         return text
+    import unicodedata  # only for a text that needs escaping: a plain one never does
+
     return "".join(
         _ESCAPES.get(c) or (repr(c)[1:-1] if unicodedata.category(c) in _UNSAFE else c)
         for c in text

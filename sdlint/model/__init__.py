@@ -305,9 +305,9 @@ def _index_extra(index_keys: Sequence[str] | None) -> dict[str, str | None] | No
     key of a consistent checkpoint is the same as without an index)."""
     if index_keys is None:
         return None
-    import hashlib
+    from sdlint.environment import sha256
 
-    return {"index_keys": hashlib.sha256("\n".join(index_keys).encode()).hexdigest()}
+    return {"index_keys": sha256("\n".join(index_keys).encode())}
 
 
 def _predict(

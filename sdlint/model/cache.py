@@ -14,7 +14,6 @@ just means no caching (the run says so in one note, `write_note`).
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 from collections.abc import Callable, Mapping
@@ -29,6 +28,7 @@ from sdlint.environment import (
     _version_on,
     default_cache_dir,
     installed_version,
+    sha256,
 )
 from sdlint.model.verdict import (
     FORMAT_VERSION,
@@ -97,14 +97,14 @@ def cache_key(
         "sdlint": sdlint.__version__,
         "transformers": transformers_version,
         "torch": torch_version,
-        "config_sha256": hashlib.sha256(config_bytes).hexdigest(),
+        "config_sha256": sha256(config_bytes),
         "architecture": architecture,
         "signature": signature,
     }
     if extra:  # more inputs (an adapter verdict's: its adapter config, the peft version)
         document["extra"] = dict(sorted(extra.items()))
     text = json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
-    return hashlib.sha256(text.encode("ascii")).hexdigest()
+    return sha256(text.encode("ascii"))
 
 
 def _spec_entry(key: str, spec: TensorSpec) -> list[Any]:

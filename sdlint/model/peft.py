@@ -154,8 +154,7 @@ def adapter_cache_key(
 ) -> str:
     """Everything an adapter verdict depends on: both configs' bytes, the adapter's signature, the
     base class, and the transformers, torch and peft versions."""
-    import hashlib
-
+    from sdlint.environment import sha256
     from sdlint.model.cache import cache_key
 
     return cache_key(
@@ -166,7 +165,7 @@ def adapter_cache_key(
         torch_version=versions["torch"],
         extra={
             "kind": "peft-adapter",
-            "adapter_config_sha256": hashlib.sha256(adapter.raw).hexdigest(),
+            "adapter_config_sha256": sha256(adapter.raw),
             "peft": versions["peft"],
         },
     )

@@ -271,6 +271,33 @@ def test_use_cache_false_neither_reads_nor_writes(
     assert len(entries(cache_dir)) == 1
 
 
+@pytest.mark.parametrize("without", [(), ("_sha2", "_sha256")])
+def test_keys_are_hashlib_sha256_digests(
+    monkeypatch: pytest.MonkeyPatch, without: tuple[str, ...]
+) -> None:
+    """Keys are sha256, recorded verdict folders are committed under them: the digest taken from
+    CPython's `_sha2`/`_sha256` (sdlint/environment.py) is hashlib's, as is its fallback."""
+    import hashlib
+    import importlib
+
+    real = importlib.import_module
+
+    def import_module(name: str, package: str | None = None) -> Any:
+        if name in without:
+            raise ImportError(name)
+        return real(name, package)
+
+    monkeypatch.setattr(importlib, "import_module", import_module)
+    sdlint.environment._sha256.cache_clear()
+    try:
+        for data in (b"", b"{}", bytes(range(256)) * 300):
+            assert sdlint.environment.sha256(data) == hashlib.sha256(data).hexdigest()
+    finally:
+        sdlint.environment._sha256.cache_clear()
+    key = cache_key(b"{}", SIGNATURE, None, transformers_version=None, torch_version=None)
+    assert len(key) == 64 and int(key, 16) >= 0
+
+
 def test_default_cache_dir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv(CACHE_DIR_ENV, str(tmp_path / "here"))
     assert default_cache_dir() == tmp_path / "here"
