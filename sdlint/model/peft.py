@@ -355,6 +355,20 @@ def _predict(
             f"{cls.__name__}: {describe_exception(e)}.",
         )
     expected = {k: tuple(v.shape) for k, v in saved.items()}
+    # A prompt-learning adapter's tensors (`prompt_embeddings`) are loaded into the prompt encoder
+    # after `load_state_dict`, whose result still calls them unexpected: they are what peft itself
+    # saves, and it loads them. One of another shape makes that load raise a size mismatch, with
+    # `ignore_mismatched_sizes=True` too: recorded as a mismatch, and loaded in the shape peft
+    # builds so that the rest of the adapter is still judged.
+    loaded_apart = set(expected) if getattr(peft_config, "is_prompt_learning", False) else set()
+    apart_mismatched = [
+        AdapterMismatch(k, k, tuple(file_tensors[k].shape), expected[k], False)
+        for k in sorted(loaded_apart & set(file_tensors))
+        if tuple(file_tensors[k].shape) != expected[k]
+    ]
+    for m in apart_mismatched:
+        dtype = file_tensors[m.file_key].dtype
+        file_tensors[m.file_key] = torch.empty(m.model_shape, dtype=dtype, device="meta")
     captured: dict[str, Any] = {}
     original_load = peft_model.load_state_dict
 
@@ -402,10 +416,6 @@ def _predict(
         if prefix in k and ADAPTER_NAME in k and not _shared_parameter(k)
     ]
     missing += [AdapterMissing(model_key_of.get(k, k), k, expected[k]) for k in absent]
-    # A prompt-learning adapter's tensors (`prompt_embeddings`) are loaded into the prompt encoder
-    # after `load_state_dict`, whose result still calls them unexpected: they are what peft itself
-    # saves, and it loads them.
-    loaded_apart = set(expected) if getattr(peft_config, "is_prompt_learning", False) else set()
     unexpected = [
         Unexpected(file_keys.get(k, k), k)
         for k in result.unexpected_keys
@@ -421,6 +431,7 @@ def _predict(
         )
         for k, checkpoint_shape, model_shape in captured.get("mismatched", [])
     ]
+    mismatched += apart_mismatched
     return _with(
         verdict,
         missing=tuple(sorted(missing, key=lambda m: m.model_key)),

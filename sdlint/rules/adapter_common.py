@@ -20,6 +20,9 @@ if TYPE_CHECKING:
     from sdlint.model.verdict import AdapterVerdict
 
 LOADER = "PeftModel.from_pretrained"
+# The one tensor of a prompt-learning adapter (prompt, prefix or p-tuning): peft looks it up by
+# this name and loads it into the prompt encoder, raising when it is absent or of another shape.
+PROMPT_EMBEDDINGS = "prompt_embeddings"
 
 
 def adapter_verdict_of(ctx: CheckContext) -> tuple[AdapterView, AdapterVerdict] | None:

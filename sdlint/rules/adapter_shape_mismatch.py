@@ -8,7 +8,7 @@ from sdlint.checkpoint import ADAPTER_CONFIG_NAME
 from sdlint.context import CheckContext
 from sdlint.dtypes import shape_text
 from sdlint.rule import Finding, rule
-from sdlint.rules.adapter_common import LOADER, adapter_verdict_of, is_empty
+from sdlint.rules.adapter_common import LOADER, PROMPT_EMBEDDINGS, adapter_verdict_of, is_empty
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -24,17 +24,19 @@ if TYPE_CHECKING:
 def adapter_shape_mismatch(ctx: CheckContext) -> Iterator[Finding]:
     """## What it does
     Compares every tensor of a PEFT adapter (`lora_A`, `lora_B`, DoRA magnitudes, IA3 vectors,
-    AdaLoRA's `lora_E`, ...) with the shape peft builds for it on the base model, and says which
-    side disagrees: the rank in the file against `r` in adapter_config.json, or the feature count
-    against the base module's. A `modules_to_save` head is SD101 instead, a tensor with no
-    elements SD112. Needs the base model's config.json (`--model-config`, or a local
-    `base_model_name_or_path`) and peft.
+    AdaLoRA's `lora_E`, a prompt- or prefix-tuning adapter's `prompt_embeddings`, ...) with the
+    shape peft builds for it on the base model, and says which side disagrees: the rank in the
+    file against `r` in adapter_config.json (for `prompt_embeddings`, its rows against
+    `num_virtual_tokens`), or the feature count against the base module's. A `modules_to_save`
+    head is SD101 instead, a tensor with no elements SD112. Needs the base model's config.json
+    (`--model-config`, or a local `base_model_name_or_path`) and peft.
 
     ## Why is this bad?
     `PeftModel.from_pretrained` raises `size mismatch for ...lora_A.default.weight`; with
     `ignore_mismatched_sizes=True` it keeps the fresh initialization, so the adapter silently
-    does nothing there. A rank that differs from `r` means the config and the weights were saved
-    from different runs; a feature count that differs means the adapter belongs to another base.
+    does nothing there (`prompt_embeddings` of another shape: it raises either way). A rank that
+    differs from `r` means the config and the weights were saved from different runs; a feature
+    count that differs means the adapter belongs to another base.
 
     ## Example
     ```
@@ -66,6 +68,8 @@ def adapter_shape_mismatch(ctx: CheckContext) -> Iterator[Finding]:
 
 def _shape_story(view: AdapterView, m: AdapterMismatch) -> str:
     """Which axis disagrees: LoRA's A is [r, in_features], B is [out_features, r]."""
+    if m.file_key == PROMPT_EMBEDDINGS and len(m.model_shape) == len(m.checkpoint_shape) == 2:
+        return _prompt_story(view, m)
     kind = next((part for part in m.file_key.split(".") if part.startswith("lora_")), "")
     if len(m.model_shape) != 2 or len(m.checkpoint_shape) != 2 or kind not in ("lora_A", "lora_B"):
         return "its shape differs from the one peft builds"
@@ -85,5 +89,28 @@ def _shape_story(view: AdapterView, m: AdapterMismatch) -> str:
         parts.append(
             f"{m.checkpoint_shape[feature_axis]} {side} features in the adapter, the base "
             f"module has {m.model_shape[feature_axis]}"
+        )
+    return "; ".join(parts)
+
+
+def _prompt_story(view: AdapterView, m: AdapterMismatch) -> str:
+    """A prompt-learning adapter's embeddings: [virtual tokens, width], the rows from
+    `num_virtual_tokens` (times the transformer submodules of an encoder-decoder), the width from
+    the base model."""
+    parts = []
+    rows, built_rows = m.checkpoint_shape[0], m.model_shape[0]
+    if rows != built_rows:
+        tokens = view.document.get("num_virtual_tokens")
+        parts.append(
+            f"{rows} virtual tokens in the adapter, {ADAPTER_CONFIG_NAME} has "
+            f"num_virtual_tokens={tokens}"
+            if tokens == built_rows
+            else f"{rows} virtual token rows in the adapter, peft builds {built_rows} from "
+            f"{ADAPTER_CONFIG_NAME} (`num_virtual_tokens`)"
+        )
+    if m.checkpoint_shape[1] != m.model_shape[1]:
+        parts.append(
+            f"width {m.checkpoint_shape[1]} in the adapter, peft builds {m.model_shape[1]} for "
+            "the base model"
         )
     return "; ".join(parts)

@@ -8,7 +8,7 @@ from sdlint.context import CheckContext
 from sdlint.diagnostic import Severity
 from sdlint.dtypes import shape_text
 from sdlint.rule import Finding, rule
-from sdlint.rules.adapter_common import LOADER, adapter_verdict_of
+from sdlint.rules.adapter_common import LOADER, PROMPT_EMBEDDINGS, adapter_verdict_of
 from sdlint.rules.model_common import group, is_new_head, verdict_of
 
 
@@ -20,7 +20,8 @@ def missing_key(ctx: CheckContext) -> Iterator[Finding]:
     to the embeddings is fine), non-persistent buffers, `_keys_to_ignore_on_load_missing`, and the
     checkpoint conversions of transformers 5 (legacy names, MoE expert fusion, VLM layouts).
     For a PEFT adapter: the adapter tensors peft builds on the base model (`lora_A`, `lora_B`,
-    DoRA magnitudes, IA3 vectors, `modules_to_save` heads) that the adapter file lacks.
+    DoRA magnitudes, IA3 vectors, `modules_to_save` heads, a prompt-learning adapter's
+    `prompt_embeddings`) that the adapter file lacks.
 
     When the only missing tensors are a task head of which the checkpoint has nothing (a base
     checkpoint such as `roberta-base` loaded into `RobertaForSequenceClassification`), the findings
@@ -30,7 +31,10 @@ def missing_key(ctx: CheckContext) -> Iterator[Finding]:
     ## Why is this bad?
     transformers initializes missing tensors randomly and only logs a warning ("Some weights of
     ... were not initialized"). A missing base-model tensor means the model will not work as
-    trained; a new task head must be trained before the model is used.
+    trained; a new task head must be trained before the model is used. peft leaves a missing
+    adapter tensor as initialized and only warns, except a `modules_to_save` tensor and a prompt-
+    or prefix-tuning adapter's `prompt_embeddings`: without those `PeftModel.from_pretrained`
+    raises a KeyError.
 
     ## Example
     ```
@@ -84,7 +88,10 @@ def _adapter_findings(ctx: CheckContext) -> Iterator[Finding]:
     for m in verdict.missing:
         if m.model_key in resized:  # peft drops a resized tensor, then misses it: SD101/SD110
             continue
-        if verdict.load_error is not None and ".modules_to_save." in m.model_key:
+        # peft looks a `modules_to_save` tensor and a prompt-learning adapter's embeddings up by
+        # name and raises (KeyError) when the file lacks them; the others it only warns about.
+        looked_up = ".modules_to_save." in m.model_key or m.file_key == PROMPT_EMBEDDINGS
+        if verdict.load_error is not None and looked_up:
             what = f"{LOADER} fails on it ({verdict.load_error})"
         else:
             what = (

@@ -303,7 +303,8 @@ def test_causal_lm_lora(tmp_path: Path) -> None:
 def test_prompt_learning_adapter_loads_its_prompt_embeddings(kind: str, tmp_path: Path) -> None:
     """peft loads a prompt-learning adapter's `prompt_embeddings` into its prompt encoder after
     `load_state_dict`, whose result calls them unexpected: they are not (sdlint said SD104, and its
-    unsafe fix would have dropped the adapter's only tensor). Without them peft raises."""
+    unsafe fix would have dropped the adapter's only tensor). Without them peft raises a KeyError;
+    with them of another shape, a size mismatch."""
     import transformers
 
     base = save_base(tmp_path / "llama", CAUSAL)
@@ -339,3 +340,27 @@ def test_prompt_learning_adapter_loads_its_prompt_embeddings(kind: str, tmp_path
         peft.PeftModel.from_pretrained(
             transformers.LlamaForCausalLM.from_pretrained(base), str(renamed)
         )
+
+    # Of another shape, they fail the prompt encoder's strict load, whatever
+    # `ignore_mismatched_sizes` says: a mismatch (SD110), and nothing else fails.
+    width = saved["prompt_embeddings"].shape[1]
+    grown = mutated(
+        adapter, tmp_path / "grown", lambda t: {"prompt_embeddings": torch.ones(5, width)}
+    )
+    verdict = predict_adapter(
+        read_config(base / "config.json"),
+        read_config(grown / "adapter_config.json"),
+        signature(grown),
+    )
+    assert isinstance(verdict, AdapterVerdict) and verdict.load_error is None, verdict
+    assert not verdict.missing and not verdict.unexpected
+    assert [(m.file_key, m.checkpoint_shape, m.model_shape) for m in verdict.mismatched] == [
+        ("prompt_embeddings", (5, width), (4, width))
+    ]
+    for ignore in (False, True):
+        with pytest.raises(RuntimeError, match="size mismatch"):
+            peft.PeftModel.from_pretrained(
+                transformers.LlamaForCausalLM.from_pretrained(base),
+                str(grown),
+                ignore_mismatched_sizes=ignore,
+            )

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from tests.cli_helpers import run
-from tests.peft_adapters import edit_adapter_config, peft_config, save_adapter, save_base
+from tests.peft_adapters import CAUSAL, edit_adapter_config, peft_config, save_adapter, save_base
 from tests.safetensors_files import header_for, write_raw
 from tests.tiny_models import edit_config, edit_weights
 
@@ -537,3 +537,66 @@ def test_the_base_config_is_judged_as_read_not_read_again(project: Path) -> None
     adapter = read_config(project / "adapter" / "adapter_config.json")
     verdict = predict_adapter(as_read, adapter, signature(project / "adapter"))
     assert isinstance(verdict, AdapterVerdict) and verdict.is_clean, verdict
+
+
+@pytest.fixture(scope="module")
+def prompt_saved(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny Llama base and a prompt-tuning adapter for it (4 virtual tokens of width 32)."""
+    peft = pytest.importorskip("peft")
+    root = tmp_path_factory.mktemp("prompt")
+    save_base(root / "base", CAUSAL)
+    config = peft.PromptTuningConfig(task_type="CAUSAL_LM", num_virtual_tokens=4)
+    save_adapter(root / "adapter", root / "base", config, CAUSAL)
+    edit_adapter_config(root / "adapter", base_model_name_or_path="base")
+    return root
+
+
+def _prompt_edit(edit: Callable[[Any], dict[str, Any]]) -> Callable[[dict[str, Any]], Any]:
+    return lambda t: edit(t["prompt_embeddings"])
+
+
+PROMPT_CASES: list[tuple[str, Callable[[Any], dict[str, Any]], str]] = [
+    (
+        "SD103-renamed",
+        lambda e: {"other": e},
+        "adapter/adapter_model.safetensors:1:1: SD103 `prompt_embeddings` is not in the adapter: peft expects it for the PROMPT_TUNING adapter on LlamaForCausalLM ([4, 32]); PeftModel.from_pretrained fails on it (KeyError: 'prompt_embeddings')\n"
+        "adapter/adapter_model.safetensors:1:1: SD104 `other` is in the adapter, but the PROMPT_TUNING adapter peft builds on LlamaForCausalLM has no such tensor: PeftModel.from_pretrained ignores it\n"
+        "Found 2 problems (2 errors) in 1 file.\n"
+        "No fixes available (1 hidden fix can be enabled with `--unsafe-fixes`).\n",
+    ),
+    (
+        "SD110-tokens",
+        lambda e: {"prompt_embeddings": e.new_ones((5, 32))},
+        "adapter/adapter_model.safetensors:1:1: SD110 `prompt_embeddings`: 5 virtual tokens in the adapter, adapter_config.json has num_virtual_tokens=4 (adapter [5, 32], peft builds [4, 32]); PeftModel.from_pretrained refuses to load it\n"
+        "Found 1 problem (1 error) in 1 file.\n",
+    ),
+    (
+        "SD110-width",
+        lambda e: {"prompt_embeddings": e.new_ones((4, 48))},
+        "adapter/adapter_model.safetensors:1:1: SD110 `prompt_embeddings`: width 48 in the adapter, peft builds 32 for the base model (adapter [4, 48], peft builds [4, 32]); PeftModel.from_pretrained refuses to load it\n"
+        "Found 1 problem (1 error) in 1 file.\n",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("name", "edit", "expected"), PROMPT_CASES, ids=[c[0] for c in PROMPT_CASES]
+)
+def test_prompt_tuning_embeddings(
+    name: str,
+    edit: Callable[[Any], dict[str, Any]],
+    expected: str,
+    prompt_saved: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """peft looks a prompt-tuning adapter's `prompt_embeddings` up by name and loads them into
+    its prompt encoder: absent, it raises a KeyError (SD103 says so; it used to say peft only
+    warns); of another shape, a size mismatch even with `ignore_mismatched_sizes=True` (SD110,
+    an adapter tensor's shape; it used to be SD107, an adapter peft cannot load at all)."""
+    shutil.copytree(prompt_saved, tmp_path / "p")
+    monkeypatch.chdir(tmp_path / "p")
+    assert run(capsys, "check", "adapter") == (0, "All checks passed (1 file checked).\n", "")
+    edit_weights(Path("adapter/adapter_model.safetensors"), _prompt_edit(edit))
+    assert run(capsys, "check", "adapter") == (1, expected, "")
