@@ -24,7 +24,8 @@ from sdlint.config_fields import CONFIG_NAME, ConfigFile, Unsaved, read_config
 from sdlint.errors import UsageError
 from sdlint.formats import PICKLE, SAFETENSORS, Unreadable
 from sdlint.formats.index import MAX_INDEX_SIZE, ShardIndex, index_read_problem, parse_index
-from sdlint.formats.safetensors import INDEX_SUFFIX, WEIGHTS_SUFFIX, read_header
+from sdlint.formats.names import add_variant, index_name, is_index_name, plain_name
+from sdlint.formats.safetensors import WEIGHTS_SUFFIX, read_header
 from sdlint.libraries import foreign_folder
 from sdlint.runcache import depend, untrusted
 from sdlint.sources import FileRef, Folder, PathOrUrl, ReadError, Source
@@ -43,9 +44,9 @@ if TYPE_CHECKING:
     # files.
     Mapper = Callable[[Callable[[_T], _R], Sequence[_T]], list[_R]]
 
-# torch.save files (sdlint/formats/pickle.py), and transformers' index of sharded ones.
+# torch.save files (sdlint/formats/pickle.py). Indexes, of safetensors or torch.save shards, plain
+# or of a variant, are named as sdlint/formats/names.py says.
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt")
-PICKLE_INDEX_SUFFIX = ".bin.index.json"
 # In a folder search, `.bin` files are weights only under transformers' and PEFT's names (other
 # formats use `.bin` too); a Trainer's own state is never taken for weights there. Named on the
 # command line, any of them is checked.
@@ -53,13 +54,16 @@ _FOLDER_BIN_PREFIXES = ("pytorch_model", "adapter_model")
 _TRAINER_STATE = re.compile(r"(optimizer|scheduler|scaler)\.pt|rng_state(_\d+)?\.pth")
 # transformers loads model.safetensors (or its index) in preference to pytorch_model.bin (or its
 # index), and model.safetensors in preference to its index, from one folder: the model rules judge
-# only what it loads.
+# only what it loads. A variant's files likewise (`from_pretrained(variant="fp16")`:
+# model.fp16.safetensors before model.safetensors.index.fp16.json before pytorch_model.fp16.bin),
+# and only among themselves: each variant is a checkpoint of its own.
 _PREFERRED = {
     "model.safetensors.index.json": ("model.safetensors",),
     "pytorch_model.bin": ("model.safetensors", "model.safetensors.index.json"),
     "pytorch_model.bin.index.json": ("model.safetensors", "model.safetensors.index.json"),
-    "adapter_model.bin": ("adapter_model.safetensors",),  # as peft loads an adapter
 }
+# peft has no variants: an adapter's safetensors before its pickle.
+_PREFERRED_ADAPTER = {"adapter_model.bin": ("adapter_model.safetensors",)}
 
 
 def read_pickle(source: Source) -> PickleResult:
@@ -80,17 +84,21 @@ def _picked_in_folder(name: str) -> bool:
     return _is_pickle_name(name) and not _TRAINER_STATE.fullmatch(name)
 
 
-def _index_suffixes(index_name: str) -> tuple[str, str]:
-    """(index suffix, weights suffix) of an index: safetensors' or torch.save's."""
-    if index_name.endswith(PICKLE_INDEX_SUFFIX):
-        return PICKLE_INDEX_SUFFIX, ".bin"
-    return INDEX_SUFFIX, WEIGHTS_SUFFIX
+def _is_pickle_index(name: str) -> bool:
+    parts = index_name(name)
+    return parts is not None and parts.pickle
 
 
-def _shard_pattern(index_name: str) -> re.Pattern[str]:
-    index_suffix, weights_suffix = _index_suffixes(index_name)
-    stem = index_name[: -len(index_suffix)]
-    return re.compile(rf"{re.escape(stem)}-\d+-of-\d+{re.escape(weights_suffix)}")
+def _weights_suffix(index: str) -> str:
+    """The suffix of the shards an index lists: `.safetensors`, or `.bin` for torch.save's."""
+    return ".bin" if _is_pickle_index(index) else WEIGHTS_SUFFIX
+
+
+def _shard_pattern(index: str) -> re.Pattern[str]:
+    """The names save_pretrained gives the shards of the index `index` (a name of no index
+    matches none)."""
+    parts = index_name(index)
+    return parts.shard_pattern if parts is not None else re.compile(r"(?!)")
 
 
 def read_index(source: Source) -> ShardIndex:
@@ -124,23 +132,28 @@ class Root:
 
 
 def _indexes_in(folder: Folder) -> list[str]:
-    suffixes = (INDEX_SUFFIX, PICKLE_INDEX_SUFFIX) if folder.pickles else (INDEX_SUFFIX,)
-    found = [n for suffix in suffixes for n in folder.names(suffix) or ()]
-    return sorted(n for n in found if folder.is_file(n))
+    pickles = folder.pickles
+    return sorted(
+        n
+        for n in folder.names(".json") or ()
+        if (parts := index_name(n)) is not None
+        and (pickles or not parts.pickle)
+        and folder.is_file(n)
+    )
 
 
 def roots_in_folder(folder: Folder) -> Iterator[Root]:
     """Every checkpoint in one folder (not recursive): each index, then every weights file that no
     index claims."""
     claimed: set[str] = set()
-    for index_name in _indexes_in(folder):
-        pattern = _shard_pattern(index_name)
-        index = read_index(folder.file(index_name))
-        claimed.update(index.shard_names)
+    for index in _indexes_in(folder):
+        pattern = _shard_pattern(index)
+        shards = read_index(folder.file(index))
+        claimed.update(shards.shard_names)
         claimed.update(
-            n for n in folder.names(_index_suffixes(index_name)[1]) or () if pattern.fullmatch(n)
+            n for n in folder.names(_weights_suffix(index)) or () if pattern.fullmatch(n)
         )
-        yield Root(folder, index_name, True, index)
+        yield Root(folder, index, True, shards)
     for name in folder.names(WEIGHTS_SUFFIX) or ():
         if name not in claimed and folder.is_file(name):
             yield Root(folder, name, False)
@@ -171,10 +184,10 @@ def indexes_of_deleted(deleted: Sequence[Path]) -> list[Path]:
 def _owning_index(weights: Path) -> Path | None:
     """The index beside `weights` that lists it as a shard (or names it by the shard pattern)."""
     folder = LocalFolder(weights.parent)
-    for index_name in _indexes_in(folder):
-        listed = read_index(folder.file(index_name)).shard_names
-        if weights.name in listed or _shard_pattern(index_name).fullmatch(weights.name):
-            return weights.parent / index_name
+    for index in _indexes_in(folder):
+        listed = read_index(folder.file(index)).shard_names
+        if weights.name in listed or _shard_pattern(index).fullmatch(weights.name):
+            return weights.parent / index
     return None
 
 
@@ -190,7 +203,7 @@ def _roots_for_path(path: Path) -> list[Root]:
     if not path.exists() and not path.is_symlink():
         raise UsageError(f"{display(path)}: no such file or directory")
     name = path.name
-    if name.endswith((INDEX_SUFFIX, PICKLE_INDEX_SUFFIX)):
+    if is_index_name(name):
         return [_local_root(path, True)]
     if name.endswith(WEIGHTS_SUFFIX) or _is_pickle_name(name):
         owner = _owning_index(path)
@@ -326,8 +339,7 @@ def load_roots(
         if read is not None:
             todo.append(read)
         todo.extend(
-            _Read(source, plan.root.name.endswith(PICKLE_INDEX_SUFFIX), True)
-            for _, source in plan.shards
+            _Read(source, _is_pickle_index(plan.root.name), True) for _, source in plan.shards
         )
     results = iter(mapper(_read_file, todo))
     return [_assemble(plan, results) for plan in plans]
@@ -368,7 +380,7 @@ def _plan(
         pattern = _shard_pattern(root.name)
         plan.unreferenced = tuple(
             source.ref
-            for name in folder.names(_index_suffixes(root.name)[1]) or ()
+            for name in folder.names(_weights_suffix(root.name)) or ()
             if pattern.fullmatch(name)
             and (source := folder.file(name)).key not in listed
             and source.key not in gone
@@ -395,9 +407,14 @@ def _config_beside(
 
 
 def _shadowed_by(folder: Folder, name: str) -> FileRef | None:
-    for preferred in _PREFERRED.get(name, ()):
-        if folder.is_file(preferred):
-            return folder.file(preferred).ref
+    """The file transformers (or peft) loads from `folder` instead of `name`, if any."""
+    preferred: tuple[str, ...] = _PREFERRED_ADAPTER.get(name, ())
+    if not preferred and (found := plain_name(name, _PREFERRED)) is not None:
+        plain, variant = found
+        preferred = tuple(add_variant(n, variant) for n in _PREFERRED[plain])
+    for candidate in preferred:
+        if folder.is_file(candidate):
+            return folder.file(candidate).ref
     return None
 
 
@@ -483,7 +500,7 @@ def _assemble(plan: _Plan, results: Iterator[FileResult | _Missing]) -> Checkpoi
         plan.index,
         plan.unreferenced,
         tuple(n for n in plan.index.shard_names if n in plan.missing),
-        format=PICKLE if root.name.endswith(PICKLE_INDEX_SUFFIX) else SAFETENSORS,
+        format=PICKLE if _is_pickle_index(root.name) else SAFETENSORS,
         refused_shards=tuple(plan.refused),
         shadowed_by=shadowed_by,
         deleted_shards=tuple(plan.removed),

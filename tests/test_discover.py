@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 from pathlib import Path
 
 import pytest
@@ -98,3 +100,130 @@ def test_every_changed_shard_reads_each_header_once(
     found = find_checkpoints([tmp_path / name for name in SHARDS])
     assert len(found) == 1
     assert sorted(p.name for p in reads) == sorted(SHARDS)
+
+
+# --- Variants: `save_pretrained(variant="fp16")` names (sdlint/formats/names.py) -----------------
+
+VARIANT_SHARDS: dict[str, TensorSpecs] = {
+    "model.fp16-00001-of-00002.safetensors": {"a.weight": ("F16", (2, 2))},
+    "model.fp16-00002-of-00002.safetensors": {"b.weight": ("F16", (3,))},
+}
+VARIANT_INDEX = "model.safetensors.index.fp16.json"
+
+
+def test_a_variant_index_is_one_checkpoint_with_its_shards(tmp_path: Path) -> None:
+    """Not one lone checkpoint per shard (each then missing the other's tensors)."""
+    index = write_sharded(tmp_path, VARIANT_SHARDS, index_name=VARIANT_INDEX)
+    (found,) = find_checkpoints([tmp_path])
+    assert found.path.local == index and found.index is not None
+    assert sorted(found.tensors) == ["a.weight", "b.weight"]
+    assert found.unreferenced_shards == () and found.missing_shards == ()
+
+
+def test_a_lone_variant_shard_is_checked_with_its_index(tmp_path: Path) -> None:
+    index = write_sharded(tmp_path, VARIANT_SHARDS, index_name=VARIANT_INDEX)
+    (found,) = find_checkpoints([tmp_path / "model.fp16-00002-of-00002.safetensors"])
+    assert found.path.local == index and len(found.files) == 2
+
+
+def test_a_variant_shard_left_out_of_its_index_is_unreferenced(tmp_path: Path) -> None:
+    """The shard pattern is the variant's: a plain shard beside it is not the variant's."""
+    write_sharded(tmp_path, VARIANT_SHARDS, index_name=VARIANT_INDEX)
+    write_tensors(tmp_path / "model.fp16-00003-of-00003.safetensors", {"c": ("F16", (1,))})
+    write_tensors(tmp_path / "model-00001-of-00001.safetensors", {"d": ("F16", (1,))})
+    index, plain = find_checkpoints([tmp_path])
+    assert names(list(index.unreferenced_shards), tmp_path) == [
+        "model.fp16-00003-of-00003.safetensors"
+    ]
+    assert names([plain.path], tmp_path) == ["model-00001-of-00001.safetensors"]
+
+
+def test_each_variant_is_a_checkpoint_of_its_own(tmp_path: Path) -> None:
+    """from_pretrained(variant=V) prefers V's single file to V's index to V's pickle, as without
+    a variant; the plain names and another variant's never shadow it."""
+    write_tensors(tmp_path / "model.safetensors", {"x": ("F32", (1,))})
+    write_tensors(tmp_path / "model.fp16.safetensors", {"x": ("F16", (1,))})
+    write_sharded(tmp_path, VARIANT_SHARDS, index_name=VARIANT_INDEX)
+    write_sharded(
+        tmp_path,
+        {"model.bf16-00001-of-00001.safetensors": {"x": ("BF16", (1,))}},
+        index_name="model.safetensors.index.bf16.json",
+    )
+    (tmp_path / "pytorch_model.fp16.bin").write_bytes(b"PK\x03\x04")
+    (tmp_path / "pytorch_model.bf16.bin").write_bytes(b"PK\x03\x04")
+    (tmp_path / "pytorch_model.ema.bin").write_bytes(b"PK\x03\x04")
+    shadowed = {
+        c.path.name: None if c.shadowed_by is None else c.shadowed_by.name
+        for c in find_checkpoints([tmp_path])
+    }
+    assert shadowed == {
+        "model.safetensors.index.bf16.json": None,
+        VARIANT_INDEX: "model.fp16.safetensors",
+        "model.fp16.safetensors": None,
+        "model.safetensors": None,
+        "pytorch_model.bf16.bin": "model.safetensors.index.bf16.json",
+        "pytorch_model.ema.bin": None,
+        "pytorch_model.fp16.bin": "model.fp16.safetensors",
+    }
+
+
+def test_a_pickle_variant_index_is_one_pickle_checkpoint(tmp_path: Path) -> None:
+    """`save_pretrained(variant="fp16", safe_serialization=False)` (transformers 4.x)."""
+    from sdlint.formats import PICKLE
+
+    shards = ["pytorch_model.fp16-00001-of-00002.bin", "pytorch_model.fp16-00002-of-00002.bin"]
+    for shard in shards:
+        (tmp_path / shard).write_bytes(b"PK\x03\x04")
+    index = tmp_path / "pytorch_model.bin.index.fp16.json"
+    index.write_text(json.dumps({"metadata": {}, "weight_map": {"a": shards[0], "b": shards[1]}}))
+    for path in (tmp_path, tmp_path / shards[1]):
+        (found,) = find_checkpoints([path])
+        assert found.path.local == index and found.format == PICKLE
+        assert [f.path.name for f in found.files] == shards
+
+
+def test_the_pre_commit_hooks_select_what_a_folder_search_checks(tmp_path: Path) -> None:
+    """.pre-commit-hooks.yaml selects files by name: exactly the files of the checkpoints a
+    folder search finds (and config.json), plain names and variants alike, so that a commit that
+    changes any of them runs the hooks."""
+    yaml = pytest.importorskip("yaml")  # comes with pre-commit
+    hooks = yaml.safe_load((Path(__file__).parent.parent / ".pre-commit-hooks.yaml").read_text())
+    write_sharded(tmp_path, SHARDS)
+    write_sharded(tmp_path, VARIANT_SHARDS, index_name=VARIANT_INDEX)
+    for name in ("model.safetensors", "model.fp16.safetensors", "adapter_model.safetensors"):
+        write_tensors(tmp_path / name, {"x": ("F32", (1,))})
+    pickles = {
+        "pytorch_model.bin.index.json": "pytorch_model-00001-of-00001.bin",
+        "pytorch_model.bin.index.fp16.json": "pytorch_model.fp16-00001-of-00001.bin",
+    }
+    for index, shard in pickles.items():
+        (tmp_path / index).write_text(json.dumps({"weight_map": {"x": shard}}))
+    for name in (
+        *pickles.values(),
+        "pytorch_model.bin",
+        "pytorch_model.fp16.bin",
+        "adapter_model.bin",
+        "model.pt",
+        "last.ckpt",
+        "optimizer.pt",  # a Trainer's own state
+        "rng_state_0.pth",
+        "training_args.bin",
+    ):
+        (tmp_path / name).write_bytes(b"PK\x03\x04")
+    for name in ("config.json", "tokenizer.json", "README.md"):
+        (tmp_path / name).write_text("{}")
+    found = find_checkpoints([tmp_path])
+    checked = {
+        ref.name
+        for c in found
+        for ref in (c.path, *(f.path for f in c.files), *c.unreferenced_shards)
+    }
+    assert {VARIANT_INDEX, "pytorch_model.bin.index.fp16.json"} <= checked  # variants are seen
+    on_disk = {p.name for p in tmp_path.iterdir()}
+    for hook in hooks:
+        selected = {
+            name
+            for name in on_disk
+            if re.search(hook["files"], name) and not re.search(hook["exclude"], name)
+        }
+        assert selected == checked | {"config.json"}, hook["id"]

@@ -129,6 +129,10 @@ def test_backup_keeps_the_original_byte_for_byte(tmp_path: Path) -> None:
         ("last.ckpt", "last.safetensors"),
         ("pytorch_model-00002-of-00010.bin", "model-00002-of-00010.safetensors"),
         ("other-00002-of-00010.bin", "other-00002-of-00010.safetensors"),
+        # save_pretrained(variant="fp16") names (transformers' _add_variant)
+        ("pytorch_model.fp16.bin", "model.fp16.safetensors"),
+        ("pytorch_model.fp16-00001-of-00007.bin", "model.fp16-00001-of-00007.safetensors"),
+        ("diffusion_pytorch_model.fp16.bin", "diffusion_pytorch_model.fp16.safetensors"),
     ],
 )
 def test_target_names(name: str, target: str) -> None:
@@ -140,6 +144,11 @@ def test_target_names(name: str, target: str) -> None:
     [
         ("pytorch_model.bin.index.json", "model.safetensors.index.json"),
         ("other.bin.index.json", "other.safetensors.index.json"),
+        ("pytorch_model.bin.index.fp16.json", "model.safetensors.index.fp16.json"),
+        (
+            "diffusion_pytorch_model.bin.index.fp16.json",
+            "diffusion_pytorch_model.safetensors.index.fp16.json",
+        ),
     ],
 )
 def test_index_target_names(name: str, target: str) -> None:

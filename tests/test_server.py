@@ -5,6 +5,7 @@ whole module (each test uses its own folder), so the model is built once per run
 from __future__ import annotations
 
 import asyncio
+import fnmatch
 import os
 import shutil
 import subprocess
@@ -26,7 +27,7 @@ from pytest_lsp import LanguageClient, make_test_lsp_client
 
 from sdlint.diagnostic import Diagnostic, Location, Severity
 from sdlint.server.placement import lsp_range, place_findings
-from sdlint.server.workspace import FolderFindings
+from sdlint.server.workspace import FolderFindings, is_document_to_lint, lint_inputs
 from tests.safetensors_files import write_sharded
 from tests.tiny_models import edit_config, save_roberta
 
@@ -189,25 +190,29 @@ async def test_invalid_config_is_a_diagnostic_not_a_crash(
 
 
 @in_session
+@pytest.mark.parametrize("variant", ["", ".fp16"])
 async def test_an_index_finding_sits_at_its_weight_map_entry(
-    client: LanguageClient, tmp_path: Path
+    client: LanguageClient, tmp_path: Path, variant: str
 ) -> None:
+    """A variant's index (`save_pretrained(variant="fp16")`) is a document to check too."""
     folder = tmp_path / "sharded"
+    first, second = (f"model{variant}-0000{i}-of-00002.safetensors" for i in (1, 2))
     index = write_sharded(
         folder,
         {
-            "model-00001-of-00002.safetensors": {"a.weight": ("F32", (2,))},
-            "model-00002-of-00002.safetensors": {"b.weight": ("F32", (2,)), "c": ("F32", (2,))},
+            first: {"a.weight": ("F32", (2,))},
+            second: {"b.weight": ("F32", (2,)), "c": ("F32", (2,))},
         },
         weight_map={
-            "a.weight": "model-00001-of-00002.safetensors",
-            "b.weight": "model-00002-of-00002.safetensors",
-            "c": "model-00001-of-00002.safetensors",  # it is in the other shard
+            "a.weight": first,
+            "b.weight": second,
+            "c": first,  # it is in the other shard
         },
+        index_name=f"model.safetensors.index{variant}.json",
     )
     diagnostics = await open_document(client, index)
     assert [d.code for d in diagnostics] == ["SD004"]
-    assert diagnostics[0].message.startswith("index maps `c` to model-00001-of-00002")
+    assert diagnostics[0].message.startswith(f"index maps `c` to {first}")
     text = index.read_text()
     row = line_of(text, '"c":')
     column = text.split("\n")[row].index('"c"')
@@ -230,6 +235,8 @@ async def test_changed_weights_are_checked_again(
         for w in r.register_options["watchers"]
     ]
     assert "**/*.safetensors" in watchers
+    # and every index, a variant's too
+    assert any(fnmatch.fnmatch("model.safetensors.index.fp16.json", w[3:]) for w in watchers)
 
     folder = models["truncated"]
     assert await open_document(client, folder / "config.json") == []
@@ -327,3 +334,19 @@ def test_a_range_never_leaves_its_line() -> None:
     assert lsp_range(lines, Location(7, 3), codec) == lsp.Range(
         lsp.Position(6, 2), lsp.Position(6, 2)
     )
+
+
+def test_a_variant_index_is_linted_and_checked_when_opened(tmp_path: Path) -> None:
+    """Without a config.json, a folder is checked through its weights and indexes: a variant's
+    index among them (else each of its shards is checked as a lone checkpoint)."""
+    index = write_sharded(
+        tmp_path,
+        {f"model.fp16-0000{i}-of-00002.safetensors": {f"w{i}": ("F16", (2,))} for i in (1, 2)},
+        index_name="model.safetensors.index.fp16.json",
+    )
+    assert [p.name for p in lint_inputs(tmp_path)] == [
+        "model.fp16-00001-of-00002.safetensors",
+        "model.fp16-00002-of-00002.safetensors",
+        index.name,
+    ]
+    assert is_document_to_lint(index)

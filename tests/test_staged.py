@@ -58,6 +58,23 @@ def test_a_deleted_shard_fails_on_its_index(
     assert run(capsys, "check", "m")[0] == (0 if on_disk else 1)  # git not asked: the disk
 
 
+def test_a_deleted_variant_shard_fails_on_its_variant_index(
+    repo: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`save_pretrained(variant="fp16")` names: the shard's owner is the variant's index."""
+    shards = {name.replace("model-", "model.fp16-"): specs for name, specs in SHARDS.items()}
+    write_sharded(repo / "v", shards, index_name="model.safetensors.index.fp16.json")
+    git(repo, "add", "v")
+    git(repo, "commit", "-qm", "fp16 weights")
+    git(repo, "rm", "-q", "v/model.fp16-00002-of-00002.safetensors")
+    code, out, _ = run(capsys, "check", "--staged-deletions")
+    assert code == 1
+    assert (
+        "v/model.safetensors.index.fp16.json:1:1: SD004 shard model.fp16-00002-of-00002.safetensors"
+        " is listed in the index (1 tensor) but the commit deletes it" in out
+    )
+
+
 def test_from_a_subfolder(
     repo: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -25,16 +25,25 @@ def roberta_config(**overrides: Any) -> Any:
 
 
 def save_roberta(
-    folder: Path, architecture: str = "RobertaForSequenceClassification", **overrides: Any
+    folder: Path,
+    architecture: str = "RobertaForSequenceClassification",
+    *,
+    variant: str | None = None,
+    max_shard_size: str | None = None,
+    **overrides: Any,
 ) -> Path:
-    """Save a tiny RoBERTa of `architecture` (with its config) into `folder`."""
+    """Save a tiny RoBERTa of `architecture` (with its config) into `folder`; `variant` and
+    `max_shard_size` as `save_pretrained` takes them (`model.fp16-00001-of-00007.safetensors`)."""
     import torch
     import transformers
 
     torch.manual_seed(0)
     config = roberta_config(**overrides)
     config.architectures = [architecture]
-    getattr(transformers, architecture)(config).save_pretrained(folder)
+    saving: dict[str, Any] = {"variant": variant}
+    if max_shard_size is not None:
+        saving["max_shard_size"] = max_shard_size
+    getattr(transformers, architecture)(config).save_pretrained(folder, **saving)
     return folder
 
 

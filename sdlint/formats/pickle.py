@@ -33,6 +33,7 @@ from typing import Any, BinaryIO, Literal, cast
 
 from sdlint.dtypes import TORCH_DTYPES, TORCH_STORAGE_DTYPES
 from sdlint.formats import PICKLE, LfsPointer, Tensor, Unreadable
+from sdlint.formats.names import add_variant, index_name, plain_name
 from sdlint.formats.safetensors import LFS_SIGNATURE, _parse_lfs_pointer
 from sdlint.sources import FileRef, Reader, ReadError, Source
 from sdlint.sources.local import LocalFile
@@ -1268,11 +1269,9 @@ _SAFETENSORS_NAMES = {
     "pytorch_model.bin": "model.safetensors",
     "adapter_model.bin": "adapter_model.safetensors",
 }
-
-
-# A shard as transformers' `save_pretrained` names it: `pytorch_model-00001-of-00003.bin`.
-_PYTORCH_SHARD = re.compile(r"pytorch_model(-\d+-of-\d+\.)bin")
-_PICKLE_INDEX_SUFFIX = ".bin.index.json"
+# A shard as transformers' `save_pretrained` names it: `pytorch_model-00001-of-00003.bin`, or a
+# variant's, `pytorch_model.fp16-00001-of-00003.bin`.
+_PYTORCH_SHARD = re.compile(r"pytorch_model((?:\.[^/]+)?-\d+-of-\d+\.)bin")
 
 
 def safetensors_name(path: Path) -> Path:
@@ -1280,20 +1279,29 @@ def safetensors_name(path: Path) -> Path:
     `pytorch_model.bin` (and `model-00001-of-00003.safetensors` for its shard
     `pytorch_model-00001-of-00003.bin`), peft's `adapter_model.safetensors` for
     `adapter_model.bin`, else the same stem with `.safetensors` (`model.pt` ->
-    `model.safetensors`)."""
+    `model.safetensors`). A variant keeps its place (`pytorch_model.fp16.bin` ->
+    `model.fp16.safetensors`, `pytorch_model.fp16-00001-of-00003.bin` ->
+    `model.fp16-00001-of-00003.safetensors`), as `save_pretrained(variant=...)` names them."""
     shard = _PYTORCH_SHARD.fullmatch(path.name)
     if shard is not None:
         return path.with_name(f"model{shard.group(1)}safetensors")
-    name = _SAFETENSORS_NAMES.get(path.name, f"{path.stem}.safetensors")
-    return path.with_name(name)
+    found = plain_name(path.name, _SAFETENSORS_NAMES)
+    if found is not None:
+        plain, variant = found
+        return path.with_name(add_variant(_SAFETENSORS_NAMES[plain], variant))
+    return path.with_name(f"{path.stem}.safetensors")
 
 
 def safetensors_index_name(index: Path) -> Path:
     """The index of a converted sharded checkpoint: transformers' `model.safetensors.index.json`
     for `pytorch_model.bin.index.json`, else `<stem>.safetensors.index.json` for
-    `<stem>.bin.index.json`."""
-    stem = index.name.removesuffix(_PICKLE_INDEX_SUFFIX)
-    return index.with_name(f"{'model' if stem == 'pytorch_model' else stem}.safetensors.index.json")
+    `<stem>.bin.index.json`; a variant's likewise (`pytorch_model.bin.index.fp16.json` ->
+    `model.safetensors.index.fp16.json`)."""
+    parts = index_name(index.name)
+    if parts is None or not parts.pickle:  # named by hand: it only keeps its stem
+        return index.with_name(f"{index.name.removesuffix('.json')}.safetensors.index.json")
+    stem = "model" if parts.stem == "pytorch_model" else parts.stem
+    return index.with_name(add_variant(f"{stem}.safetensors.index.json", parts.variant))
 
 
 def conversion_problem(checkpoint: PickleCheckpoint) -> str | None:

@@ -20,20 +20,22 @@ from typing import Any
 
 from sdlint.checkpoint import Checkpoint
 from sdlint.discover import find_checkpoints
+from sdlint.formats.names import index_name, plain_name
 from sdlint.model.verdict import LoadVerdict, TensorSpec
 
 MismatchSet = frozenset[tuple[str, tuple[int, ...], tuple[int, ...]]]
 
 
-def directory_signature(directory: Path) -> dict[str, TensorSpec]:
-    """The merged header signature `from_pretrained` loads from a saved model directory.
+def directory_signature(directory: Path, variant: str | None = None) -> dict[str, TensorSpec]:
+    """The merged header signature `from_pretrained(variant=variant)` loads from a saved model
+    directory.
 
     The checkpoint discovery gives the model checks (R1: `model.safetensors` wins over an index,
     `shadowed_by`), read by the CLI's own reader (R2-R4: the index's shards in sorted order, a
     later shard winning a duplicated key), so the differential tests hold both to transformers.
     Raises on anything unreadable: this is for checkpoints transformers itself wrote.
     """
-    checkpoint = _loaded(directory)
+    checkpoint = _loaded(directory, variant)
     if checkpoint is None:
         raise ValueError(f"{directory} holds no checkpoint transformers would load")
     if not checkpoint.loadable:
@@ -41,16 +43,33 @@ def directory_signature(directory: Path) -> dict[str, TensorSpec]:
     return checkpoint.signature()
 
 
-def directory_index_keys(directory: Path) -> tuple[str, ...] | None:
+def directory_index_keys(directory: Path, variant: str | None = None) -> tuple[str, ...] | None:
     """The index keys the oracle is given beside `directory_signature` (`Checkpoint.index_keys`:
     the index's keys where they differ from the shards'), None for a single file."""
-    checkpoint = _loaded(directory)
+    checkpoint = _loaded(directory, variant)
     return None if checkpoint is None else checkpoint.index_keys
 
 
-def _loaded(directory: Path) -> Checkpoint | None:
-    """The checkpoint of `directory` transformers loads (the others are `shadowed_by` it)."""
-    return next((c for c in find_checkpoints([directory]) if c.shadowed_by is None), None)
+def _loaded(directory: Path, variant: str | None) -> Checkpoint | None:
+    """The checkpoint of `directory` transformers loads with `variant` (the others of that variant
+    are `shadowed_by` it; another variant's are checkpoints of their own)."""
+    return next(
+        (
+            c
+            for c in find_checkpoints([directory])
+            if c.shadowed_by is None and _variant(c.path.name) == variant
+        ),
+        None,
+    )
+
+
+def _variant(name: str) -> str | None:
+    """The variant of a weights file or index transformers names (`model.fp16.safetensors`)."""
+    parts = index_name(name)
+    if parts is not None:
+        return parts.variant
+    found = plain_name(name, ("model.safetensors", "pytorch_model.bin"))
+    return None if found is None else found[1]
 
 
 @dataclass(frozen=True)
@@ -64,11 +83,12 @@ class ReferenceReport:
     raised: str | None  # what from_pretrained raised after its report, if it did
 
 
-def reference_report(cls: Any, directory: Path) -> ReferenceReport:
-    """Load `directory` with the real `cls.from_pretrained` and capture its final loading info."""
+def reference_report(cls: Any, directory: Path, variant: str | None = None) -> ReferenceReport:
+    """Load `directory` with the real `cls.from_pretrained` (with `variant`, if given) and capture
+    its final loading info."""
     modeling_utils = importlib.import_module("transformers.modeling_utils")
     if not hasattr(modeling_utils, "log_state_dict_report"):
-        return _reference_report_v4(modeling_utils, cls, directory)
+        return _reference_report_v4(modeling_utils, cls, directory, variant)
     captured: list[Any] = []
     original = modeling_utils.log_state_dict_report
 
@@ -82,7 +102,10 @@ def reference_report(cls: Any, directory: Path) -> ReferenceReport:
     with unittest.mock.patch.object(modeling_utils, "log_state_dict_report", capture):
         try:
             _, returned = cls.from_pretrained(
-                str(directory), output_loading_info=True, ignore_mismatched_sizes=True
+                str(directory),
+                output_loading_info=True,
+                ignore_mismatched_sizes=True,
+                variant=variant,
             )
         except RuntimeError as e:
             raised = str(e)
@@ -107,7 +130,9 @@ def reference_report(cls: Any, directory: Path) -> ReferenceReport:
     return report
 
 
-def _reference_report_v4(modeling_utils: Any, cls: Any, directory: Path) -> ReferenceReport:
+def _reference_report_v4(
+    modeling_utils: Any, cls: Any, directory: Path, variant: str | None
+) -> ReferenceReport:
     """transformers 4.x returns mismatched keys by name; their shapes come from the function
     that found them (`_find_mismatched_keys`), captured on the way: every shape pair, as a key in
     two shards is reported once per copy of another shape."""
@@ -121,7 +146,7 @@ def _reference_report_v4(modeling_utils: Any, cls: Any, directory: Path) -> Refe
 
     with unittest.mock.patch.object(modeling_utils, "_find_mismatched_keys", capture):
         _, returned = cls.from_pretrained(
-            str(directory), output_loading_info=True, ignore_mismatched_sizes=True
+            str(directory), output_loading_info=True, ignore_mismatched_sizes=True, variant=variant
         )
     return ReferenceReport(
         missing=frozenset(returned["missing_keys"]),

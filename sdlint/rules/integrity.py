@@ -150,7 +150,8 @@ def _findings(header: Header, problems: Iterator[Problem]) -> Iterator[Finding]:
 def inconsistent_shard_index(ctx: CheckContext) -> Iterator[Finding]:
     """## What it does
     For a sharded checkpoint (`model.safetensors.index.json`, or `pytorch_model.bin.index.json`
-    for torch.save shards, with its shards), checks that the index is readable and has its
+    for torch.save shards, or a variant's, `model.safetensors.index.fp16.json`, with its shards),
+    checks that the index is readable and has its
     `metadata`, that every shard it names exists, that every key it maps is in that shard and
     every key of a shard is in the index, that no key is in two shards, and that
     `metadata.total_size` equals the bytes of the shards' tensors (and `total_parameters`, when

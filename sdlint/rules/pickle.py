@@ -281,8 +281,9 @@ def pickle_checkpoint(ctx: CheckContext) -> Iterator[Finding]:
     ## Fix safety
     **Unsafe** (with `--fix --unsafe-fixes`): convert the file to safetensors and remove it. The
     new file is named as transformers and peft name it (`pytorch_model.bin` ->
-    `model.safetensors`, `adapter_model.bin` -> `adapter_model.safetensors`); any other file
-    keeps its stem (`model.pt` -> `model.safetensors`). It carries the metadata
+    `model.safetensors`, `adapter_model.bin` -> `adapter_model.safetensors`, a variant's
+    `pytorch_model.fp16.bin` -> `model.fp16.safetensors`); any other file keeps its stem
+    (`model.pt` -> `model.safetensors`). It carries the metadata
     `{"format": "pt"}`, which transformers requires. The pickle is never unpickled: each tensor's
     bytes are streamed from its storage record, in row-major order, so a view (a transpose, a
     slice, an expanded dimension) gets its own bytes, and tensors sharing a storage (tied weights)
@@ -298,7 +299,10 @@ def pickle_checkpoint(ctx: CheckContext) -> Iterator[Finding]:
     A sharded checkpoint is converted whole, in one fix: each shard as above, named as
     `save_pretrained` names safetensors shards (`pytorch_model-00001-of-00003.bin` ->
     `model-00001-of-00003.safetensors`), then the index, as `model.safetensors.index.json`
-    mapping every tensor to its new shard (`total_size` counted from the new shards). The pickles
+    mapping every tensor to its new shard (`total_size` counted from the new shards); a variant's
+    likewise (`pytorch_model.fp16-00001-of-00003.bin` -> `model.fp16-00001-of-00003.safetensors`,
+    `pytorch_model.bin.index.fp16.json` -> `model.safetensors.index.fp16.json`), so that
+    `from_pretrained(variant="fp16")` loads the converted folder. The pickles
     and `pytorch_model.bin.index.json` are then removed (each kept as `<name>.bak` with
     `--backup`). Should any step fail, the files already converted are removed and the originals
     put back: the folder is left as it was. Not offered when any of the new names is taken.

@@ -23,7 +23,8 @@ from sdlint.config import CONFIG_FILES
 from sdlint.config_fields import CONFIG_NAME
 from sdlint.diagnostic import Applicability, Diagnostic, Fix
 from sdlint.errors import SdlintError
-from sdlint.formats.safetensors import INDEX_SUFFIX, WEIGHTS_SUFFIX
+from sdlint.formats.names import SAFETENSORS_INDEX_GLOBS
+from sdlint.formats.safetensors import WEIGHTS_SUFFIX
 from sdlint.server.fixes import (
     APPLY_FIX,
     FIX_ALL,
@@ -52,7 +53,7 @@ logger = logging.getLogger("sdlint.server")
 # written by a training run or `git lfs pull`, JSON and settings changed outside the editor.
 _WATCHED = (
     "**/*" + WEIGHTS_SUFFIX,
-    "**/*" + INDEX_SUFFIX,
+    *("**/" + glob for glob in SAFETENSORS_INDEX_GLOBS),  # plain, and a variant's
     "**/" + CONFIG_NAME,
     *("**/" + name for name in CONFIG_FILES),
 )

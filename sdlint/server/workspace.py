@@ -14,7 +14,8 @@ from sdlint.config import CONFIG_FILES, ConfigResolver
 from sdlint.config_fields import CONFIG_NAME
 from sdlint.diagnostic import Diagnostic
 from sdlint.engine import Settings, check_paths, resolve
-from sdlint.formats.safetensors import INDEX_SUFFIX, WEIGHTS_SUFFIX
+from sdlint.formats.names import is_safetensors_index_name
+from sdlint.formats.safetensors import WEIGHTS_SUFFIX
 
 
 def norm_path(path: str | Path) -> Path:
@@ -34,7 +35,7 @@ def path_of(uri: str) -> Path | None:
 
 def is_document_to_lint(path: Path) -> bool:
     """The text documents whose opening or saving triggers a check of their folder."""
-    return path.name == CONFIG_NAME or path.name.endswith(INDEX_SUFFIX)
+    return path.name == CONFIG_NAME or is_safetensors_index_name(path.name)
 
 
 def is_settings_file(path: Path) -> bool:
@@ -51,7 +52,8 @@ def lint_inputs(folder: Path) -> list[Path]:
         return sorted(
             p
             for p in folder.iterdir()
-            if p.name.endswith((WEIGHTS_SUFFIX, INDEX_SUFFIX)) and p.is_file()
+            if (p.name.endswith(WEIGHTS_SUFFIX) or is_safetensors_index_name(p.name))
+            and p.is_file()
         )
     except OSError:  # the folder went away: nothing to check, stale diagnostics get cleared
         return []

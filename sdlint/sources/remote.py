@@ -25,7 +25,8 @@ from urllib.parse import urljoin
 
 from sdlint.config_fields import CONFIG_NAME, ConfigFile, parse_config_bytes
 from sdlint.errors import UsageError
-from sdlint.formats.safetensors import INDEX_SUFFIX, WEIGHTS_SUFFIX
+from sdlint.formats.names import is_safetensors_index_name
+from sdlint.formats.safetensors import WEIGHTS_SUFFIX
 from sdlint.sources import MAX_TEXT_FILE_SIZE, FileRef, ReadError
 from sdlint.sources.http import HttpClient, RemoteReader
 from sdlint.sources.hub import HubRepo, is_hub, parse_hub_path, resolve_repo
@@ -213,8 +214,9 @@ def remote_roots(text: str, client: HttpClient) -> list[Root]:
         if prefix in repo.files:  # one file of the repository
             folder = HubFolder(repo, posixpath.dirname(prefix), client)
             name = posixpath.basename(prefix)
-            weights = name.endswith((INDEX_SUFFIX, WEIGHTS_SUFFIX))
-            roots = [Root(folder, name, name.endswith(INDEX_SUFFIX))] if weights else []
+            is_index = is_safetensors_index_name(name)  # torch.save is not read remotely
+            weights = is_index or name.endswith(WEIGHTS_SUFFIX)
+            roots = [Root(folder, name, is_index)] if weights else []
         else:
             top = HubFolder(repo, prefix, client)
             roots = [root for folder in top.walk() for root in roots_in_folder(folder)]
@@ -223,7 +225,7 @@ def remote_roots(text: str, client: HttpClient) -> list[Root]:
         return roots
     base = urljoin(text, ".")
     name = text[len(base) :] if text.startswith(base) else text
-    return [Root(UrlFolder(base, client), name, name.endswith(INDEX_SUFFIX))]
+    return [Root(UrlFolder(base, client), name, is_safetensors_index_name(name))]
 
 
 def _hub_file(repo: HubRepo, name: str, client: HttpClient) -> RemoteFile:

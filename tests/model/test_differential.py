@@ -1236,3 +1236,43 @@ def test_problem_is_not_a_verdict(tmp_path: Path) -> None:
     )
     result = predict_load(tmp_path / "config.json", {"x": TensorSpec("F32", (1,))})
     assert isinstance(result, ConfigProblem)
+
+
+def test_each_variant_matches_from_pretrained_with_that_variant(zoo: Zoo, tmp_path: Path) -> None:
+    """One folder, three checkpoints, as `save_pretrained(variant=...)` names them: a clean fp16
+    variant in shards (model.safetensors.index.fp16.json), an `ema` variant of torch.save shards
+    lacking a tensor (pytorch_model.bin.index.ema.json), and a plain model.safetensors of the base
+    model. Each verdict equals `from_pretrained(directory, variant=...)`'s report."""
+    from huggingface_hub import save_torch_state_dict
+
+    directory = tmp_path / "ckpt"
+    model = zoo.model("roberta-seqcls")
+    model.save_pretrained(directory, variant="fp16", max_shard_size="20KB")
+    weights = load_weights(zoo.saved("roberta-seqcls"))
+    dropped = "roberta.encoder.layer.1.output.dense.bias"
+    save_torch_state_dict(
+        {k: v.contiguous() for k, v in weights.items() if k != dropped},
+        directory,
+        filename_pattern="pytorch_model.ema{suffix}.bin",
+        safe_serialization=False,
+        max_shard_size=20_000,
+    )
+    (directory / "pytorch_model.ema.bin.index.json").rename(
+        directory / "pytorch_model.bin.index.ema.json"
+    )
+    write_checkpoint(directory, load_weights(zoo.saved("roberta")), zoo.saved("roberta-seqcls"))
+    assert len(list(directory.glob("model.fp16-*.safetensors"))) > 1
+    assert len(list(directory.glob("pytorch_model.ema-*.bin"))) > 1
+    config = read_config(directory / "config.json")
+    verdicts: dict[str | None, LoadVerdict] = {}
+    for variant in (None, "fp16", "ema"):
+        tensors = signature(directory, variant)
+        index_keys = directory_index_keys(directory, variant)
+        verdict = predict_from_config(config, tensors, index_keys=index_keys)
+        assert isinstance(verdict, LoadVerdict), verdict
+        real = reference_report(transformers.RobertaForSequenceClassification, directory, variant)
+        assert_same_verdict(verdict, real, tensors, index_keys)
+        verdicts[variant] = verdict
+    assert verdicts["fp16"].is_clean
+    assert verdicts["ema"].missing_keys == {dropped}
+    assert {k.split(".")[0] for k in verdicts[None].missing_keys} == {"classifier"}

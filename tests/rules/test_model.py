@@ -430,3 +430,28 @@ def test_cached_model_checks_use_recorded_verdicts_only(
         light.setattr(sdlint.model.cache, "installed_version", lambda name: None)  # no transformers
         assert run(capsys, "check", "m", "--model-checks=cached") == (code, out)
         assert run(capsys, "check", "m", "--model-checks=off")[0] == 0
+
+
+def test_a_variant_checkpoint_is_judged_as_from_pretrained_loads_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`save_pretrained(variant="fp16", max_shard_size=...)` writes model.fp16-0000N-of-0000M
+    shards and model.safetensors.index.fp16.json: one clean checkpoint (each shard was checked as
+    a lone checkpoint, every tensor of the others missing: hundreds of SD103). Beside it, a plain
+    model.safetensors of another head is a checkpoint of its own, judged on its own."""
+    monkeypatch.chdir(tmp_path)
+    save_roberta(Path("m"), variant="fp16", max_shard_size="20KB")
+    shards = sorted(p.name for p in Path("m").glob("model.fp16-*.safetensors"))
+    assert len(shards) > 2 and Path("m/model.safetensors.index.fp16.json").is_file()
+    capsys.readouterr()  # save_pretrained's progress bar
+    assert run(capsys, "check", "m") == (
+        0,
+        f"All checks passed ({len(shards) + 1} files checked).\n",
+    )
+    assert run(capsys, "check", f"m/{shards[1]}")[0] == 0  # a lone shard: with its index
+    save_roberta(Path("plain"), num_labels=3)
+    shutil.copy(Path("plain/model.safetensors"), Path("m/model.safetensors"))
+    capsys.readouterr()
+    code, out = run(capsys, "check", "-q", "m")
+    assert code == 1 and out.count("m/model.safetensors:1:1: SD101 ") == 2, out
+    assert "fp16" not in out

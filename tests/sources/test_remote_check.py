@@ -18,11 +18,14 @@ from tests.sources.conftest import many_tensors, sparse_checkpoint
 pytestmark = pytest.mark.usefixtures("hub")  # HF_ENDPOINT on the fake hub, no token, online
 
 
-def two_shards(folder: Path, *, lose_second: bool = False) -> None:
-    """model-0000{1,2}-of-00002.safetensors with their index; optionally the second shard lost."""
+def two_shards(folder: Path, *, lose_second: bool = False, variant: str = "") -> None:
+    """model-0000{1,2}-of-00002.safetensors with their index; optionally the second shard lost.
+    With a `variant`, as `save_pretrained(variant=...)` names them:
+    model.fp16-00001-of-00002.safetensors, model.safetensors.index.fp16.json."""
+    stem = f"model.{variant}" if variant else "model"
     shards: dict[str, dict[str, tuple[str, tuple[int, ...]]]] = {
-        "model-00001-of-00002.safetensors": {"a.weight": ("F32", (2, 2))},
-        "model-00002-of-00002.safetensors": {"b.weight": ("F32", (2,))},
+        f"{stem}-00001-of-00002.safetensors": {"a.weight": ("F32", (2, 2))},
+        f"{stem}-00002-of-00002.safetensors": {"b.weight": ("F32", (2,))},
     }
     weight_map: dict[str, str] = {}
     total = 0
@@ -31,11 +34,12 @@ def two_shards(folder: Path, *, lose_second: bool = False) -> None:
         write_raw(folder / name, header, b"\0" * size)
         weight_map.update(dict.fromkeys(tensors, name))
         total += size
-    (folder / "model.safetensors.index.json").write_text(
+    index = f"model.safetensors.index.{variant}.json" if variant else "model.safetensors.index.json"
+    (folder / index).write_text(
         json.dumps({"metadata": {"total_size": total}, "weight_map": weight_map})
     )
     if lose_second:
-        (folder / "model-00002-of-00002.safetensors").unlink()
+        (folder / f"{stem}-00002-of-00002.safetensors").unlink()
 
 
 def test_url_of_a_clean_file(servers: LocalServers, capsys: pytest.CaptureFixture[str]) -> None:
@@ -371,6 +375,27 @@ def test_hub_index_named_alone_finds_its_shards(
     findings = json.loads(out)
     assert code == 1 and {(f["code"], f["path"]) for f in findings} == {("SD004", index)}
     assert all("model-00001" not in f["message"] for f in findings)
+
+
+def test_a_variant_index_on_the_hub_or_at_a_url_is_one_checkpoint(
+    hub: LocalServers, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`save_pretrained(variant="fp16")` names: the repository's listing, an index named alone in
+    it, and an index URL all find the variant index with its shards (each shard was checked as
+    a lone checkpoint, and the index named alone as a safetensors file)."""
+    two_shards(hub.root / "hub" / "org" / "variant", lose_second=True, variant="fp16")
+    two_shards(hub.root / "variant", lose_second=True, variant="fp16")
+    index = "model.safetensors.index.fp16.json"
+    for path in (
+        "hf://org/variant",
+        f"hf://org/variant/{index}",
+        f"{hub.base}/files/variant/{index}",
+    ):
+        code, out, _ = run(capsys, "check", "-q", "--output-format", "json", path)
+        findings = json.loads(out)
+        where = path if path.endswith(index) else f"{path}/{index}"
+        assert code == 1 and {(f["code"], f["path"]) for f in findings} == {("SD004", where)}
+        assert any("model.fp16-00002-of-00002.safetensors" in f["message"] for f in findings)
 
 
 @pytest.mark.parametrize("library", ["diffusers", "sentence-transformers"])
