@@ -14,7 +14,6 @@ Imports nothing heavy: the verdict comes from the cache when it can.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -24,6 +23,7 @@ from sdlint.config_fields import CONFIG_NAME, ConfigFile, read_config
 from sdlint.diagnostic import Location
 from sdlint.json_locations import key_locations
 from sdlint.libraries import foreign_config
+from sdlint.record import record
 from sdlint.sources import is_url
 from sdlint.sources.local import is_regular_file
 
@@ -43,7 +43,7 @@ PEFT_NOT_INSTALLED = (
 )
 
 
-@dataclass(frozen=True)
+@record
 class AdapterView:
     """peft's verdict on an adapter, with the two configs it came from. `base_config` is None only
     when adapter_config.json itself is unusable (the outcome says why)."""

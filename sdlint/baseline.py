@@ -18,19 +18,19 @@ import json
 import os
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 from sdlint.checkpoint import Checkpoint
 from sdlint.diagnostic import Diagnostic
 from sdlint.errors import UsageError
+from sdlint.record import record
 from sdlint.sources.local import display
 
 FORMAT = 1
 _FORMAT_KEY = "sdlint-baseline"
 
 
-@dataclass(frozen=True, order=True)
+@record(order=True)
 class Entry:
     path: str  # posix, relative to the baseline file's folder
     code: str
@@ -52,7 +52,7 @@ class Entry:
         }
 
 
-@dataclass(frozen=True)
+@record
 class Filtered:
     """What a baseline leaves of a run's findings."""
 

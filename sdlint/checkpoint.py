@@ -9,7 +9,6 @@ sdlint/discover.py finds checkpoints from the command line's PATHs.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
 from functools import cached_property
 from pathlib import Path
 
@@ -17,6 +16,7 @@ from sdlint.config_fields import ConfigFile
 from sdlint.formats import SAFETENSORS, FileDescription, LfsPointer, Tensor, TensorSpec, Unreadable
 from sdlint.formats.index import ShardIndex
 from sdlint.formats.safetensors import Header
+from sdlint.record import record, replace
 from sdlint.sources import FileRef
 
 # A weights file of a PEFT adapter (`adapter_model.safetensors`, `adapter_model.bin`) holds adapter
@@ -32,7 +32,7 @@ def is_adapter_name(name: str) -> bool:
     return name.split(".", 1)[0] == ADAPTER_STEM
 
 
-@dataclass(frozen=True)
+@record
 class Checkpoint:
     """One unit of checking. `files` are its weights files, described or not, in load order."""
 

@@ -34,11 +34,11 @@ import fnmatch
 import os
 import sys
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from sdlint import memo
 from sdlint.errors import UsageError
+from sdlint.record import record
 from sdlint.runcache import depend
 from sdlint.sources import ReadError
 from sdlint.sources.local import is_regular_file, read_bounded, real
@@ -53,7 +53,7 @@ HEAD_FIXES = ("config", "reinit")
 MODEL_CHECKS = ("auto", "cached", "off", "required")
 
 
-@dataclass(frozen=True)
+@record
 class ProjectConfig:
     """One configuration file's settings; `root` is the folder its globs are relative to."""
 

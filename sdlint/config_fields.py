@@ -7,10 +7,10 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
+from sdlint.record import record
 from sdlint.sources import FileRef, ReadError, Source
 from sdlint.sources.local import LocalFile
 
@@ -50,7 +50,7 @@ _PREFERRED_FIELDS = (
 )
 
 
-@dataclass(frozen=True)
+@record
 class ConfigFile:
     """A config.json read once and passed on: to the rules (values, key locations, fixes) and to
     the model layer (the cache key is its bytes, the oracle builds the model from `document`).

@@ -3,7 +3,6 @@ of the expected model: what transformers' `from_pretrained` would report for thi
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
@@ -13,6 +12,7 @@ from sdlint.config_fields import ConfigFile, Unsaved
 from sdlint.diagnostic import Location
 from sdlint.json_locations import key_locations
 from sdlint.libraries import foreign_config
+from sdlint.record import field, record
 from sdlint.sources import FileRef
 
 TYPE_CHECKING = False  # typing is not imported at run time (a check has no use for it)
@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from sdlint.model.verdict import ConfigProblem, LoadVerdict
 
 
-@dataclass(frozen=True)
+@record
 class ModelTarget:
     """The transformers config and class the checkpoint will be loaded into, and the cache."""
 
@@ -59,7 +59,7 @@ NO_VERDICT = (
 )
 
 
-@dataclass(frozen=True)
+@record
 class Skip:
     """The model checks did not run for a checkpoint: `reason` (one of the above) and `detail`
     (which file, and what it is)."""
@@ -68,7 +68,7 @@ class Skip:
     detail: str
 
 
-@dataclass(frozen=True)
+@record
 class ModelView:
     """The expected model's verdict on this checkpoint, with the config it came from."""
 
@@ -106,7 +106,7 @@ class ModelView:
         return key_locations(self.config_text)
 
 
-@dataclass(frozen=True)
+@record
 class CheckContext:
     checkpoint: Checkpoint
     target: ModelTarget = field(default_factory=ModelTarget)

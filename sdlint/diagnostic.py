@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
+
+from sdlint.record import field, record
 
 TYPE_CHECKING = False  # the edits (sdlint/edits.py) are imported by the rules that make a fix
 if TYPE_CHECKING:
@@ -23,7 +24,7 @@ class Applicability(str, enum.Enum):
     UNSAFE = "unsafe"
 
 
-@dataclass(frozen=True)
+@record
 class Fix:
     applicability: Applicability
     description: str  # imperative: "Strip the prefix `module.` from 39 keys"
@@ -34,7 +35,7 @@ class Fix:
         return self.applicability is Applicability.SAFE or unsafe
 
 
-@dataclass(frozen=True)
+@record
 class Location:
     """Where an editor should put the cursor: 1-based line and column in `path`."""
 
@@ -42,7 +43,7 @@ class Location:
     column: int = 1
 
 
-@dataclass(frozen=True)
+@record
 class Diagnostic:
     """One finding. The first eight fields are the JSON output contract."""
 

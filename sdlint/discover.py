@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from sdlint import parallel
@@ -27,6 +26,7 @@ from sdlint.formats.index import MAX_INDEX_SIZE, ShardIndex, index_read_problem,
 from sdlint.formats.names import add_variant, index_name, is_index_name, plain_name
 from sdlint.formats.safetensors import WEIGHTS_SUFFIX, read_header
 from sdlint.libraries import foreign_folder
+from sdlint.record import field, record
 from sdlint.runcache import depend, untrusted
 from sdlint.sources import FileRef, Folder, PathOrUrl, ReadError, Source
 from sdlint.sources.local import LocalFolder, display, real
@@ -119,7 +119,7 @@ def read_index(source: Source) -> ShardIndex:
 # read once, after duplicates are dropped (pre-commit passes every changed shard of one index).
 
 
-@dataclass(frozen=True)
+@record
 class Root:
     folder: Folder
     name: str
@@ -290,7 +290,7 @@ def _serial(function: Callable[[_T], _R], items: Sequence[_T]) -> list[_R]:
 # Loading roots: plan every checkpoint, read every weights file, put each checkpoint together.
 
 
-@dataclass
+@record(frozen=False)
 class _Plan:
     root: Root
     index: ShardIndex | None
@@ -304,7 +304,7 @@ class _Plan:
     library: str | None = None
 
 
-@dataclass(frozen=True)
+@record
 class _Read:
     source: Source
     pickle: bool

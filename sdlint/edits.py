@@ -10,15 +10,16 @@ import json
 import math
 import struct
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from sdlint.record import record
 
 if TYPE_CHECKING:
     import random
 
 
-@dataclass(frozen=True)
+@record
 class RenameTensors:
     """Rename tensors of one weights file (old name -> new name); the bytes are untouched."""
 
@@ -26,7 +27,7 @@ class RenameTensors:
     renames: tuple[tuple[str, str], ...]
 
 
-@dataclass(frozen=True)
+@record
 class DropTensors:
     """Remove tensors from one weights file."""
 
@@ -34,7 +35,7 @@ class DropTensors:
     names: tuple[str, ...]
 
 
-@dataclass(frozen=True)
+@record
 class InitTensor:
     """Replace (or add) one tensor of a weights file by a freshly initialised one, the way
     transformers' `_init_weights` initialises it: `normal` (mean 0, `std`), `zeros` or `ones`."""
@@ -47,7 +48,7 @@ class InitTensor:
     std: float = 0.0
 
 
-@dataclass(frozen=True)
+@record
 class SetConfigValues:
     """Set top-level keys of a config.json (values as JSON text, so the edit stays hashable)."""
 
@@ -55,7 +56,7 @@ class SetConfigValues:
     values: tuple[tuple[str, str], ...]
 
 
-@dataclass(frozen=True)
+@record
 class ConvertToSafetensors:
     """Replace a torch.save checkpoint by a safetensors file (`target`) holding its tensors; the
     original goes (kept as `<name>.bak` with --backup)."""
@@ -64,7 +65,7 @@ class ConvertToSafetensors:
     target: Path
 
 
-@dataclass(frozen=True)
+@record
 class ConvertIndex:
     """Replace a sharded torch.save checkpoint's index by a new index (`target`) of its shards
     converted to safetensors (each `ConvertToSafetensors` of the same fix; `shards` pairs each old

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from sdlint import memo
@@ -21,6 +20,7 @@ from sdlint.discover import discover
 from sdlint.errors import InternalError, UsageError
 from sdlint.formats import SAFETENSORS
 from sdlint.model import Request, one_computation_per_key, prefetch_verdicts
+from sdlint.record import field, record, replace
 from sdlint.registry import Selection, select_rules, selector_matches
 from sdlint.rule import FixAvailability, Rule
 from sdlint.runcache import depend, untrusted
@@ -37,7 +37,7 @@ Codes = str | Sequence[str]
 PathArg = str | os.PathLike[str]
 
 
-@dataclass(frozen=True)
+@record
 class Settings:
     """What the caller (the command line) decides; `None` leaves it to the project configuration.
 
@@ -116,7 +116,7 @@ def _codes(value: Codes) -> tuple[str, ...]:
     return tuple(p.strip() for p in parts if p.strip())
 
 
-@dataclass(frozen=True)
+@record
 class Report:
     diagnostics: tuple[Diagnostic, ...]
     checkpoints: tuple[Checkpoint, ...]
@@ -131,7 +131,7 @@ class Report:
         return sum(len(c.files) + (c.index is not None) for c in self.checkpoints)
 
 
-@dataclass(frozen=True)
+@record
 class Resolved:
     """The settings in force for one checkpoint: command line over its configuration file."""
 

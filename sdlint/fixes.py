@@ -15,7 +15,6 @@ import json
 import math
 import random
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +37,7 @@ from sdlint.errors import InternalError, SdlintError
 from sdlint.formats.index import read_index
 from sdlint.formats.pickle import PickleCheckpoint, read_pickle_checkpoint
 from sdlint.formats.safetensors import Header, read_header
+from sdlint.record import field, record
 from sdlint.rewrite import (
     ConvertResult,
     NewTensor,
@@ -57,7 +57,7 @@ class FixError(SdlintError):
     """A fix could not be applied; the message says which file and that the original is intact."""
 
 
-@dataclass(frozen=True)
+@record
 class FixPass:
     """The fixes applied together: no two touch the same tensor or config key of one file."""
 
@@ -65,7 +65,7 @@ class FixPass:
     edits: tuple[Edit, ...]
 
 
-@dataclass
+@record(frozen=False)
 class FixOutcome:
     report: Report  # the findings left after fixing
     fixed: list[Diagnostic] = field(default_factory=list)

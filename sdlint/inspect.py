@@ -5,7 +5,7 @@ checkpoint description, for `sdlint show` and `sdlint diff`.
     difference = compare(describe(a), describe(b))
 
 Header-only like everything else: sizes come from dtype and shape, never from reading data. Both
-results are plain dataclasses with a JSON form (`to_dict`) that scripts can rely on; rendering as
+results are plain records with a JSON form (`to_dict`) that scripts can rely on; rendering as
 text is the commands' job.
 """
 
@@ -13,19 +13,19 @@ from __future__ import annotations
 
 import posixpath
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 from sdlint.checkpoint import Checkpoint
 from sdlint.dtypes import DTYPE_BITS, shape_text
 from sdlint.formats import LfsPointer, Unreadable
 from sdlint.formats.safetensors import Header
+from sdlint.record import field, record
 from sdlint.sources import FileRef
 
 DEFAULT_DEPTH = 2  # `roberta.encoder`, `classifier.out_proj`, `model.layers`
 
 
-@dataclass(frozen=True)
+@record
 class TensorRow:
     """One tensor as `show` lists it. `shard` is the file it is read from, for sharded
     checkpoints only (its name relative to the index's folder)."""
@@ -61,7 +61,7 @@ class TensorRow:
         return row
 
 
-@dataclass(frozen=True)
+@record
 class ModuleTotal:
     """The tensors under one module prefix, summed."""
 
@@ -79,7 +79,7 @@ class ModuleTotal:
         }
 
 
-@dataclass(frozen=True)
+@record
 class Contents:
     """What one checkpoint holds. `problems` name the files that could not be read: their
     tensors are not listed (`sdlint check` says why)."""
@@ -197,7 +197,7 @@ def _problem(result: object) -> str:
 # --- diff --------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@record
 class Change:
     """A tensor both checkpoints hold, with another dtype or shape in each."""
 
@@ -213,7 +213,7 @@ class Change:
         }
 
 
-@dataclass(frozen=True)
+@record
 class Difference:
     """How checkpoint `b` differs from `a`, by tensor name, dtype and shape (never data)."""
 
@@ -258,7 +258,7 @@ class Difference:
         }
 
 
-@dataclass
+@record(frozen=False)
 class ModuleDifference:
     module: str
     only_in_a: list[TensorRow] = field(default_factory=list)

@@ -18,15 +18,16 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass
 from pathlib import Path
+
+from sdlint.record import record
 
 STAMP = ".pruned"
 _DAY = 86_400
 _LEFTOVER = 3_600  # a writer's temporary file older than this was left by a killed process
 
 
-@dataclass(frozen=True)
+@record
 class Limits:
     """What one cache folder keeps."""
 

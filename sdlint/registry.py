@@ -7,9 +7,9 @@ The rules themselves are listed explicitly in `sdlint/rules/__init__.py` (what a
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 
 from sdlint.errors import UsageError
+from sdlint.record import record
 from sdlint.rule import Rule
 from sdlint.rules import RULES
 
@@ -82,7 +82,7 @@ def validate_selectors(selectors: Iterable[str]) -> list[str]:
     return out
 
 
-@dataclass(frozen=True)
+@record
 class Selection:
     """One layer of rule selection (a configuration file, then the command line), as in ruff."""
 

@@ -36,7 +36,6 @@ import os
 import secrets
 import stat
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
 from io import FileIO
 from pathlib import Path
 from types import MappingProxyType
@@ -64,6 +63,7 @@ from sdlint.formats.safetensors import (
     layout_problems,
     read_header,
 )
+from sdlint.record import field, record
 
 __all__ = [
     "BACKUP_SUFFIX",
@@ -102,7 +102,7 @@ _NO_HARDLINKS = frozenset(
 _DIR_SYNC_UNSUPPORTED = frozenset({errno.EINVAL, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EBADF})
 
 
-@dataclass(frozen=True)
+@record
 class NewTensor:
     """A tensor to write: its raw little-endian bytes, row-major, given whole (`bytes`) or as a
     function returning them a chunk at a time, so that a new 1 GB tensor is streamed to the file
@@ -147,7 +147,7 @@ class NewTensor:
         return None
 
 
-@dataclass(frozen=True)
+@record
 class RewritePlan:
     """What to change. Renames and drops name tensors of the original file; replacements name
     tensors of the result (after renames): a replacement takes the place of the kept tensor of that
@@ -164,7 +164,7 @@ class RewritePlan:
         object.__setattr__(self, "replacements", MappingProxyType(dict(self.replacements)))
 
 
-@dataclass(frozen=True)
+@record
 class RewriteResult:
     """What a rewrite did; the counts are tensors, the sizes bytes."""
 
@@ -281,7 +281,7 @@ class _TextJob:
             raise _Failure("the new file does not read back as what was written")
 
 
-@dataclass(frozen=True)
+@record
 class ConvertResult:
     """What a conversion did: `source` is gone (kept as `backup` if asked), `target` holds its
     tensors."""
@@ -481,7 +481,7 @@ def _copied_chunks(src: FileIO, spans: Callable[[], Iterable[tuple[int, int]]]) 
 # --- planning ----------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@record
 class _Slot:
     """One tensor of the new file: copied from `source` in the original, or written from `data`."""
 
@@ -493,7 +493,7 @@ class _Slot:
     new: NewTensor | None = None
 
 
-@dataclass(frozen=True)
+@record
 class _Counts:
     renamed: int
     dropped: int

@@ -12,9 +12,9 @@ from __future__ import annotations
 import enum
 import re
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 
 from sdlint.diagnostic import Fix, Location, Severity
+from sdlint.record import field, record
 
 TYPE_CHECKING = False  # typing is not imported at run time (a check has no use for it)
 if TYPE_CHECKING:
@@ -29,7 +29,7 @@ class FixAvailability(str, enum.Enum):
     SOMETIMES = "sometimes"
 
 
-@dataclass(frozen=True)
+@record
 class Finding:
     """What a rule reports; the engine adds the rule's code to make a `Diagnostic`."""
 
@@ -50,7 +50,7 @@ CheckFunction = Callable[["CheckContext"], Iterable[Finding]]
 REQUIRED_SECTIONS = ("## What it does", "## Why is this bad?", "## Example", "## Fix safety")
 
 
-@dataclass(frozen=True)
+@record
 class Rule:
     code: str
     name: str

@@ -28,6 +28,8 @@ UNUSED_ON_A_CHECK = (
     "concurrent.futures",  # only when processes start (sdlint/parallel.py), and its logging
     "logging",
     "unicodedata",  # only to escape a message that is not printable (sdlint/emit/text.py)
+    "dataclasses",  # sdlint's value types are records (sdlint/record.py): no inspect, ast, dis
+    "inspect",
 )
 
 # What a check of a safetensors file with no model to compare (no config.json) has no use for

@@ -8,7 +8,6 @@ import io
 import os
 import sys
 from collections.abc import Sequence
-from dataclasses import replace
 from pathlib import Path
 
 from sdlint import runcache
@@ -19,6 +18,7 @@ from sdlint.engine import Report, Settings, check_paths
 from sdlint.errors import UsageError
 from sdlint.exit_codes import EXIT_CLEAN, EXIT_FINDINGS
 from sdlint.parallel import default_jobs
+from sdlint.record import replace
 from sdlint.sources import PathOrUrl, path_or_url
 from sdlint.sources.local import display
 

@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 
 from sdlint.diagnostic import Diagnostic
 from sdlint.errors import UsageError
+from sdlint.record import record
 
 TYPE_CHECKING = False  # typing is not imported at run time (a check has no use for it)
 if TYPE_CHECKING:
     from typing import TextIO
 
 
-@dataclass(frozen=True)
+@record
 class EmitContext:
     files_checked: int = 0
     color: bool = False

@@ -14,16 +14,16 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
 from typing import TextIO
 
 from sdlint.diagnostic import Diagnostic
 from sdlint.emit import EmitContext
 from sdlint.emit.text import summary
+from sdlint.record import fields, record
 from sdlint.registry import all_rules
 
 
-@dataclass(frozen=True)
+@record
 class Statistic:
     code: str
     name: str
@@ -59,5 +59,6 @@ def emit(diagnostics: Sequence[Diagnostic], context: EmitContext, stream: TextIO
 
 def emit_json(diagnostics: Sequence[Diagnostic], context: EmitContext, stream: TextIO) -> None:
     """`--statistics --output-format json`: `[{"code", "name", "count", "fixable"}]`, same order."""
-    json.dump([asdict(s) for s in statistics(diagnostics)], stream, indent=2)
+    rows = [{f.name: getattr(s, f.name) for f in fields(s)} for s in statistics(diagnostics)]
+    json.dump(rows, stream, indent=2)
     stream.write("\n")

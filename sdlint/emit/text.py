@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import replace
 
 from sdlint.diagnostic import Diagnostic, Severity
 from sdlint.emit import EmitContext
+from sdlint.record import replace
 
 TYPE_CHECKING = False  # typing is not imported at run time (a check has no use for it)
 if TYPE_CHECKING:

@@ -11,8 +11,8 @@ written); everything else reads only what is defined here.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 
+from sdlint.record import record
 from sdlint.sources import FileRef
 
 TYPE_CHECKING = False
@@ -26,7 +26,7 @@ SAFETENSORS = "safetensors"
 PICKLE = "pickle"
 
 
-@dataclass(frozen=True)
+@record
 class TensorSpec:
     """A tensor as the model layer sees it: dtype name and shape, in any format.
 
@@ -41,7 +41,7 @@ class TensorSpec:
     earlier: tuple[TensorSpec, ...] = ()
 
 
-@dataclass(frozen=True)
+@record
 class Tensor:
     """One well-formed tensor of a weights file, in any format.
 
@@ -78,7 +78,7 @@ class FileDescription(Protocol):
         ...
 
 
-@dataclass(frozen=True)
+@record
 class Unreadable:
     """A weights file that cannot be read at all (for safetensors: SD001)."""
 
@@ -87,7 +87,7 @@ class Unreadable:
     format: str = SAFETENSORS
 
 
-@dataclass(frozen=True)
+@record
 class LfsPointer:
     """A Git LFS pointer file standing where the weights should be (SD005)."""
 

@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
 from pathlib import Path
 
+from sdlint.record import field, record
 from sdlint.sources import FileRef, ReadError
 from sdlint.sources.local import read_bounded
 
 MAX_INDEX_SIZE = 100_000_000
 
 
-@dataclass(frozen=True)
+@record
 class ShardIndex:
     """A `*.safetensors.index.json`. `problem` is set when it cannot be used at all."""
 

@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
+
+from sdlint.record import record
 
 # An index: `<stem>.safetensors.index.json` or torch.save's `<stem>.bin.index.json`, with a
 # variant before `.json` (`model.safetensors.index.fp16.json`).
@@ -26,7 +27,7 @@ _INDEX = re.compile(
 _SHARD_END = re.compile(r".*-\d+-of-\d+")
 
 
-@dataclass(frozen=True)
+@record
 class IndexName:
     """An index's name taken apart: `model.safetensors.index.fp16.json` is stem `model`, weights
     suffix `.safetensors`, variant `fp16`."""

@@ -27,7 +27,6 @@ import tarfile
 import warnings
 import zipfile
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, BinaryIO, Literal, cast
 
@@ -35,6 +34,7 @@ from sdlint.dtypes import TORCH_DTYPES, TORCH_STORAGE_DTYPES
 from sdlint.formats import PICKLE, LfsPointer, Tensor, Unreadable
 from sdlint.formats.names import add_variant, index_name, plain_name
 from sdlint.formats.safetensors import LFS_SIGNATURE, _parse_lfs_pointer
+from sdlint.record import field, record, replace
 from sdlint.sources import FileRef, Reader, ReadError, Source
 from sdlint.sources.local import LocalFile
 
@@ -58,7 +58,7 @@ Layout = Literal["zip", "legacy"]
 ProblemKind = Literal["unreadable", "not-state-dict", "storage", "unsupported-tensor"]
 
 
-@dataclass(frozen=True)
+@record
 class PickleGlobal:
     """A global the pickle imports that is not on the allow-list: loading the file imports it."""
 
@@ -75,7 +75,7 @@ class PickleGlobal:
         return f"{self.module}.{self.name}" if self.name else self.module
 
 
-@dataclass(frozen=True)
+@record
 class PickleTensor:
     """One tensor of the state dict, as the pickle describes it; its bytes are never read."""
 
@@ -101,7 +101,7 @@ class PickleTensor:
         return (self.storage_offset + span) * self.itemsize
 
 
-@dataclass(frozen=True)
+@record
 class StorageRecord:
     """A storage the pickle refers to, and what the file holds for it."""
 
@@ -120,14 +120,14 @@ class StorageRecord:
         return self.numel * self.element_size
 
 
-@dataclass(frozen=True)
+@record
 class PickleProblem:
     kind: ProblemKind
     message: str
     tensor: str | None = None
 
 
-@dataclass(frozen=True)
+@record
 class PickleCheckpoint:
     """What a torch.save file holds, as far as can be known without running it.
 
@@ -170,7 +170,7 @@ class PickleCheckpoint:
         return next((s for s in self.storages if s.key == key), None)
 
 
-@dataclass(frozen=True)
+@record
 class UnreadablePickle(Unreadable):
     """A torch.save file whose tensors cannot be handed to the model checks (unreadable, no state
     dict, tensors sdlint does not describe). Its description still goes along: SD006 names its
@@ -254,7 +254,7 @@ def is_allowed(module: str, name: str) -> bool:
 # dict, set), a Python scalar, or one of these; they hash by identity, so no hashing recurses.
 
 
-@dataclass(eq=False)
+@record(frozen=False, eq=False)
 class _Ref:
     module: str
     name: str
@@ -262,14 +262,14 @@ class _Ref:
     written: str | None = None
 
 
-@dataclass(eq=False)
+@record(frozen=False, eq=False)
 class _Storage:
     key: str
     storage_type: str
     torch_dtype: str
 
 
-@dataclass(eq=False)
+@record(frozen=False, eq=False)
 class _Tensor:
     torch_dtype: str
     shape: tuple[int, ...]
@@ -278,7 +278,7 @@ class _Tensor:
     offset: int
 
 
-@dataclass(eq=False)
+@record(frozen=False, eq=False)
 class _Opaque:
     what: str  # "a call of os.system", "a sparse tensor", ...
 
@@ -287,7 +287,7 @@ class _Malformed(Exception):
     """The pickle does something the real unpickler would fail on (or that makes no sense)."""
 
 
-@dataclass
+@record(frozen=False)
 class _PickleRun:
     """The outcome of walking one pickle."""
 
@@ -778,7 +778,7 @@ _CALLS: dict[tuple[str, str], Callable[[_Interpreter, _Ref, tuple[object, ...]],
 # Persistent ids: torch's storages.
 
 
-@dataclass
+@record(frozen=False)
 class _StorageTable:
     """Storages the main pickle declares, by key, in the order they are first named."""
 

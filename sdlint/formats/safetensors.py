@@ -27,13 +27,13 @@ import gc
 import json
 import re
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, replace
 from functools import cached_property
 from pathlib import Path
 
 from sdlint import memo
 from sdlint.dtypes import DTYPE_BITS, USIZE_LIMIT, is_uint, shape_text, tensor_bits
 from sdlint.formats import SAFETENSORS, LfsPointer, Tensor, Unreadable
+from sdlint.record import record, replace
 from sdlint.sources import FileRef, ReadError, Source
 from sdlint.sources.local import LocalFile
 
@@ -54,7 +54,7 @@ _JSON_WHITESPACE = " \t\n\r"
 _ENTRY_FIELDS = ("dtype", "shape", "data_offsets")
 
 
-@dataclass(frozen=True)
+@record
 class TensorInfo(Tensor):
     """A well-formed tensor entry. `begin`/`end` are relative to the start of the data section."""
 
@@ -66,7 +66,7 @@ class TensorInfo(Tensor):
         return (self.begin, self.end)
 
 
-@dataclass(frozen=True)
+@record
 class TensorEntry:
     """One tensor entry as written, well-formed or not.
 
@@ -88,7 +88,7 @@ class TensorEntry:
         return TensorInfo(self.name, self.dtype, self.shape, *self.offsets)
 
 
-@dataclass(frozen=True)
+@record
 class Header:
     """A safetensors header that parsed as a JSON object of the right shape."""
 
@@ -142,7 +142,7 @@ class Header:
 HeaderResult = Header | Unreadable | LfsPointer
 
 
-@dataclass(frozen=True)
+@record
 class Problem:
     """A way a readable header departs from the format. `error`: the reference reader rejects the
     file for it; otherwise it reads the file and the written format forbids it (a warning)."""

@@ -18,7 +18,6 @@ transformers' logging, progress bars and Python warnings are silenced.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -41,6 +40,7 @@ from sdlint.model.verdict import (
     TensorSpec,
     WrapperPrefix,
 )
+from sdlint.record import replace
 
 INSTALL_HINT = "pip install 'sdlint[model]'"
 
@@ -120,7 +120,7 @@ def _predict(
     wrapper = _find_wrapper_prefix(verdict, tensors, run)
     if wrapper is None:
         return verdict
-    return dataclasses.replace(verdict, wrapper_prefix=wrapper)
+    return replace(verdict, wrapper_prefix=wrapper)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -48,6 +48,7 @@ from sdlint.model.verdict import (
     TensorSpec,
     Unexpected,
 )
+from sdlint.record import replace
 from sdlint.runcache import untrusted
 
 INSTALL_HINT = "pip install 'sdlint[peft]'"
@@ -442,9 +443,7 @@ def _predict(
 
 
 def _with(verdict: AdapterVerdict, **changes: Any) -> AdapterVerdict:
-    import dataclasses
-
-    return dataclasses.replace(verdict, **changes)
+    return replace(verdict, **changes)
 
 
 def _unknown_targets(peft: Any, peft_config: Any, model: Any) -> tuple[str, ...]:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import importlib
 import unittest.mock
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -22,6 +21,7 @@ from sdlint.checkpoint import Checkpoint
 from sdlint.discover import find_checkpoints
 from sdlint.formats.names import index_name, plain_name
 from sdlint.model.verdict import LoadVerdict, TensorSpec
+from sdlint.record import record
 
 MismatchSet = frozenset[tuple[str, tuple[int, ...], tuple[int, ...]]]
 
@@ -72,7 +72,7 @@ def _variant(name: str) -> str | None:
     return None if found is None else found[1]
 
 
-@dataclass(frozen=True)
+@record
 class ReferenceReport:
     """What the real `from_pretrained` decided."""
 

@@ -14,16 +14,16 @@ import sys
 import tempfile
 import warnings
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from sdlint.config_fields import CONFIG_NAME, NOT_JSON, NOT_OBJECT, ConfigFile
 from sdlint.model._text import describe_exception
 from sdlint.model.verdict import NOT_INSTALLED, UNREADABLE_CONFIG, ConfigProblem
+from sdlint.record import record
 
 
-@dataclass(frozen=True)
+@record
 class ConfigKind:
     """How problems with a kind of config file are worded."""
 

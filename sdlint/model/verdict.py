@@ -12,17 +12,16 @@ renaming; the file's own names are kept beside them where the rules need them.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import hashlib
 import json
 import types
 import typing
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from sdlint.formats import TensorSpec as TensorSpec  # the model layer's input, from the read stage
+from sdlint.record import Field, fields, is_record, record
 
 # The one on-disk format version of verdicts and their cache (sdlint/model/cache.py). Bump it when
 # a field keeps its name and type but changes meaning: older entries then stop decoding. Adding,
@@ -30,7 +29,7 @@ from sdlint.formats import TensorSpec as TensorSpec  # the model layer's input, 
 FORMAT_VERSION = 3
 
 
-@dataclass(frozen=True)
+@record
 class Missing:
     """A model key no checkpoint tensor was loaded into (transformers initialises it randomly)."""
 
@@ -42,7 +41,7 @@ class Missing:
     shape: tuple[int, ...] = ()  # the model's shape for it, so a fix can initialise it
 
 
-@dataclass(frozen=True)
+@record
 class Unexpected:
     """A checkpoint tensor the model has no place for. One entry per file key.
 
@@ -54,7 +53,7 @@ class Unexpected:
     model_key: str
 
 
-@dataclass(frozen=True)
+@record
 class Mismatch:
     """A model key whose checkpoint tensor has another shape (it is re-initialised, R19).
 
@@ -77,7 +76,7 @@ class Mismatch:
     earlier_copy: int | None = None
 
 
-@dataclass(frozen=True)
+@record
 class ConversionError:
     """A converter (MoE expert fusion, qkv split, ...) failed on the checkpoint's tensors.
 
@@ -92,7 +91,7 @@ class ConversionError:
     earlier_copy: int | None = None
 
 
-@dataclass(frozen=True)
+@record
 class Shadowed:
     """A file key dropped silently because another file key maps to the same model key (R14).
 
@@ -105,7 +104,7 @@ class Shadowed:
     winner: str
 
 
-@dataclass(frozen=True)
+@record
 class WrapperPrefix:
     """Nearly every key carries a leading component transformers does not strip (SD106, R13).
 
@@ -120,7 +119,7 @@ class WrapperPrefix:
     verdict: LoadVerdict
 
 
-@dataclass(frozen=True)
+@record
 class LoadVerdict:
     """What `from_pretrained(dir, output_loading_info=True, ignore_mismatched_sizes=True)` reports.
 
@@ -218,7 +217,7 @@ CONFIG_PROBLEM_KINDS = (
 _ENVIRONMENT_KINDS = frozenset({NOT_INSTALLED, MISSING_DEPENDENCY})
 
 
-@dataclass(frozen=True)
+@record
 class ConfigProblem:
     """The expected model cannot be built, so no key verdict exists (SD107; info for QUANTIZED).
 
@@ -253,7 +252,7 @@ class ConfigProblem:
         return result
 
 
-@dataclass(frozen=True)
+@record
 class AdapterMissing:
     """An adapter tensor peft expects and the adapter file lacks (peft leaves it initialised).
 
@@ -266,7 +265,7 @@ class AdapterMissing:
     shape: tuple[int, ...]
 
 
-@dataclass(frozen=True)
+@record
 class AdapterMismatch:
     """An adapter tensor whose shape differs from the one peft builds for it on the base model.
 
@@ -281,7 +280,7 @@ class AdapterMismatch:
     in_head: bool
 
 
-@dataclass(frozen=True)
+@record
 class AdapterVerdict:
     """What `PeftModel.from_pretrained(base, adapter_dir)` reports for a PEFT adapter.
 
@@ -366,8 +365,8 @@ _TYPES: dict[str, type] = {
 
 
 # ---------------------------------------------------------------------------------------------
-# Encoding, derived from the dataclasses' own fields and type hints: adding a field is one edit
-# (the dataclass), and the decoder still checks every field's presence and type. A record at a
+# Encoding, derived from the records' own fields and type hints: adding a field is one edit
+# (the record), and the decoder still checks every field's presence and type. A record at a
 # field of its own (the verdict, a wrapper prefix) is an object keyed by field name; the records
 # of a tuple (missing keys, mismatches, ...) are positional rows, which keeps a 1,000-key verdict
 # small. `schema()` describes the layout; it is written into every document, so a changed field
@@ -386,7 +385,7 @@ def _schema() -> str:
     seen: dict[type, str] = {}
 
     def describe(tp: Any) -> str:
-        if dataclasses.is_dataclass(tp) and isinstance(tp, type):
+        if is_record(tp) and isinstance(tp, type):
             if tp not in seen:
                 seen[tp] = ""  # recursion guard (a wrapper prefix holds a verdict)
                 hints = _hints(tp)
@@ -416,8 +415,8 @@ def _document(kind: str, value: Stored) -> dict[str, Any]:
     }
 
 
-def _fields(cls: type) -> tuple[dataclasses.Field[Any], ...]:
-    return dataclasses.fields(cls)
+def _fields(cls: type) -> tuple[Field, ...]:
+    return fields(cls)
 
 
 @functools.cache
@@ -427,7 +426,7 @@ def _hints(cls: type) -> dict[str, Any]:
 
 @functools.cache
 def _encoder(tp: Any, *, positional: bool = True) -> _Codec:
-    if dataclasses.is_dataclass(tp) and isinstance(tp, type):
+    if is_record(tp) and isinstance(tp, type):
         hints = _hints(tp)
         names = tuple(f.name for f in _fields(tp))
         encoders: list[_Codec] = []  # resolved on first use, as in `_record_decoder`
@@ -453,7 +452,7 @@ def _encoder(tp: Any, *, positional: bool = True) -> _Codec:
 
 @functools.cache
 def _decoder(tp: Any, *, positional: bool = True) -> _Codec:
-    if dataclasses.is_dataclass(tp) and isinstance(tp, type):
+    if is_record(tp) and isinstance(tp, type):
         return _record_decoder(tp, positional)
     args = typing.get_args(tp)
     if typing.get_origin(tp) is tuple:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import replace
 
 from sdlint.config_fields import differing_dims, explaining_field
 from sdlint.context import CheckContext, ModelView
+from sdlint.record import replace
 from sdlint.rule import Finding, rule
 from sdlint.rules.model_common import group, mismatch_finding, path_of, verdict_of
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from dataclasses import replace
 
 from sdlint.config_fields import differing_dims, explaining_field, num_labels
 from sdlint.context import CheckContext, ModelView
 from sdlint.diagnostic import Applicability, Fix
 from sdlint.dtypes import shape_text
+from sdlint.record import replace
 from sdlint.rule import Finding, FixAvailability, rule
 from sdlint.rules.adapter_common import LOADER, adapter_verdict_of, is_empty
 from sdlint.rules.model_common import (

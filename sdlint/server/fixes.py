@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +16,7 @@ from sdlint.diagnostic import Diagnostic
 from sdlint.edits import Edit, SetConfigValues, config_values
 from sdlint.engine import Settings, check_paths
 from sdlint.fixes import apply, edited_json, fix_paths
+from sdlint.record import record
 from sdlint.server.workspace import OpenDocument, lint_inputs, norm_path
 
 APPLY_FIX = "sdlint.applyFix"  # arguments: one FindingRef.to_json()
@@ -24,7 +24,7 @@ FIX_ALL = "sdlint.fixAll"  # arguments: the folders, as paths
 FIX_ALL_KIND = lsp.CodeActionKind.SourceFixAll.value + ".sdlint"
 
 
-@dataclass(frozen=True)
+@record
 class FindingRef:
     """What `sdlint.applyFix` is given: enough to find the finding again in a fresh check, so the
     fix applied is the one the files on disk call for now, not one computed before they changed."""

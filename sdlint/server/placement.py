@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 from lsprotocol import types as lsp
@@ -15,6 +14,7 @@ from pygls.workspace import PositionCodec
 from sdlint.config_fields import CONFIG_NAME
 from sdlint.diagnostic import Diagnostic, Location, Severity
 from sdlint.json_locations import key_locations, string_end
+from sdlint.record import record
 from sdlint.server.workspace import FolderFindings, norm_path
 
 SOURCE = "sdlint"
@@ -69,7 +69,7 @@ def _relative(path: Path, folder: Path) -> str:
         return path.as_posix()
 
 
-@dataclass(frozen=True)
+@record
 class Placed:
     """A published diagnostic and the finding it shows: code actions start from the former (as
     the client sends it back) and need the latter's fix."""

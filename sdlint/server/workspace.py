@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from pygls.uris import to_fs_path
@@ -16,6 +15,7 @@ from sdlint.diagnostic import Diagnostic
 from sdlint.engine import Settings, check_paths, resolve
 from sdlint.formats.names import is_safetensors_index_name
 from sdlint.formats.safetensors import WEIGHTS_SUFFIX
+from sdlint.record import field, record
 
 
 def norm_path(path: str | Path) -> Path:
@@ -59,7 +59,7 @@ def lint_inputs(folder: Path) -> list[Path]:
         return []
 
 
-@dataclass(frozen=True)
+@record
 class FolderFindings:
     diagnostics: tuple[Diagnostic, ...] = ()
     # Every file of a checked checkpoint -> the config.json it was checked against: the one
@@ -93,7 +93,7 @@ def check_folder(folder: Path, unsaved: Mapping[Path, str] | None = None) -> Fol
     return FolderFindings(report.diagnostics, config_of)
 
 
-@dataclass(frozen=True)
+@record
 class OpenDocument:
     uri: str  # as the client spelled it: diagnostics must be published on the same URI
     version: int | None

@@ -21,8 +21,9 @@ import os
 import posixpath
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
 from pathlib import Path
+
+from sdlint.record import record
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -35,7 +36,7 @@ else:  # typing is not imported at run time (a check has no use for it): for the
 MAX_TEXT_FILE_SIZE = 16_000_000
 
 
-@dataclass(frozen=True, order=True)
+@record(order=True)
 class FileRef:
     """Which file, wherever it is: the name the user sees (a local path as given, in POSIX form,
     or a URL), and the file on the local disk when there is one. A remote file has none: fixes,

@@ -25,10 +25,10 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
 from sdlint import __version__
+from sdlint.record import field, record
 from sdlint.sources import ReadError
 
 # The first read of a file asks for this many bytes: the 8-byte length and, usually, the whole
@@ -81,7 +81,7 @@ def env_tokens() -> dict[str, str]:
     return {host_of(endpoint): token}
 
 
-@dataclass
+@record(frozen=False)
 class Cost:
     """What a run asked of the servers: requests sent and body bytes received."""
 
@@ -95,7 +95,7 @@ class Cost:
             self.bytes += nbytes
 
 
-@dataclass(frozen=True)
+@record
 class Chunk:
     """The answer to a range read: `data` starts at the requested offset. `size` is the file's
     size when the server said it (Content-Range, else Content-Length of a whole-file answer)."""
@@ -105,7 +105,7 @@ class Chunk:
     url: str  # after redirects, with its query: may carry a CDN signature, never show it
 
 
-@dataclass
+@record(frozen=False)
 class HttpClient:
     """Range reads with timeouts, retries with backoff on 429/5xx, redirects (a token is sent
     only to its own host), a concurrency limit and a cost counter."""

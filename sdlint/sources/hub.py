@@ -14,11 +14,11 @@ imported (its `constants` are frozen at import).
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from urllib.parse import quote, unquote
 
 from sdlint import __version__
 from sdlint.errors import UsageError
+from sdlint.record import record
 from sdlint.sources.http import host_of
 
 SCHEME = "hf://"
@@ -30,7 +30,7 @@ def is_hub(text: str) -> bool:
     return text.startswith(SCHEME)
 
 
-@dataclass(frozen=True)
+@record
 class HubPath:
     """`hf://ORG/NAME[@REVISION][/PATH]` taken apart."""
 
@@ -73,7 +73,7 @@ def offline() -> bool:
     )
 
 
-@dataclass(frozen=True)
+@record
 class HubRepo:
     """A repository at one commit: its files and their sizes (None when the hub did not say)."""
 

@@ -14,10 +14,10 @@ import re
 import stat
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
 from sdlint import memo, runcache
+from sdlint.record import record
 from sdlint.runcache import depend
 from sdlint.sources import MAX_TEXT_FILE_SIZE, FileRef, PathOrUrl, ReadError
 
@@ -114,7 +114,7 @@ def read_bounded(path: Path, limit: int = MAX_TEXT_FILE_SIZE) -> bytes:
     return data
 
 
-@dataclass(frozen=True)
+@record
 class LocalFile:
     """A file on the local disk (the `Source` of everything sdlint reads today)."""
 
@@ -214,7 +214,7 @@ def _listing(folder: Path) -> list[tuple[str, bool]]:
     return listed
 
 
-@dataclass(frozen=True)
+@record
 class LocalFolder:
     """A folder on the local disk (a `Folder`)."""
 

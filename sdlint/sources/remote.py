@@ -19,7 +19,6 @@ import re
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, contextmanager
-from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, TypeVar
 from urllib.parse import urljoin
 
@@ -27,6 +26,7 @@ from sdlint.config_fields import CONFIG_NAME, ConfigFile, parse_config_bytes
 from sdlint.errors import UsageError
 from sdlint.formats.names import is_safetensors_index_name
 from sdlint.formats.safetensors import WEIGHTS_SUFFIX
+from sdlint.record import record, replace
 from sdlint.sources import MAX_TEXT_FILE_SIZE, FileRef, ReadError
 from sdlint.sources.http import HttpClient, RemoteReader
 from sdlint.sources.hub import HubRepo, is_hub, parse_hub_path, resolve_repo
@@ -38,7 +38,7 @@ _T = TypeVar("_T")
 _R = TypeVar("_R")
 
 
-@dataclass(frozen=True)
+@record
 class RemoteFile:
     """A `Source` behind a URL. `size` is the size a listing gave (the hub's), used when the
     server's answer does not say it."""
@@ -73,7 +73,7 @@ class RemoteFile:
         return self.client.read_whole(self.url, limit)
 
 
-@dataclass(frozen=True)
+@record
 class UrlFolder:
     """The folder of a URL (a `Folder`): files are named relative to it, but a plain HTTP server
     cannot list it, so a file's presence shows only when it is read."""
@@ -105,7 +105,7 @@ class UrlFolder:
         return None  # it cannot be listed, so nothing beside it is read
 
 
-@dataclass(frozen=True)
+@record
 class HubFolder:
     """A folder of a hub repository at one commit (a `Folder`), listed by the repository's
     listing."""

@@ -14,7 +14,6 @@ from __future__ import annotations
 import io
 import json
 import xml.etree.ElementTree as ET
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +28,7 @@ from sdlint.emit.gitlab import fingerprints
 from sdlint.emit.sarif import artifact_location
 from sdlint.emit.statistics import Statistic, statistics
 from sdlint.errors import UsageError
+from sdlint.record import replace
 from sdlint.registry import get_rule
 from tests.emit.cases import DIAGNOSTICS, INDEX, ODD_PATH
 

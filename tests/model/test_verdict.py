@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 
 import pytest
@@ -23,6 +22,7 @@ from sdlint.model.verdict import (
     decode,
     schema,
 )
+from sdlint.record import fields
 
 names = st.text(min_size=1, max_size=30)
 shapes = st.lists(st.integers(min_value=0, max_value=2**63), max_size=4).map(tuple)
@@ -155,7 +155,7 @@ def test_another_field_layout_is_rejected() -> None:
             decode(json.dumps({**document, "schema": other}))
 
 
-def test_the_encoding_follows_the_dataclass_fields() -> None:
+def test_the_encoding_follows_the_record_fields() -> None:
     """Every field is written under its own name (records in tuples as rows in field order), so a
     new field in a dataclass is encoded and checked with no second edit."""
     verdict = LoadVerdict(
@@ -173,9 +173,9 @@ def test_the_encoding_follows_the_dataclass_fields() -> None:
         ),
     )
     value = verdict.to_dict()["value"]
-    assert list(value) == [f.name for f in dataclasses.fields(LoadVerdict)]
+    assert list(value) == [f.name for f in fields(LoadVerdict)]
     assert value["missing"] == [["k", True, [2, 3]]]
-    assert list(value["wrapper_prefix"]) == [f.name for f in dataclasses.fields(WrapperPrefix)]
+    assert list(value["wrapper_prefix"]) == [f.name for f in fields(WrapperPrefix)]
 
 
 def test_malformed_verdict_fields_are_rejected() -> None:

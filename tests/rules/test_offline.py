@@ -7,7 +7,6 @@ say nothing about whether a verdict is right (tests/model holds the verdicts to 
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +23,7 @@ from sdlint.model.verdict import (
     Unexpected,
     WrapperPrefix,
 )
+from sdlint.record import replace
 from sdlint.registry import all_rules
 from sdlint.rule import FixAvailability
 from tests.cli_helpers import run

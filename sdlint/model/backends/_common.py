@@ -8,7 +8,6 @@ import importlib
 import inspect
 import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from sdlint.dtypes import TORCH_NAMES
@@ -30,6 +29,7 @@ from sdlint.model.verdict import (
     TensorSpec,
     Unexpected,
 )
+from sdlint.record import record
 
 # The transformers versions the backends reproduce (held by the differential tests on the
 # versions in README's table; `select` in __init__.py picks the backend from these ranges).
@@ -45,7 +45,7 @@ FAILS_ON_OPEN = frozenset({"F6_E2M3", "F6_E3M2"})
 FAILS_ON_READ = frozenset({"F4"})
 
 
-@dataclass(frozen=True)
+@record
 class Request:
     """One question to a backend: what `model_class.from_pretrained` reports for a checkpoint of
     `tensors` with this config.json (`config_name` words messages)."""
@@ -100,7 +100,7 @@ class Backend:
 FoundMismatch = tuple[str, tuple[Any, Any], str | None, tuple[str, ...], int | None]
 
 
-@dataclass(frozen=True)
+@record
 class Built:
     """The model a backend built on meta, and what every verdict about it says the same way."""
 
@@ -293,7 +293,7 @@ def build_config(
     return config, config_class.__name__
 
 
-@dataclass(frozen=True)
+@record
 class MetaCheckpoint:
     """The checkpoint as empty meta tensors, in safe_open's (sorted) key order."""
 

@@ -11,7 +11,6 @@ import difflib
 import importlib
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from sdlint.model._text import describe_exception, missing_package
@@ -23,6 +22,7 @@ from sdlint.model.verdict import (
     UNKNOWN_MODEL_TYPE,
     ConfigProblem,
 )
+from sdlint.record import record
 
 # transformers' backend names (utils/import_utils.py BACKENDS_MAPPING) that are not pip names.
 _PIP_NAMES = {
@@ -39,7 +39,7 @@ _PIP_NAMES = {
 _TASK_SUFFIX = re.compile(r"(For[A-Z]\w*|LMHeadModel|Model)$")
 
 
-@dataclass(frozen=True)
+@record
 class ModelClass:
     """The class from_pretrained would be called on, where its name came from, and notes."""
 

@@ -43,6 +43,7 @@ from sdlint.model.verdict import (
     Outcome,
     Shadowed,
 )
+from sdlint.record import record
 
 _TRACEBACK_HEAD = "Traceback (most recent call last):"
 
@@ -211,7 +212,7 @@ def _strip_traceback(message: str) -> str:
 _NOT_QUANTIZED = {"is_quantized": False, "_is_ds_init_called": False, "allow_all_kernels": None}
 
 
-@dataclasses.dataclass(frozen=True)
+@record
 class _Loaded:
     """transformers' verdict on the meta state dict, after ties and ignore lists."""
 
@@ -224,7 +225,7 @@ class _Loaded:
     renames: Mapping[str, tuple[str, str | None]]
 
 
-@dataclasses.dataclass(frozen=True)
+@record
 class _LoadingCalls:
     """transformers' private loading functions, bound to the installed version's signatures."""
 
