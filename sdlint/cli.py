@@ -123,6 +123,14 @@ def _check_through_run_cache(argv: list[str]) -> int:
 
 
 def _run(argv: list[str]) -> int:
+    if argv[:1] == ["check"]:  # the usual command line needs no argparse (see plain_arguments)
+        from sdlint.commands import check
+
+        plain = check.plain_arguments(argv[1:])
+        if plain is not None:
+            code = check.run(plain)
+            sys.stdout.flush()  # a closed pipe fails here, not at exit
+            return code
     parser = build_parser(_chosen(argv))
     try:
         args = parser.parse_args(argv)

@@ -30,6 +30,11 @@ UNUSED_ON_A_CHECK = (
     "unicodedata",  # only to escape a message that is not printable (sdlint/emit/text.py)
     "dataclasses",  # sdlint's value types are records (sdlint/record.py): no inspect, ast, dis
     "inspect",
+    # a plain `check` command line is read without argparse (commands/check.py plain_arguments),
+    # and so without gettext and the locale module its lookups import
+    "argparse",
+    "gettext",
+    "locale",
 )
 
 # What a check of a safetensors file with no model to compare (no config.json) has no use for

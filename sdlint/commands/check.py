@@ -3,12 +3,12 @@
 
 from __future__ import annotations
 
-import argparse
 import io
 import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from types import SimpleNamespace
 
 from sdlint import runcache
 from sdlint.config import HEAD_FIXES, MODEL_CHECKS, ConfigResolver
@@ -24,7 +24,11 @@ from sdlint.sources.local import display
 
 TYPE_CHECKING = False  # typing is not imported at run time (a check has no use for it)
 if TYPE_CHECKING:
+    import argparse
     from typing import Any, TextIO
+
+    # What `run` reads its options from: argparse's namespace, or `plain_arguments`'s.
+    Arguments = argparse.Namespace | SimpleNamespace
 
     from sdlint.emit import Emitter
     from sdlint.fixes import FixOutcome
@@ -34,7 +38,238 @@ def _codes(value: str) -> list[str]:
     return [part.strip() for part in value.split(",") if part.strip()]
 
 
+def _positive(value: str) -> int:
+    if not value.isdigit() or int(value) < 1:
+        import argparse
+
+        raise argparse.ArgumentTypeError(f"expected a positive whole number, got {value!r}")
+    return int(value)
+
+
+# The options of `sdlint check`, in help order: the flags and the keywords of argparse's
+# `add_argument` (`add_parser` builds the parser from them; `plain_arguments` reads the plain
+# command lines from them without argparse). Actions are those two understand: store (no action),
+# "store_true", "extend", and _BOOLEAN_OPTIONAL for argparse.BooleanOptionalAction.
+_BOOLEAN_OPTIONAL = "boolean-optional"
+_OPTIONS: tuple[tuple[tuple[str, ...], dict[str, Any]], ...] = (
+    (
+        ("--select",),
+        {
+            "action": "extend",
+            "type": _codes,
+            "metavar": "CODES",
+            "help": "only these rule codes or prefixes, comma-separated (default: all default "
+            "rules)",
+        },
+    ),
+    (
+        ("--extend-select",),
+        {
+            "action": "extend",
+            "type": _codes,
+            "default": [],
+            "metavar": "CODES",
+            "help": "rule codes or prefixes to add to the selection",
+        },
+    ),
+    (
+        ("--ignore",),
+        {
+            "action": "extend",
+            "type": _codes,
+            "default": [],
+            "metavar": "CODES",
+            "help": "rule codes or prefixes to leave out",
+        },
+    ),
+    (
+        ("--output-format",),
+        {
+            "choices": sorted(FORMATS),
+            "default": "text",
+            "help": "how to print the diagnostics (default: text)",
+        },
+    ),
+    (
+        ("--statistics",),
+        {
+            "action": "store_true",
+            "help": "print how many findings of each rule instead of the findings",
+        },
+    ),
+    (
+        ("--exit-zero",),
+        {
+            "action": "store_true",
+            "help": "exit 0 even when diagnostics are reported (still 2 on errors)",
+        },
+    ),
+    (
+        ("--show-fixes",),
+        {
+            "action": "store_true",
+            "help": "after text output, list the fixes available for the findings",
+        },
+    ),
+    (
+        ("--model-config",),
+        {
+            "type": path_or_url,
+            "metavar": "FILE",
+            "help": "the transformers config.json the checkpoint will be loaded into, a file, URL "
+            "or hf://ORG/NAME[@REVISION][/config.json] (default: the config.json beside the "
+            "weights)",
+        },
+    ),
+    (
+        ("--jobs",),
+        {
+            "type": _positive,
+            "metavar": "N",
+            "help": "processes for many checkpoints (reading headers, building expected models) "
+            "and remote reads in flight (default: the number of CPUs, and 8 remote reads); the "
+            "output does not depend on it",
+        },
+    ),
+    (
+        ("--architecture",),
+        {
+            "metavar": "NAME",
+            "help": "the transformers class to load into, e.g. RobertaModel "
+            "(default: the config's `architectures[0]`)",
+        },
+    ),
+    (
+        ("--no-cache",),
+        {
+            "action": "store_true",
+            "help": "always build the expected model (default: reuse cached verdicts; "
+            "SDLINT_CACHE_DIR sets the cache folder)",
+        },
+    ),
+    (
+        ("--model-checks",),
+        {
+            "choices": MODEL_CHECKS,
+            "help": "auto: build the expected model with transformers when no verdict is cached; "
+            "cached: only use verdicts a run with transformers recorded (never imports it); "
+            "off: integrity checks only; required: auto where transformers is installed, cached "
+            "where not, and a skipped model check is a finding (SD108) instead of a note "
+            "(default: the configuration's model-checks, else auto)",
+        },
+    ),
+    (
+        ("--record-verdicts",),
+        {
+            "type": Path,
+            "metavar": "DIR",
+            "help": "write the model verdicts of the checked checkpoints into DIR, a folder to "
+            "commit so that the light hook (--model-checks=cached) reports them for everyone",
+        },
+    ),
+    (
+        ("--verdicts",),
+        {
+            "type": Path,
+            "metavar": "DIR",
+            "help": "with --model-checks=cached: also read the verdicts recorded in DIR "
+            "(default: the `verdicts` configuration key)",
+        },
+    ),
+    (
+        ("--staged-deletions",),
+        {
+            "action": "store_true",
+            "help": "also check the index of every shard the staged git commit deletes, that "
+            "shard counted as missing (the pre-commit hooks: pre-commit passes no deleted file); "
+            "with no PATH and nothing deleted, there is nothing to check",
+        },
+    ),
+    (("-q", "--quiet"), {"action": "store_true", "help": "print diagnostics only"}),
+    (
+        ("--config",),
+        {
+            "type": Path,
+            "metavar": "FILE",
+            "help": "use this configuration file (pyproject.toml or sdlint.toml) for every path, "
+            "instead of the one nearest to each path",
+        },
+    ),
+    (("--isolated",), {"action": "store_true", "help": "ignore every configuration file"}),
+    (
+        ("--fix",),
+        {
+            "action": _BOOLEAN_OPTIONAL,
+            "help": "apply the fixes that are safe (with --unsafe-fixes, the unsafe ones too)",
+        },
+    ),
+    (
+        ("--unsafe-fixes",),
+        {
+            "action": _BOOLEAN_OPTIONAL,
+            "help": "also apply (with --fix) or show fixes that change what the checkpoint means",
+        },
+    ),
+    (
+        ("--diff",),
+        {
+            "action": "store_true",
+            "help": "show what --fix would change without writing anything",
+        },
+    ),
+    (
+        ("--head-fix",),
+        {
+            "choices": HEAD_FIXES,
+            "help": "SD101's fix: edit num_labels/id2label in the config (config, the default) "
+            "or re-initialize the head tensors (reinit); both are unsafe",
+        },
+    ),
+    (
+        ("--backup",),
+        {
+            "action": _BOOLEAN_OPTIONAL,
+            "help": "keep each original next to the fixed file (model.safetensors.bak)",
+        },
+    ),
+    (
+        ("--exit-non-zero-on-fix",),
+        {
+            "action": "store_true",
+            "help": "exit 1 when --fix changed a file, even if nothing remains",
+        },
+    ),
+    (
+        ("--baseline",),
+        {
+            "type": Path,
+            "metavar": "FILE",
+            "help": "report only the findings this baseline file does not hold (see "
+            "--write-baseline)",
+        },
+    ),
+    (
+        ("--write-baseline",),
+        {
+            "type": Path,
+            "metavar": "FILE",
+            "help": "record today's findings in FILE (JSON) and exit 0; later runs with "
+            "--baseline FILE report only new ones",
+        },
+    ),
+    (
+        ("-v", "--verbose"),
+        {
+            "action": "store_true",
+            "help": "list every finding (text output folds a module's findings into one line)",
+        },
+    ),
+)
+
+
 def add_parser(commands: argparse._SubParsersAction[Any]) -> None:
+    import argparse
+
     check = commands.add_parser(
         "check",
         help="lint checkpoints (files, sharded index files, model folders)",
@@ -49,166 +284,74 @@ def add_parser(commands: argparse._SubParsersAction[Any]) -> None:
         "a hub repository (hf://ORG/NAME[@REVISION]), read by HTTP range requests, never "
         "downloaded",
     )
-    check.add_argument(
-        "--select",
-        action="extend",
-        type=_codes,
-        metavar="CODES",
-        help="only these rule codes or prefixes, comma-separated (default: all default rules)",
-    )
-    check.add_argument(
-        "--extend-select",
-        action="extend",
-        type=_codes,
-        default=[],
-        metavar="CODES",
-        help="rule codes or prefixes to add to the selection",
-    )
-    check.add_argument(
-        "--ignore",
-        action="extend",
-        type=_codes,
-        default=[],
-        metavar="CODES",
-        help="rule codes or prefixes to leave out",
-    )
-    check.add_argument(
-        "--output-format",
-        choices=sorted(FORMATS),
-        default="text",
-        help="how to print the diagnostics (default: text)",
-    )
-    check.add_argument(
-        "--statistics",
-        action="store_true",
-        help="print how many findings of each rule instead of the findings",
-    )
-    check.add_argument(
-        "--exit-zero",
-        action="store_true",
-        help="exit 0 even when diagnostics are reported (still 2 on errors)",
-    )
-    check.add_argument(
-        "--show-fixes",
-        action="store_true",
-        help="after text output, list the fixes available for the findings",
-    )
-    check.add_argument(
-        "--model-config",
-        type=path_or_url,
-        metavar="FILE",
-        help="the transformers config.json the checkpoint will be loaded into, a file, URL or "
-        "hf://ORG/NAME[@REVISION][/config.json] (default: the config.json beside the weights)",
-    )
-    check.add_argument(
-        "--jobs",
-        type=_positive,
-        metavar="N",
-        help="processes for many checkpoints (reading headers, building expected models) and "
-        "remote reads in flight (default: the number of CPUs, and 8 remote reads); the output "
-        "does not depend on it",
-    )
-    check.add_argument(
-        "--architecture",
-        metavar="NAME",
-        help="the transformers class to load into, e.g. RobertaModel "
-        "(default: the config's `architectures[0]`)",
-    )
-    check.add_argument(
-        "--no-cache",
-        action="store_true",
-        help="always build the expected model (default: reuse cached verdicts; "
-        "SDLINT_CACHE_DIR sets the cache folder)",
-    )
-    check.add_argument(
-        "--model-checks",
-        choices=MODEL_CHECKS,
-        help="auto: build the expected model with transformers when no verdict is cached; "
-        "cached: only use verdicts a run with transformers recorded (never imports it); "
-        "off: integrity checks only; required: auto where transformers is installed, cached "
-        "where not, and a skipped model check is a finding (SD108) instead of a note "
-        "(default: the configuration's model-checks, else auto)",
-    )
-    check.add_argument(
-        "--record-verdicts",
-        type=Path,
-        metavar="DIR",
-        help="write the model verdicts of the checked checkpoints into DIR, a folder to commit "
-        "so that the light hook (--model-checks=cached) reports them for everyone",
-    )
-    check.add_argument(
-        "--verdicts",
-        type=Path,
-        metavar="DIR",
-        help="with --model-checks=cached: also read the verdicts recorded in DIR "
-        "(default: the `verdicts` configuration key)",
-    )
-    check.add_argument(
-        "--staged-deletions",
-        action="store_true",
-        help="also check the index of every shard the staged git commit deletes, that shard "
-        "counted as missing (the pre-commit hooks: pre-commit passes no deleted file); with no "
-        "PATH and nothing deleted, there is nothing to check",
-    )
-    check.add_argument("-q", "--quiet", action="store_true", help="print diagnostics only")
-    check.add_argument(
-        "--config",
-        type=Path,
-        metavar="FILE",
-        help="use this configuration file (pyproject.toml or sdlint.toml) for every path, "
-        "instead of the one nearest to each path",
-    )
-    check.add_argument("--isolated", action="store_true", help="ignore every configuration file")
-    check.add_argument(
-        "--fix",
-        action=argparse.BooleanOptionalAction,
-        help="apply the fixes that are safe (with --unsafe-fixes, the unsafe ones too)",
-    )
-    check.add_argument(
-        "--unsafe-fixes",
-        action=argparse.BooleanOptionalAction,
-        help="also apply (with --fix) or show fixes that change what the checkpoint means",
-    )
-    check.add_argument(
-        "--diff",
-        action="store_true",
-        help="show what --fix would change without writing anything",
-    )
-    check.add_argument(
-        "--head-fix",
-        choices=HEAD_FIXES,
-        help="SD101's fix: edit num_labels/id2label in the config (config, the default) or "
-        "re-initialize the head tensors (reinit); both are unsafe",
-    )
-    check.add_argument(
-        "--backup",
-        action=argparse.BooleanOptionalAction,
-        help="keep each original next to the fixed file (model.safetensors.bak)",
-    )
-    check.add_argument(
-        "--exit-non-zero-on-fix",
-        action="store_true",
-        help="exit 1 when --fix changed a file, even if nothing remains",
-    )
-    check.add_argument(
-        "--baseline",
-        type=Path,
-        metavar="FILE",
-        help="report only the findings this baseline file does not hold (see --write-baseline)",
-    )
-    check.add_argument(
-        "--write-baseline",
-        type=Path,
-        metavar="FILE",
-        help="record today's findings in FILE (JSON) and exit 0; later runs with --baseline FILE "
-        "report only new ones",
-    )
-    check.add_argument(
-        "-v",
-        "--verbose",
-        action="store_true",
-        help="list every finding (text output folds a module's findings into one line)",
-    )
+    for flags, options in _OPTIONS:
+        if options.get("action") == _BOOLEAN_OPTIONAL:
+            options = {**options, "action": argparse.BooleanOptionalAction}
+        check.add_argument(*flags, **options)
+
+
+def plain_arguments(argv: Sequence[str]) -> SimpleNamespace | None:
+    """The namespace argparse makes of `sdlint check ARGV`, without argparse (importing it and
+    building the parser cost every run several milliseconds, most of them in gettext lookups and
+    regular expressions), when ARGV has only the plain forms: PATHs in one run (before or after
+    the options), options spelled out in full (`--select SD1`, `--select=SD1`, `-q`), each value
+    one that argparse accepts. For anything else (an abbreviation, `-qv`, `--`, `-h`, a value
+    argparse refuses, PATHs on both sides of an option) None: argparse parses it and words any
+    error. tests/commands/test_check_arguments.py holds the two to the same answers."""
+    values: dict[str, Any] = {"command": "check", "paths": None}
+    known: dict[str, tuple[str, dict[str, Any], bool]] = {}
+    for flags, options in _OPTIONS:
+        dest = next(flag for flag in flags if flag.startswith("--"))[2:].replace("-", "_")
+        action = options.get("action")
+        values[dest] = options.get("default", False if action == "store_true" else None)
+        for flag in flags:
+            known[flag] = (dest, options, True)
+        if action == _BOOLEAN_OPTIONAL:
+            known[f"--no-{flags[0][2:]}"] = (dest, options, False)
+    index = 0
+    while index < len(argv):
+        word = argv[index]
+        if not word.startswith("-"):  # PATHs: one run of them, as argparse takes `nargs="*"`
+            if values["paths"] is not None:
+                return None
+            end = index
+            while end < len(argv) and not argv[end].startswith("-"):
+                end += 1
+            try:
+                values["paths"] = [path_or_url(path) for path in argv[index:end]]
+            except Exception:
+                return None
+            index = end
+            continue
+        flag, equals, given = word.partition("=")
+        if flag not in known or (equals and flag.startswith("--no-")):
+            return None
+        dest, options, positive = known[flag]
+        action = options.get("action")
+        if action in ("store_true", _BOOLEAN_OPTIONAL):
+            if equals:
+                return None
+            values[dest] = positive
+            index += 1
+            continue
+        if not equals:
+            index += 1
+            if index == len(argv) or argv[index].startswith("-"):
+                return None
+            given = argv[index]
+        try:
+            value = options.get("type", str)(given)
+        except Exception:
+            return None
+        if "choices" in options and value not in options["choices"]:
+            return None
+        if action == "extend":
+            value = [*(values[dest] or ()), *value]
+        values[dest] = value
+        index += 1
+    if values["paths"] is None:
+        values["paths"] = []
+    return SimpleNamespace(**values)
 
 
 def _use_color(stream: TextIO) -> bool:
@@ -217,13 +360,7 @@ def _use_color(stream: TextIO) -> bool:
     return hasattr(stream, "isatty") and stream.isatty()
 
 
-def _positive(value: str) -> int:
-    if not value.isdigit() or int(value) < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive whole number, got {value!r}")
-    return int(value)
-
-
-def run(args: argparse.Namespace) -> int:
+def run(args: Arguments) -> int:
     deleted: list[Path] = []
     if args.staged_deletions:
         from sdlint.discover import indexes_of_deleted
@@ -324,7 +461,7 @@ def run(args: argparse.Namespace) -> int:
     return code
 
 
-def _replayable(args: argparse.Namespace, fix: bool, baseline: Path | None) -> bool:
+def _replayable(args: Arguments, fix: bool, baseline: Path | None) -> bool:
     """Whether the run cache may keep this run: one that only reads files and prints a report
     (no fixes, no written files, no baseline, the cache not turned off). git's answer to
     `--staged-deletions` is kept with the run and asked again by a replay."""
@@ -357,7 +494,7 @@ def _write_baseline(path: Path, report: Report) -> int:
     return EXIT_CLEAN
 
 
-def _apply_baseline(path: Path, report: Report, args: argparse.Namespace) -> Report:
+def _apply_baseline(path: Path, report: Report, args: Arguments) -> Report:
     """The report without the baseline's findings; the count (and, with --verbose, the stale
     entries) on stderr, so that stdout stays the report."""
     from sdlint import baseline
@@ -382,7 +519,7 @@ def _choose(flag: bool | None, configured: bool | None) -> bool:
     return flag if flag is not None else bool(configured)
 
 
-def _run_diff(args: argparse.Namespace, settings: Settings, unsafe: bool) -> int:
+def _run_diff(args: Arguments, settings: Settings, unsafe: bool) -> int:
     """`--diff`: what `--fix` would change, on stdout; nothing is written."""
     from sdlint.fixes import plan_pass, render_diff
 
