@@ -3,6 +3,7 @@ this repository's hooks, and real `git commit`s that pass or are blocked."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -294,3 +295,25 @@ def test_deleting_a_shard_blocks_the_commit(
     git(repo, "checkout", "--", "m")
     unrelated = git(repo, "commit", "-m", "notes", env=env, check=False)
     assert unrelated.returncode == 0, unrelated.stdout + unrelated.stderr
+
+
+def test_a_variant_sharded_checkpoint_commits_and_its_index_is_checked(
+    user_repo: Path, env: dict[str, str]
+) -> None:
+    """`save_pretrained(variant="fp16", max_shard_size=...)`: the shards are checked with their
+    index, model.safetensors.index.fp16.json (each shard was checked alone: hundreds of SD103
+    blocked the commit), and a commit that changes only that index runs the hooks on it."""
+    save_roberta(user_repo / "model", variant="fp16", max_shard_size="20KB")
+    assert len(list((user_repo / "model").glob("model.fp16-*.safetensors"))) > 2
+    result = commit(user_repo, env, "model")
+    assert result.returncode == 0, result.stdout + result.stderr
+    index = user_repo / "model" / "model.safetensors.index.fp16.json"
+    content = json.loads(index.read_text())
+    dropped = sorted(content["weight_map"])[0]
+    del content["weight_map"][dropped]
+    index.write_text(json.dumps(content, indent=2))
+    blocked = commit(user_repo, env, "model/model.safetensors.index.fp16.json")
+    output = blocked.stdout + blocked.stderr
+    assert blocked.returncode != 0, output
+    assert "model/model.safetensors.index.fp16.json:1:1: SD004 " in output
+    assert f"`{dropped}` in model.fp16-" in output

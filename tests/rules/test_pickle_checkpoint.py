@@ -154,17 +154,22 @@ def test_unsafe_pickle_gets_no_fix(capsys: pytest.CaptureFixture[str]) -> None:
 # -- transformers loads the converted folder as it loads the pickle ------------------------------
 
 
-def load_all(cls: Any, folder: Path) -> tuple[dict[str, Any], dict[str, list[str]]]:
-    model, info = cls.from_pretrained(folder, output_loading_info=True)
+def load_all(
+    cls: Any, folder: Path, variant: str | None = None
+) -> tuple[dict[str, Any], dict[str, list[str]]]:
+    model, info = cls.from_pretrained(folder, output_loading_info=True, variant=variant)
     loading = {k: sorted(map(str, v)) for k, v in info.items() if k != "error_msgs"}
     return model.state_dict(), loading
 
 
-def assert_loads_the_same(cls: Any, original: Path, converted: Path, saved: dict[str, Any]) -> None:
-    """`cls.from_pretrained` loads from `converted` what it loads from `original`: the same
-    loading info, every tensor of the same dtype and equal, and equal to what was `saved`."""
-    expected, expected_info = load_all(cls, original)
-    got, info = load_all(cls, converted)
+def assert_loads_the_same(
+    cls: Any, original: Path, converted: Path, saved: dict[str, Any], variant: str | None = None
+) -> None:
+    """`cls.from_pretrained` loads from `converted` what it loads from `original` (both with
+    `variant`): the same loading info, every tensor of the same dtype and equal, and equal to what
+    was `saved`."""
+    expected, expected_info = load_all(cls, original, variant)
+    got, info = load_all(cls, converted, variant)
     assert info == expected_info
     assert set(got) == set(expected)
     for name, tensor in expected.items():
@@ -371,28 +376,48 @@ def test_diff_shows_the_sharded_conversion(capsys: pytest.CaptureFixture[str]) -
     assert files_of(Path("m")) == before
 
 
-def save_pretrained_sharded(model: Any, folder: Path) -> None:
-    """`model.save_pretrained(folder, safe_serialization=False, max_shard_size=...)`: pickle
-    shards under transformers 4.x. transformers 5 writes safetensors whatever it is asked, so
-    there the shards are written by the function 4.x's save_pretrained writes them with."""
+def save_pretrained_sharded(model: Any, folder: Path, variant: str | None = None) -> None:
+    """`model.save_pretrained(folder, safe_serialization=False, max_shard_size=..., variant=...)`:
+    pickle shards under transformers 4.x. transformers 5 writes safetensors whatever it is asked,
+    so there the shards are written by the function 4.x's save_pretrained writes them with, and
+    named as it names them (`pytorch_model.fp16-00001-of-00007.bin`,
+    `pytorch_model.bin.index.fp16.json`)."""
     import transformers
 
-    model.save_pretrained(folder, safe_serialization=False, max_shard_size="20KB")
+    model.save_pretrained(folder, safe_serialization=False, max_shard_size="20KB", variant=variant)
     if int(transformers.__version__.split(".")[0]) >= 5:
         for path in folder.glob("model*.safetensors*"):
             path.unlink()
         from huggingface_hub import save_torch_state_dict
 
+        stem = f"pytorch_model.{variant}" if variant else "pytorch_model"
         save_torch_state_dict(
-            model.state_dict(), folder, safe_serialization=False, max_shard_size="20KB"
+            model.state_dict(),
+            folder,
+            filename_pattern=stem + "{suffix}.bin",
+            safe_serialization=False,
+            max_shard_size="20KB",
         )
+        if variant:  # 4.x's _add_variant puts the variant before `.json`
+            index = folder / f"{stem}.bin.index.json"
+            index.rename(folder / f"pytorch_model.bin.index.{variant}.json")
 
 
 @pytest.mark.model
-@pytest.mark.parametrize("architecture", ["RobertaForSequenceClassification", "RobertaForMaskedLM"])
+@pytest.mark.parametrize(
+    ("architecture", "variant"),
+    [
+        ("RobertaForSequenceClassification", None),
+        ("RobertaForMaskedLM", None),
+        ("RobertaForSequenceClassification", "fp16"),  # save_pretrained(variant="fp16") names
+    ],
+)
 def test_from_pretrained_loads_the_same_tensors_from_converted_shards(
-    capsys: pytest.CaptureFixture[str], architecture: str
+    capsys: pytest.CaptureFixture[str], architecture: str, variant: str | None
 ) -> None:
+    """A variant's shards and index are converted to the names save_pretrained gives the same
+    variant in safetensors (model.fp16-00001-of-00007.safetensors,
+    model.safetensors.index.fp16.json): from_pretrained(variant="fp16") loads them."""
     transformers = pytest.importorskip("transformers")
     from tests.tiny_models import roberta_config
 
@@ -400,17 +425,42 @@ def test_from_pretrained_loads_the_same_tensors_from_converted_shards(
     cls = getattr(transformers, architecture)
     model = cls(roberta_config())
     original, converted = Path("original"), Path("converted")
-    save_pretrained_sharded(model, original)
-    shards = sorted(p.name for p in original.glob("pytorch_model-*.bin"))
+    save_pretrained_sharded(model, original, variant)
+    stem, index = ("model", "model.safetensors.index.json")
+    if variant:
+        stem, index = f"model.{variant}", f"model.safetensors.index.{variant}.json"
+    shards = sorted(p.name for p in original.glob(f"pytorch_{stem}-*.bin"))
     assert len(shards) > 2
     shutil.copytree(original, converted)
     capsys.readouterr()
     code, _, err = run(capsys, "check", "--fix", "--unsafe-fixes", "--no-cache", str(converted))
-    assert code == 0 and f"Fixed {converted}/model.safetensors.index.json" in err, err
+    assert code == 0 and f"Fixed {converted}/{index}" in err, err
     n = len(shards)
     assert sorted(p.name for p in converted.iterdir()) == [
         "config.json",
-        *(f"model-{i:05d}-of-{n:05d}.safetensors" for i in range(1, n + 1)),
-        "model.safetensors.index.json",
+        *(f"{stem}-{i:05d}-of-{n:05d}.safetensors" for i in range(1, n + 1)),
+        index,
     ]
-    assert_loads_the_same(cls, original, converted, model.state_dict())
+    assert_loads_the_same(cls, original, converted, model.state_dict(), variant)
+
+
+@pytest.mark.model
+def test_a_variant_pickle_converts_to_the_variant_safetensors_name(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`pytorch_model.fp16.bin` -> `model.fp16.safetensors`, which from_pretrained(variant="fp16")
+    loads (it was `pytorch_model.fp16.safetensors`, which no loader looks for)."""
+    transformers = pytest.importorskip("transformers")
+    from tests.tiny_models import roberta_config, save_config
+
+    torch.manual_seed(0)
+    model = transformers.RobertaForSequenceClassification(roberta_config())
+    original, converted = Path("original"), Path("converted")
+    torch_save(original / "pytorch_model.fp16.bin", model.state_dict())
+    save_config(original)
+    shutil.copytree(original, converted)
+    code, _, err = run(capsys, "check", "--fix", "--unsafe-fixes", "--no-cache", str(converted))
+    assert code == 0 and f"Fixed {converted}/model.fp16.safetensors" in err, err
+    assert sorted(p.name for p in converted.iterdir()) == ["config.json", "model.fp16.safetensors"]
+    cls = transformers.RobertaForSequenceClassification
+    assert_loads_the_same(cls, original, converted, model.state_dict(), "fp16")
