@@ -42,7 +42,7 @@ if TYPE_CHECKING:
     from typing import Any
 
 WEIGHTS_SUFFIX = ".safetensors"
-INDEX_SUFFIX = ".safetensors.index.json"
+# Index names, plain or a variant's (`model.safetensors.index.fp16.json`): formats/names.py.
 
 # The reference reader refuses larger headers (safetensors `MAX_HEADER_SIZE`); we refuse them before
 # allocating anything.
