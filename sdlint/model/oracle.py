@@ -26,6 +26,7 @@ from sdlint import wrappers
 from sdlint.config_fields import ConfigFile
 from sdlint.model.backends import select
 from sdlint.model.runtime import (
+    collector_paused,
     config_document,
     import_modules,
     local_copy,
@@ -74,7 +75,7 @@ def predict_load(
             "and their keys, which sdlint does not model, so the key checks (SD101-SD104, SD106) "
             "are skipped. Check the checkpoint with the quantization library that wrote it.",
         )
-    with quiet():
+    with quiet(), collector_paused():
         imported = import_modules(
             ("torch", "transformers"),
             checks="model checks",

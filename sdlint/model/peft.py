@@ -29,6 +29,7 @@ from sdlint.dtypes import TORCH_NAMES
 from sdlint.model._text import describe_exception
 from sdlint.model.runtime import (
     ConfigKind,
+    collector_paused,
     config_document,
     import_modules,
     quiet,
@@ -192,7 +193,7 @@ def predict_adapter(
             f"{base.path.name} has a `quantization_config`: quantization replaces the modules an "
             "adapter attaches to, which sdlint does not model, so the adapter checks are skipped.",
         )
-    with quiet():
+    with quiet(), collector_paused():
         imported = import_modules(
             ("torch", "transformers", "peft"),
             checks="adapter checks",
