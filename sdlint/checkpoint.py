@@ -12,6 +12,7 @@ from __future__ import annotations
 from functools import cached_property
 from pathlib import Path
 
+from sdlint import memo
 from sdlint.config_fields import ConfigFile
 from sdlint.formats import SAFETENSORS, FileDescription, LfsPointer, Tensor, TensorSpec, Unreadable
 from sdlint.formats.index import ShardIndex
@@ -25,6 +26,15 @@ ADAPTER_STEM = "adapter_model"
 ADAPTER_CONFIG_NAME = "adapter_config.json"
 
 FileResult = FileDescription | Unreadable | LfsPointer
+
+
+def _well_formed(header: Header) -> bool:
+    """Every entry of the header well-formed; within a run (sdlint/memo.py), found once for
+    identical headers."""
+    entries = header.entries
+    return memo.by_identity(
+        "well-formed", (entries,), lambda: not any(entry.errors for entry in entries)
+    )
 
 
 def is_adapter_name(name: str) -> bool:
@@ -130,9 +140,7 @@ class Checkpoint:
     @cached_property
     def loadable(self) -> bool:
         """Every file read and every entry well-formed: the key set is the one a loader sees."""
-        return self.fully_readable and all(
-            not entry.errors for header in self.headers for entry in header.entries
-        )
+        return self.fully_readable and all(map(_well_formed, self.headers))
 
     @cached_property
     def file_of(self) -> dict[str, FileRef]:

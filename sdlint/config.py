@@ -41,7 +41,7 @@ from sdlint.errors import UsageError
 from sdlint.record import record
 from sdlint.runcache import depend
 from sdlint.sources import ReadError
-from sdlint.sources.local import is_regular_file, read_bounded, real
+from sdlint.sources.local import is_folder, is_regular_file, listed_names, read_bounded, real
 
 TYPE_CHECKING = False  # typing is not imported at run time (a check has no use for it)
 if TYPE_CHECKING:
@@ -129,10 +129,15 @@ def find_config_file(start: Path) -> Path | None:
     Within a run (sdlint/memo.py) each folder is looked at once: the checkpoints of one tree
     share the walk above their folders."""
     # Strings, not Paths: this runs for every checkpoint of a run.
-    folder = real(start)
+    given = os.fspath(start)
+    folder = real(given)
     depend(folder)
-    if not os.path.isdir(folder):  # noqa: PTH112
+    listed_as = given  # the first folder as the run may have listed it (`listed_names`)
+    if not is_folder(folder):
         folder = os.path.dirname(folder)  # noqa: PTH120
+        listed_as = os.path.dirname(given) or os.curdir  # noqa: PTH120
+        if real(listed_as) != folder:  # `start` is a symlink to another folder's file
+            listed_as = folder
     known = memo.table("config-file")
     walked: list[str] = []
     found: Path | None = None
@@ -141,7 +146,8 @@ def find_config_file(start: Path) -> Path | None:
             found = known[folder]
             break
         walked.append(folder)
-        found = _config_in(folder)
+        found = _config_in(folder, listed_as)
+        listed_as = os.path.dirname(folder)  # noqa: PTH120
         parent = os.path.dirname(folder)  # noqa: PTH120
         if found is not None or parent == folder:
             break
@@ -151,10 +157,16 @@ def find_config_file(start: Path) -> Path | None:
     return found
 
 
-def _config_in(directory: str) -> Path | None:
-    """The configuration file in `directory` itself, or None."""
+def _config_in(directory: str, listed_as: str) -> Path | None:
+    """The configuration file in `directory` itself, or None. A name the run's listing of the
+    folder (under the name `listed_as`) lacks is not looked at again: 200 checkpoint folders, 600
+    names."""
+    listed = listed_names(listed_as)
     for name in CONFIG_FILES:
         candidate = os.path.join(directory, name)  # noqa: PTH118
+        if listed is not None and name not in listed:
+            depend(candidate)  # its absence is what the run saw
+            continue
         if is_regular_file(candidate) and (
             name != "pyproject.toml" or _has_sdlint_table(Path(candidate))
         ):

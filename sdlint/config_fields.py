@@ -10,6 +10,7 @@ from collections.abc import Iterator, Mapping
 from functools import cached_property
 from pathlib import Path
 
+from sdlint import memo
 from sdlint.record import record
 from sdlint.sources import FileRef, ReadError, Source
 from sdlint.sources.local import LocalFile
@@ -111,14 +112,28 @@ def read_config(file: Path | Source, unsaved: Unsaved | None = None) -> ConfigFi
 
 
 def parse_config_bytes(path: FileRef, raw: bytes) -> ConfigFile:
+    """The config `raw` holds. Within a run (sdlint/memo.py), identical bytes are parsed once (200
+    fine-tunes of one base have a few distinct configs): their ConfigFiles share the document,
+    which is read, never changed (the oracle builds the model from a deep copy)."""
+    known = memo.table("config-document")
+    if known is None:
+        return ConfigFile(path, raw, *_parse_config(raw))
+    parsed = known.get(raw)
+    if parsed is None:
+        parsed = known[raw] = _parse_config(raw)
+    return ConfigFile(path, raw, *parsed)
+
+
+def _parse_config(raw: bytes) -> tuple[dict[str, Any] | None, str | None, str]:
+    """(document, problem, reason) of a ConfigFile with these bytes."""
     try:
         document = json.loads(raw)
     except (ValueError, RecursionError) as e:  # JSONDecodeError and UnicodeDecodeError included
         reason = "nested too deeply" if isinstance(e, RecursionError) else str(e)
-        return ConfigFile(path, raw, problem=NOT_JSON, reason=reason)
+        return None, NOT_JSON, reason
     if not isinstance(document, dict):
-        return ConfigFile(path, raw, problem=NOT_OBJECT, reason=type(document).__name__)
-    return ConfigFile(path, raw, document)
+        return None, NOT_OBJECT, type(document).__name__
+    return document, None, ""
 
 
 def num_labels(config: Mapping[str, Any]) -> int | None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator, Sequence
+from functools import cached_property
 from pathlib import Path
 
 from sdlint import parallel
@@ -126,17 +127,21 @@ class Root:
     is_index: bool
     index: ShardIndex | None = None  # the index, when finding the root read it already
 
-    @property
+    @cached_property
     def source(self) -> Source:
         return self.folder.file(self.name)
 
 
-def _indexes_in(folder: Folder) -> list[str]:
+def _indexes_in(folder: Folder, listed: list[str] | None = None) -> list[str]:
+    """The folder's index files (`listed`: the folder's names, when the caller has them)."""
     pickles = folder.pickles
+    if listed is None:
+        listed = folder.names(".json") or []
     return sorted(
         n
-        for n in folder.names(".json") or ()
-        if (parts := index_name(n)) is not None
+        for n in listed
+        if n.endswith(".json")
+        and (parts := index_name(n)) is not None
         and (pickles or not parts.pickle)
         and folder.is_file(n)
     )
@@ -145,23 +150,28 @@ def _indexes_in(folder: Folder) -> list[str]:
 def roots_in_folder(folder: Folder) -> Iterator[Root]:
     """Every checkpoint in one folder (not recursive): each index, then every weights file that no
     index claims."""
+    listed = folder.names("") or []  # listed once, each suffix picked from it
     claimed: set[str] = set()
-    for index in _indexes_in(folder):
+    for index in _indexes_in(folder, listed):
         pattern = _shard_pattern(index)
         shards = read_index(folder.file(index))
         claimed.update(shards.shard_names)
-        claimed.update(
-            n for n in folder.names(_weights_suffix(index)) or () if pattern.fullmatch(n)
-        )
+        suffix = _weights_suffix(index)
+        claimed.update(n for n in listed if n.endswith(suffix) and pattern.fullmatch(n))
         yield Root(folder, index, True, shards)
-    for name in folder.names(WEIGHTS_SUFFIX) or ():
-        if name not in claimed and folder.is_file(name):
+    for name in listed:
+        if name.endswith(WEIGHTS_SUFFIX) and name not in claimed and folder.is_file(name):
             yield Root(folder, name, False)
     if not folder.pickles:
         return
     for suffix in PICKLE_SUFFIXES:
-        for name in folder.names(suffix) or ():
-            if name not in claimed and _picked_in_folder(name) and folder.is_file(name):
+        for name in listed:
+            if (
+                name.endswith(suffix)
+                and name not in claimed
+                and _picked_in_folder(name)
+                and folder.is_file(name)
+            ):
                 yield Root(folder, name, False)
 
 
@@ -330,8 +340,8 @@ def load_roots(
     --cached` leaves them there). `unsaved`: an editor's config texts (`read_config`). `mapper`
     reads the weights files (all of the roots' at once). Raises UsageError for a file the user
     named, or a folder's listing gave, that is not there when read."""
-    configs: dict[FileRef, ConfigFile | None] = {}
-    beside: dict[FileRef, Any] = {}  # model_index.json, modules.json: read once
+    configs: dict[str, ConfigFile | None] = {}
+    beside: dict[Any, Any] = {}  # model_index.json, modules.json: read once
     plans = [_plan(root, gone, unsaved, configs, beside) for root in roots]
     reads = [_root_read(p.root) if p.index is None else None for p in plans]
     todo: list[_Read] = []
@@ -354,8 +364,8 @@ def _plan(
     root: Root,
     gone: frozenset[str],
     unsaved: Unsaved | None,
-    configs: dict[FileRef, ConfigFile | None],
-    beside: dict[FileRef, Any],
+    configs: dict[str, ConfigFile | None],
+    beside: dict[Any, Any],
 ) -> _Plan:
     """What a root's checkpoint is made of, without reading a weights file. A shard name that
     the folder refuses (see `Folder.named`: outside the folder tree, not a regular file) is never
@@ -396,14 +406,15 @@ def _config_beside(
     folder: Folder,
     name: str,
     unsaved: Unsaved | None,
-    configs: dict[FileRef, ConfigFile | None],
+    configs: dict[str, ConfigFile | None],
 ) -> ConfigFile | None:
     """`name` in `folder` read once per run of `load_roots`, when the folder has it as a regular
     file (after symlinks); None when it has not, or cannot say (a URL's folder)."""
     source = folder.file(name)
-    if source.ref not in configs:
-        configs[source.ref] = read_config(source, unsaved) if folder.is_file(name) else None
-    return configs[source.ref]
+    key = source.ref.display  # a str: a FileRef hashes its Path, slowly
+    if key not in configs:
+        configs[key] = read_config(source, unsaved) if folder.is_file(name) else None
+    return configs[key]
 
 
 def _shadowed_by(folder: Folder, name: str) -> FileRef | None:

@@ -23,9 +23,11 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 from collections.abc import Mapping
 
-from sdlint.sources import FileRef, Folder, ReadError
+from sdlint.sources import Folder, ReadError
+from sdlint.sources.local import LocalFolder
 
 TYPE_CHECKING = False  # typing is not imported at run time (a check has no use for it)
 if TYPE_CHECKING:
@@ -49,7 +51,7 @@ def foreign_config(config: Mapping[str, Any]) -> str | None:
     return None
 
 
-def foreign_folder(folder: Folder, read: dict[FileRef, Any] | None = None) -> str | None:
+def foreign_folder(folder: Folder, read: dict[Any, Any] | None = None) -> str | None:
     """What other library the checkpoint in `folder` belongs to, from the files beside the folder
     (None: none recognised, or transformers); the same for a local folder and a hub repository's.
     `read` keeps the files read for the next folder of the same run."""
@@ -57,13 +59,20 @@ def foreign_folder(folder: Folder, read: dict[FileRef, Any] | None = None) -> st
     if above is None:
         return None
     parent, name = above
-    memo: dict[FileRef, Any] = {} if read is None else read
-    index = _json(parent, MODEL_INDEX, memo)
+    memo: dict[Any, Any] = {} if read is None else read
+    # The 200 checkpoint folders of a tree share a parent: its two files, read once, are looked up
+    # by the parent's path (a local one as a str: a new Path hashes slowly).
+    ident: Any = (
+        os.fspath(parent.path) if isinstance(parent, LocalFolder) else parent.file(MODEL_INDEX).ref
+    )
+    documents = memo.get(ident)
+    if documents is None:
+        documents = memo[ident] = (_json(parent, MODEL_INDEX), _json(parent, MODULES))
+    index, modules = documents
     if isinstance(index, dict):
         entry = index.get(name)
         if isinstance(entry, list) and len(entry) == 2 and entry[0] != "transformers":
             return f"part of a diffusers pipeline ({entry[0]} {entry[1]})"
-    modules = _json(parent, MODULES, memo)
     if isinstance(modules, list):
         for module in modules:
             if (
@@ -76,12 +85,9 @@ def foreign_folder(folder: Folder, read: dict[FileRef, Any] | None = None) -> st
     return None
 
 
-def _json(folder: Folder, name: str, memo: dict[FileRef, Any]) -> Any:
-    """`name` in `folder` parsed, or None when it is not there or not JSON (read once)."""
-    source = folder.file(name)
-    if source.ref not in memo:
-        memo[source.ref] = None
-        if folder.is_file(name):
-            with contextlib.suppress(ReadError, ValueError, RecursionError):
-                memo[source.ref] = json.loads(source.read_bounded())
-    return memo[source.ref]
+def _json(folder: Folder, name: str) -> Any:
+    """`name` in `folder` parsed, or None when it is not there or not JSON."""
+    if folder.is_file(name):
+        with contextlib.suppress(ReadError, ValueError, RecursionError):
+            return json.loads(folder.file(name).read_bounded())
+    return None

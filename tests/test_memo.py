@@ -10,14 +10,16 @@ from typing import Any
 import pytest
 
 import sdlint.config
+import sdlint.config_fields
 import sdlint.formats.safetensors
 import sdlint.model
 import sdlint.model.cache
+import sdlint.sources.local
 from sdlint import memo
 from sdlint.engine import Settings, check_paths
 from sdlint.model.cache import CACHE_DIR_ENV
 from tests.cli_helpers import truncated
-from tests.safetensors_files import header_for, write_raw, write_tensors
+from tests.safetensors_files import header_for, write_raw, write_sharded, write_tensors
 from tests.test_parallel import CONFIG, ComputationLog
 
 
@@ -138,3 +140,63 @@ def test_identical_headers_are_parsed_once_per_run(monkeypatch: pytest.MonkeyPat
     again = check_paths(["models/run-0"]).checkpoints[0].headers[0]
     assert again.file_size == Path("models/run-0/model.safetensors").stat().st_size
     assert len(parsed) == 1  # the next run parses again
+
+
+def shards(count: int) -> dict[str, dict[str, tuple[str, tuple[int, ...]]]]:
+    return {
+        f"model-{i + 1:05d}-of-{count:05d}.safetensors": {f"w{i}": ("F32", (2,))}
+        for i in range(count)
+    }
+
+
+def test_symlinks_are_resolved_once_per_folder(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An index's shards share their folder's resolution: the walk through every part of a path
+    after symlinks (`os.path.realpath`) is not made again for each shard (one `lstat` is)."""
+    import os.path
+
+    write_sharded(Path("few"), shards(2))
+    write_sharded(Path("many"), shards(12))
+    resolved = counting(monkeypatch, os.path, "realpath")
+    for folder in ("few", "many"):
+        resolved.clear()
+        assert codes(check_paths([folder])) == []
+        assert len(resolved) <= 2  # the folder, and the boundary it must stay inside
+
+
+def test_identical_configs_are_parsed_once_per_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Eight fine-tunes, two distinct config.json texts: two parses; each checkpoint keeps its
+    own file (its path, as its findings name it)."""
+    fine_tunes(8, (2, 5))
+    parsed = counting(monkeypatch, sdlint.config_fields, "_parse_config")
+    report = check_paths(["models"], Settings(model_checks="off"))
+    assert len(parsed) == 2
+    configs = [c.config for c in report.checkpoints]
+    assert [c.path.local for c in configs if c is not None] == [
+        Path(f"models/run-{i}/config.json") for i in range(8)
+    ]
+
+
+def test_the_configuration_lookup_trusts_the_listing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A folder the run has listed is not asked again whether it holds `.sdlint.toml`,
+    `sdlint.toml` or `pyproject.toml`: the listing said so (once per folder, not a `stat`
+    each). The one found is still found."""
+    fine_tunes(6, (2,))
+    Path("models/run-4/sdlint.toml").write_text('ignore = ["SD003"]\n')
+    looked = counting(monkeypatch, sdlint.sources.local, "_stat")
+    check_paths(["models"], Settings(model_checks="off"))
+    paths = [Path(str(p)) for p in looked]
+    names = {p.name for p in paths if "run-" in p.as_posix()}
+    assert names & set(sdlint.config.CONFIG_FILES) == {"sdlint.toml"}
+
+
+def test_the_verdict_cache_is_found_once_per_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Eight checkpoints looked up in one verdict cache: its folder is worked out once."""
+    monkeypatch.setattr(sdlint.model, "_predict", ComputationLog(tmp_path / "computations"))
+    fine_tunes(8, (2, 5))
+    cold = check_paths(["models"], Settings(processes=1))
+    roots = counting(monkeypatch, sdlint.model.cache, "cache_root")
+    warm = check_paths(["models"], Settings(processes=1))
+    assert len(roots) == 1
+    assert warm.diagnostics == cold.diagnostics

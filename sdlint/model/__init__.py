@@ -26,6 +26,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
+    from sdlint.model.cache import VerdictCache
     from sdlint.model.verdict import (
         ConfigProblem,
         ConversionError,
@@ -122,7 +123,6 @@ def load_verdict(
     written (read-only, full) leaves the answer as it is and adds one line to `notes`.
     """
     # Imported here: the rules import this package for its value types on every run.
-    from sdlint.model.cache import VerdictCache, cache_root
     from sdlint.model.verdict import ConfigProblem
 
     if config.problem == UNREADABLE:
@@ -138,11 +138,13 @@ def load_verdict(
         return remembered
     root = cache = None
     if use_cache:
-        root = cache_root(cache_dir)
-        cache = VerdictCache(root)
-        hit = cache.get_once(key)
+        root, shared = _verdict_cache(cache_dir)
+        hit = shared.get_once(key)
         if hit is not None:
             return hit
+        from sdlint.model.cache import VerdictCache
+
+        cache = VerdictCache(root)  # its own: it remembers why it could not be written
     result = _predict(config, tensors, architecture, index_keys)
     storable = not isinstance(result, ConfigProblem) or result.cacheable
     if not storable:
@@ -158,6 +160,21 @@ def load_verdict(
         recorded = recorded_key(config.raw, tensors, architecture, index_keys=index_keys)
         cache.keep(root, key, recorded, result, notes)
     return result
+
+
+def _verdict_cache(cache_dir: Path | None) -> tuple[Path, VerdictCache]:
+    """The cache root for `cache_dir` and its verdict cache; within a run (sdlint/memo.py), made
+    once per `cache_dir`, not once per checkpoint."""
+    from sdlint.model.cache import VerdictCache, cache_root
+
+    known = memo.table("verdict-cache")
+    found: tuple[Path, VerdictCache] | None = None if known is None else known.get(cache_dir)
+    if found is None:
+        root = cache_root(cache_dir)
+        found = (root, VerdictCache(root))
+        if known is not None:
+            known[cache_dir] = found
+    return found
 
 
 def _key(
@@ -214,7 +231,6 @@ def prefetch_verdicts(requests: Sequence[Request], jobs: int) -> int:
     verdicts were computed (0: none spread, fewer than `parallel.VERDICTS_FROM` missing, or
     `jobs` 1)."""
     from sdlint import parallel
-    from sdlint.model.cache import VerdictCache, cache_root
 
     computed = _computed.get()
     if computed is None or jobs <= 1:
@@ -227,7 +243,7 @@ def prefetch_verdicts(requests: Sequence[Request], jobs: int) -> int:
         key = _key(config, tensors, architecture, index_keys)
         if key in computed or key in missing:
             continue
-        if use_cache and VerdictCache(cache_root(cache_dir)).get_once(key) is not None:
+        if use_cache and _verdict_cache(cache_dir)[1].get_once(key) is not None:
             continue  # load_verdict reads it
         missing[key] = request
     if len(missing) < parallel.VERDICTS_FROM:

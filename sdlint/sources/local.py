@@ -14,6 +14,7 @@ import re
 import stat
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
+from functools import cached_property
 from pathlib import Path
 
 from sdlint import memo, runcache
@@ -120,7 +121,7 @@ class LocalFile:
 
     path: Path
 
-    @property
+    @cached_property
     def ref(self) -> FileRef:
         return FileRef.of(self.path)
 
@@ -166,6 +167,29 @@ def is_regular_file(path: str | os.PathLike[str]) -> bool:
         return False
 
 
+def is_folder(path: str | os.PathLike[str]) -> bool:
+    """`os.path.isdir(path)`, through the run's stat (`_stat`); never raises."""
+    try:
+        return stat.S_ISDIR(_stat(path).st_mode)
+    except (OSError, ValueError):
+        return False
+
+
+def listed_names(folder: str) -> frozenset[str] | None:
+    """The names in `folder` as the run listed them (sdlint/memo.py), when it already has;
+    None when it has not (nothing is listed here)."""
+    known = memo.table("listing")
+    found: list[tuple[str, bool]] | None = None if known is None else known.get(folder)
+    if found is None:
+        return None
+    names = memo.table("listed-names")
+    assert names is not None
+    found_names: frozenset[str] | None = names.get(folder)
+    if found_names is None:
+        found_names = names[folder] = frozenset(name for name, _ in found)
+    return found_names
+
+
 def regular_file_kind(path: Path) -> str | None:
     """None when `path` names a regular file (after symlinks); "missing" when nothing is there;
     else what it is instead, in a few words ("is a folder", "is a FIFO", "is a symlink loop")."""
@@ -184,14 +208,32 @@ def regular_file_kind(path: Path) -> str | None:
 
 def real(path: str | os.PathLike[str]) -> str:
     """The path after symlinks; never raises (a symlink loop resolves as far as it goes). Within
-    a run (sdlint/memo.py), each path is resolved once."""
+    a run (sdlint/memo.py), each path is resolved once, and a path whose last part is not a
+    symlink costs one `lstat` beside its folder's (already resolved) real path: the 30 shards of
+    an index, the 200 checkpoints of a tree share the resolution of their folders."""
     known = memo.table("realpath")
     if known is None:
         return os.path.realpath(path)
-    found: str | None = known.get(path)
+    key = os.fspath(path)
+    found: str | None = known.get(key)
     if found is None:
-        found = known[path] = os.path.realpath(path)
+        found = known[key] = _real_in_run(key)
     return found
+
+
+def _real_in_run(path: str) -> str:
+    """`os.path.realpath(path)`: its folder's real path (looked up once per run) and its last
+    part, when that part is a plain name and not a symlink; else realpath itself."""
+    head, tail = os.path.split(path)
+    if not head or not tail or tail in (".", ".."):
+        return os.path.realpath(path)
+    try:
+        mode = os.lstat(path).st_mode
+    except (OSError, ValueError):
+        return os.path.realpath(path)  # missing, unreadable: realpath says what it says
+    if stat.S_ISLNK(mode):
+        return os.path.realpath(path)
+    return os.path.join(real(head), tail)  # noqa: PTH118 (strings: this runs for every file)
 
 
 # Folders a recursive search never enters: VCS data, environments and caches hold no user weights.
@@ -203,14 +245,15 @@ def _listing(folder: Path) -> list[tuple[str, bool]]:
     recursive search does not follow links); listed once per run (sdlint/memo.py). Raises
     OSError (or ValueError) when the folder cannot be listed."""
     known = memo.table("listing")
+    key = os.fspath(folder)  # a str hashes faster than a Path, a new Path each time
     if known is not None:
-        found: list[tuple[str, bool]] | None = known.get(folder)
+        found: list[tuple[str, bool]] | None = known.get(key)
         if found is not None:
             return found
     with os.scandir(folder) as entries:
         listed = sorted((e.name, e.is_dir(follow_symlinks=False)) for e in entries)
     if known is not None:
-        known[folder] = listed
+        known[key] = listed
     return listed
 
 
@@ -299,10 +342,12 @@ def confined(folder: Path, name: str) -> Path | str:
     depend(candidate)
     known = memo.table("boundary")  # an index's 30 shards share their folder's
     if known is None:
-        root = boundary(folder)
+        root = os.fspath(boundary(folder))
     else:
-        root = known.get(folder) or known.setdefault(folder, boundary(folder))
-    real = Path(os.path.realpath(candidate))
-    if real != root and root not in real.parents:
+        key = os.fspath(folder)
+        root = known.get(key) or known.setdefault(key, os.fspath(boundary(folder)))
+    resolved = real(candidate)  # once per run, beside its folder's (see `real`)
+    inside = root if root.endswith(os.sep) else root + os.sep  # "/" ends with one
+    if resolved != root and not resolved.startswith(inside):
         return "is a symlink leading out of the folder"
     return candidate
