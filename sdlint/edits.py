@@ -11,12 +11,13 @@ import math
 import struct
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 from sdlint.record import record
 
+TYPE_CHECKING = False  # typing is not imported at run time (a check that builds a fix has no use)
 if TYPE_CHECKING:
     import random
+    from typing import Any
 
 
 @record

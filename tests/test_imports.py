@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -35,6 +36,7 @@ UNUSED_ON_A_CHECK = (
     "argparse",
     "gettext",
     "locale",
+    "hashlib",  # a verdict's key is sha256'd by CPython's own module (sdlint/environment.py)
 )
 
 # What a check of a safetensors file with no model to compare (no config.json) has no use for
@@ -46,7 +48,6 @@ UNUSED_ON_A_HEADER_CHECK = (
     "sdlint.model.verdict",
     "sdlint.model.cache",
     "sdlint.adapter",
-    "hashlib",
     "typing",  # annotations only (`TYPE_CHECKING`), as the replayed run (test below)
     "shutil",  # argparse's formatter asks it for the terminal's width: only to print help
     "threading",  # only to read a header of 100 kB or more (sdlint/formats/safetensors.py)
@@ -103,6 +104,22 @@ def test_warm_model_check_imports_neither_torch_nor_transformers(tmp_path: Path)
     assert warm == {"code": 1, "heavy": []}
     light = sdlint_in_fresh_process(tmp_path, *argv, "--model-checks=cached")
     assert light == {"code": 1, "heavy": []}  # the recorded verdict, as the light hook sees it
+
+
+@pytest.mark.slow
+@pytest.mark.model
+def test_a_warm_model_check_imports_no_typing(tmp_path: Path) -> None:
+    """Outside a project that configures sdlint (whose TOML parser, tomllib, imports typing), a
+    warm model check with a finding and its fix imports no typing: verdicts are decoded without
+    type hints (sdlint/model/verdict.py), the model layer and the edits annotate only under
+    `TYPE_CHECKING`."""
+    folder = tmp_path / "model"
+    shutil.copytree(EXAMPLE, folder)
+    argv = ("check", "-q", str(folder), "--model-config", str(FIVE_LABELS))
+    assert fresh_process(tmp_path / "cache", *argv)["code"] == 1  # builds and stores the verdict
+    warm = fresh_process(tmp_path / "cache", *argv)
+    assert warm["code"] == 1 and warm["heavy"] == [] and warm["unused"] == []
+    assert "sdlint.model.verdict" in str(warm["light"]) and "typing" not in str(warm["light"])
 
 
 @pytest.mark.slow

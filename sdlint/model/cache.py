@@ -18,7 +18,6 @@ import json
 import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, TypeVar
 
 import sdlint
 from sdlint import memo
@@ -42,6 +41,10 @@ from sdlint.model.verdict import (
     from_dict,
 )
 from sdlint.runcache import depend, untrusted
+
+TYPE_CHECKING = False  # typing is not imported at run time (a warm run has no use for it)
+if TYPE_CHECKING:
+    from typing import Any, TypeVar
 
 __all__ = [
     "CACHE_DIR_ENV",
@@ -222,7 +225,8 @@ class VerdictCache:
         )
 
 
-_Found = TypeVar("_Found", bound=Stored | None)
+if TYPE_CHECKING:
+    _Found = TypeVar("_Found", bound=Stored | None)
 
 
 def find_recorded(

@@ -13,20 +13,24 @@ renaming; the file's own names are kept beside them where the rules need them.
 from __future__ import annotations
 
 import functools
-import hashlib
 import json
-import types
-import typing
 from collections.abc import Callable, Mapping
-from typing import Any
 
 from sdlint.formats import TensorSpec as TensorSpec  # the model layer's input, from the read stage
 from sdlint.record import Field, fields, is_record, record
+
+TYPE_CHECKING = False  # typing is not imported at run time (a warm run has no use for it)
+if TYPE_CHECKING:
+    from typing import Any
 
 # The one on-disk format version of verdicts and their cache (sdlint/model/cache.py). Bump it when
 # a field keeps its name and type but changes meaning: older entries then stop decoding. Adding,
 # removing, renaming, reordering or retyping a field needs no bump (`schema()` covers it).
 FORMAT_VERSION = 3
+# The fingerprint of the field layout (`schema()`): what `layout_fingerprint()` computes, kept as a
+# constant so that a run does not import typing and hashlib to derive it. A test fails when a
+# field changes until this is set to the new fingerprint.
+SCHEMA = "765954fb01bb3cd6"
 
 
 @record
@@ -372,23 +376,29 @@ _TYPES: dict[str, type] = {
 # small. `schema()` describes the layout; it is written into every document, so a changed field
 # set or order makes older entries stop decoding without anyone bumping FORMAT_VERSION.
 
-_Codec = Callable[[Any], Any]
+if TYPE_CHECKING:
+    _Codec = Callable[[Any], Any]
 
 
 def schema() -> str:
     """A short fingerprint of the field layout of everything a document can hold."""
-    return _schema()
+    return SCHEMA
 
 
-@functools.cache
-def _schema() -> str:
+def layout_fingerprint() -> str:
+    """`SCHEMA` as the records' fields and type hints make it (tests/model/test_verdict.py holds
+    the constant to it): each record as `Name(field:type,...)`, sorted, sha256'd."""
+    import hashlib
+    import types
+    import typing
+
     seen: dict[type, str] = {}
 
     def describe(tp: Any) -> str:
         if is_record(tp) and isinstance(tp, type):
             if tp not in seen:
                 seen[tp] = ""  # recursion guard (a wrapper prefix holds a verdict)
-                hints = _hints(tp)
+                hints = typing.get_type_hints(tp)
                 fields = ",".join(f"{f.name}:{describe(hints[f.name])}" for f in _fields(tp))
                 seen[tp] = f"{tp.__name__}({fields})"
             return tp.__name__
@@ -421,7 +431,30 @@ def _fields(cls: type) -> tuple[Field, ...]:
 
 @functools.cache
 def _hints(cls: type) -> dict[str, Any]:
-    return typing.get_type_hints(cls)
+    """Each field's type as the codec reads it (see `_field_type`)."""
+    return {f.name: _field_type(f.type) for f in _fields(cls)}
+
+
+_TUPLE, _OPTIONAL = "tuple", "optional"
+
+
+def _field_type(annotation: Any) -> Any:
+    """A field's annotation as written (a string, under `from __future__ import annotations`) as
+    the codec reads it: str, int, bool or a record class of this module; `(_TUPLE, item)` for
+    `tuple[X, ...]`; `(_OPTIONAL, inner)` for `X | None`. Read by hand rather than by
+    `typing.get_type_hints`: importing typing and evaluating every annotation cost each run that
+    reads a verdict several milliseconds, and these are the only forms a verdict field takes
+    (anything else is a TypeError when the codec is first built; tests/model/test_verdict.py holds
+    the reading to typing's for every field)."""
+    text = str(annotation).replace(" ", "")
+    if text.endswith("|None"):
+        return (_OPTIONAL, _field_type(text[: -len("|None")]))
+    if text.startswith("tuple[") and text.endswith(",...]"):
+        return (_TUPLE, _field_type(text[len("tuple[") : -len(",...]")]))
+    found = {"str": str, "int": int, "bool": bool}.get(text) or globals().get(text)
+    if found is None or not (found in _SCALARS or is_record(found)):
+        raise TypeError(f"cannot encode {annotation!r}")  # a bug: a type the codec does not know
+    return found
 
 
 @functools.cache
@@ -439,13 +472,11 @@ def _encoder(tp: Any, *, positional: bool = True) -> _Codec:
         if positional:
             return lambda value: [encode(getattr(value, name)) for name, encode in parts()]
         return lambda value: {name: encode(getattr(value, name)) for name, encode in parts()}
-    args = typing.get_args(tp)
-    if typing.get_origin(tp) is tuple:
-        item = _encoder(args[0])
+    if isinstance(tp, tuple) and tp[0] == _TUPLE:
+        item = _encoder(tp[1])
         return lambda value: [item(x) for x in value]
-    if type(None) in args:
-        (inner,) = (a for a in args if a is not type(None))
-        encode = _encoder(inner, positional=False)
+    if isinstance(tp, tuple):  # _OPTIONAL
+        encode = _encoder(tp[1], positional=False)
         return lambda value: None if value is None else encode(value)
     return lambda value: value  # str, int, bool
 
@@ -454,14 +485,10 @@ def _encoder(tp: Any, *, positional: bool = True) -> _Codec:
 def _decoder(tp: Any, *, positional: bool = True) -> _Codec:
     if is_record(tp) and isinstance(tp, type):
         return _record_decoder(tp, positional)
-    args = typing.get_args(tp)
-    if typing.get_origin(tp) is tuple:
-        if len(args) != 2 or args[1] is not Ellipsis:
-            raise TypeError(f"cannot decode {tp!r}: only tuple[X, ...] is supported")
-        return _tuple_decoder(_decoder(args[0]))
-    if type(None) in args:
-        (inner,) = (a for a in args if a is not type(None))
-        decode_inner = _decoder(inner, positional=False)
+    if isinstance(tp, tuple) and tp[0] == _TUPLE:
+        return _tuple_decoder(_decoder(tp[1]))
+    if isinstance(tp, tuple):  # _OPTIONAL
+        decode_inner = _decoder(tp[1], positional=False)
         return lambda value: None if value is None else decode_inner(value)
     if tp in _SCALARS:
         return _SCALARS[tp]

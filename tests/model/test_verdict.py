@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import typing
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -11,6 +13,9 @@ from hypothesis import strategies as st
 from sdlint.model.verdict import (
     CONFIG_PROBLEM_KINDS,
     FORMAT_VERSION,
+    SCHEMA,
+    AdapterMismatch,
+    AdapterVerdict,
     ConfigProblem,
     ConversionError,
     LoadVerdict,
@@ -19,10 +24,13 @@ from sdlint.model.verdict import (
     Shadowed,
     Unexpected,
     WrapperPrefix,
+    _field_type,
+    _hints,
     decode,
+    layout_fingerprint,
     schema,
 )
-from sdlint.record import fields
+from sdlint.record import fields, is_record
 
 names = st.text(min_size=1, max_size=30)
 shapes = st.lists(st.integers(min_value=0, max_value=2**63), max_size=4).map(tuple)
@@ -224,3 +232,50 @@ def test_key_views_match_transformers_report_shapes() -> None:
     assert verdict.mismatched_keys == {("b", (3, 4), (4, 4))}
     assert not verdict.is_clean
     assert LoadVerdict("A", "config", None, "", False, "5", "float32", None).is_clean
+
+
+def test_schema_is_the_fingerprint_of_the_field_layout() -> None:
+    """`SCHEMA` is a constant, so that a run derives nothing from type hints: a changed field
+    fails this test until the constant is set to the new fingerprint (older entries then stop
+    decoding, as they must)."""
+    assert schema() == SCHEMA
+    assert layout_fingerprint() == SCHEMA, (
+        f"a verdict field changed: set SCHEMA to {layout_fingerprint()!r}"
+    )
+
+
+def _as_typing(tp: Any) -> Any:
+    if isinstance(tp, tuple) and tp[0] == "tuple":
+        return tuple[_as_typing(tp[1]), ...]  # type: ignore[misc]
+    if isinstance(tp, tuple):
+        return _as_typing(tp[1]) | None
+    return tp
+
+
+def test_field_types_are_read_as_typing_reads_them() -> None:
+    """The codec reads each field's annotation by hand (sdlint/model/verdict.py `_field_type`,
+    without importing typing): for every record a document can hold, typing's reading."""
+    pending: list[Any] = [LoadVerdict, ConfigProblem, AdapterVerdict]
+    seen: set[Any] = set()
+    while pending:
+        cls = pending.pop()
+        if cls in seen:
+            continue
+        seen.add(cls)
+        hints = typing.get_type_hints(cls)
+        for name, tp in _hints(cls).items():
+            assert _as_typing(tp) == hints[name], (cls.__name__, name)
+            inner = tp
+            while isinstance(inner, tuple):
+                inner = inner[1]
+            if is_record(inner):
+                pending.append(inner)
+    assert {Missing, Mismatch, WrapperPrefix, AdapterMismatch} <= seen
+
+
+@pytest.mark.parametrize(
+    "annotation", ["list[int]", "dict[str, int]", "float", "tuple[int, int]", "Any"]
+)
+def test_a_field_of_a_type_the_codec_does_not_know_is_refused(annotation: str) -> None:
+    with pytest.raises(TypeError):
+        _field_type(annotation)
