@@ -30,11 +30,12 @@ creating classes than reading and checking the file.
 Not supported, because sdlint does not use them: `slots`, `kw_only`, `init=False` fields,
 `InitVar`, `unsafe_hash`, `asdict`. The generated `__init__` carries no annotations.
 
-What it costs instead: creating a class builds three closures and compiles one small `__init__`
-(a few hundredths of a millisecond); constructing an instance is as fast as a dataclass's
-(a frozen record writes its fields into the instance's `__dict__` rather than through
-`object.__setattr__`). It imports nothing but what Python has loaded at start; for type
-checkers, `record` is a `dataclass_transform` (PEP 681) and `field` its field specifier.
+What it costs instead: creating a class makes a few closures and an `__init__` renamed from a
+template of its shape (sdlint/_record_init.py, loaded from bytecode: nothing is compiled at run
+time), a few hundredths of a millisecond against 1.3 ms; constructing an instance is faster than a
+dataclass's (a frozen record writes its fields into the instance's `__dict__` rather than through
+`object.__setattr__`). It imports nothing but what Python has loaded at start; for type checkers,
+`record` is a `dataclass_transform` (PEP 681) and `field` its field specifier.
 """
 
 from __future__ import annotations
@@ -275,58 +276,92 @@ def _key(names: tuple[str, ...]) -> Callable[[Any], tuple[Any, ...]]:
 def _init(cls: type, all_fields: tuple[Field, ...], frozen: bool) -> Callable[..., None]:
     """`__init__`: `def __init__(self, a, b=1, c=<factory>)`, setting the fields in order.
 
-    Compiling its source costs ten times the rest of making a record, so the code is compiled once
-    per shape (frozen or not, number of fields, which have a factory, whether `__post_init__` is
-    called) with placeholder names, and each class gets a copy renamed to its fields. Plain
-    defaults are the function's `__defaults__`, as in any `def`.
+    Not compiled per class: the first `compile()` in a process costs milliseconds (CPython builds
+    its AST types then) and each one after it more than the rest of making a record. The code is
+    a template for the shape (frozen or not, number of fields, whether any has a factory) from
+    sdlint/_record_init.py, which Python loads from its bytecode cache, renamed to the fields
+    (`code.replace`); plain defaults are the function's `__defaults__`, as in any `def`. Only a
+    record of more fields than the templates cover compiles its own.
     """
-    post_init = hasattr(cls, "__post_init__")
-    factories = tuple(i for i, f in enumerate(all_fields) if f.default_factory is not MISSING)
-    shape = (frozen, post_init, len(all_fields), factories)
+    count = len(all_fields)
+    factories = any(f.default_factory is not MISSING for f in all_fields)
+    shape = (frozen, count, factories)
     template = _templates.get(shape)
     if template is None:
-        template = _templates[shape] = _template(*shape)
+        name = _template_name(*shape)
+        if count <= TEMPLATED_FIELDS:
+            from sdlint import _record_init
+
+            template = getattr(_record_init, name).__code__
+        else:
+            namespace: dict[str, Any] = {}
+            exec(_template_source(*shape), namespace)
+            template = namespace[name].__code__
+        _templates[shape] = template
     names = {f"_F{i}_": f.name for i, f in enumerate(all_fields)}
     code = template.replace(
+        co_name="__init__",
         co_varnames=tuple(names.get(n, n) for n in template.co_varnames),
         co_names=tuple(names.get(n, n) for n in template.co_names),
         co_consts=tuple(names.get(c, c) if type(c) is str else c for c in template.co_consts),
     )
-    namespace: dict[str, Any] = {"_FACTORY": _FACTORY}
+    globals_: dict[str, Any] = {
+        "_FACTORY": _FACTORY,
+        "_record_post_init_": hasattr(cls, "__post_init__"),
+    }
     defaults: list[Any] = []
     for i, f in enumerate(all_fields):
         if f.default_factory is not MISSING:
-            namespace[f"_record_factory_{i}_"] = f.default_factory
+            globals_[f"_record_factory_{i}_"] = f.default_factory
             defaults.append(_FACTORY)
         elif f.default is not MISSING:
             defaults.append(f.default)
         elif defaults:
             raise TypeError(f"non-default argument {f.name!r} follows default argument")
-    init: Callable[..., None] = _Function(code, namespace, "__init__", tuple(defaults) or None)
+    init: Callable[..., None] = _Function(code, globals_, "__init__", tuple(defaults) or None)
     init.__qualname__ = f"{cls.__qualname__}.__init__"
     return init
 
 
 _Function: Any = type(_init)
-_templates: dict[tuple[bool, bool, int, tuple[int, ...]], Any] = {}
+_templates: dict[tuple[bool, int, bool], Any] = {}
+TEMPLATED_FIELDS = 16  # sdlint/_record_init.py has templates for records of 0 to 16 fields
 
 
-def _template(frozen: bool, post_init: bool, count: int, factories: tuple[int, ...]) -> Any:
+def _template_name(frozen: bool, count: int, factories: bool) -> str:
+    return f"{'frozen' if frozen else 'mutable'}_{count}{'_factories' if factories else ''}"
+
+
+def _template_source(frozen: bool, count: int, factories: bool) -> str:
+    """One `__init__` template, on one line: the fields are `_F0_`, `_F1_`, ..., renamed per
+    class."""
+    parameters = ", ".join(["self", *(f"_F{i}_" for i in range(count))])
     body = ["_record_dict_ = self.__dict__"] if frozen and count else []
     for i in range(count):
-        name = f"_F{i}_"
-        value = f"_record_factory_{i}_() if {name} is _FACTORY else {name}"
-        value = value if i in factories else name
-        body.append(f"_record_dict_[{name!r}] = {value}" if frozen else f"self.{name} = {value}")
-    if post_init:
-        body.append("self.__post_init__()")
-    parameters = ", ".join(["self", *(f"_F{i}_" for i in range(count))])
-    source = f"def __init__({parameters}):\n    " + "\n    ".join(body or ["pass"])
-    (code,) = (c for c in compile(source, "<record>", "exec").co_consts if type(c) is _Code)
-    return code
+        value = f"_F{i}_"
+        if factories:
+            value = f"_record_factory_{i}_() if _F{i}_ is _FACTORY else _F{i}_"
+        target = f'_record_dict_["_F{i}_"]' if frozen else f"self._F{i}_"
+        body.append(f"{target} = {value}")
+    body.append("_record_post_init_ and self.__post_init__()")
+    return f"def {_template_name(frozen, count, factories)}({parameters}): {'; '.join(body)}\n"
 
 
-_Code: Any = type(_template.__code__)
+def _templates_module() -> str:
+    """The text of sdlint/_record_init.py (`python -m sdlint.record` writes it)."""
+    head = [
+        "# mypy: ignore-errors",
+        "# ruff: noqa",
+        "# fmt: off",
+        '"""`__init__` templates for sdlint/record.py: generated by `python -m sdlint.record`."""',
+    ]
+    shapes = [
+        _template_source(frozen, count, factories)
+        for frozen in (True, False)
+        for factories in (False, True)
+        for count in range(TEMPLATED_FIELDS + 1)
+    ]
+    return "\n".join(head) + "\n\n" + "".join(shapes)
 
 
 _running: set[tuple[int, int]] = set()  # the reprs being made: a record holding itself is "..."
@@ -400,3 +435,9 @@ def _frozen(cls: Any, names: frozenset[str]) -> tuple[Callable[..., None], Calla
     __setattr__.__qualname__ = f"{cls.__qualname__}.__setattr__"
     __delattr__.__qualname__ = f"{cls.__qualname__}.__delattr__"
     return __setattr__, __delattr__
+
+
+if __name__ == "__main__":
+    from pathlib import Path
+
+    Path(__file__).with_name("_record_init.py").write_text(_templates_module())

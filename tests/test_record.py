@@ -7,6 +7,7 @@ import copy
 import dataclasses
 import inspect
 import pickle
+from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
@@ -288,3 +289,33 @@ def test_a_body_method_is_kept() -> None:
 
     assert repr(Shown(1)) == "shown" and Shown(1) == Shown(2)
     assert hash(Shown(1)) == hash((1,))  # frozen with its own __eq__: hashed by the fields
+
+
+def test_every_shape_of_init_sets_its_fields() -> None:
+    """Records of 0 to 20 fields (sdlint/_record_init.py's templates, then compiled ones), frozen
+    or not, with and without a factory, hold what they were given as a dataclass does."""
+    for count in range(21):
+        for frozen in (True, False):
+            for factory in (False, True):
+                annotations = {f"f{i}": "int" for i in range(count)}
+                body: dict[str, Any] = {"__annotations__": annotations}
+                if factory and count:
+                    body[f"f{count - 1}"] = field(default_factory=lambda: 7)
+                ours: Any = record(frozen=frozen)(type("Wide", (), dict(body)))
+                if factory and count:
+                    body[f"f{count - 1}"] = dataclasses.field(default_factory=lambda: 7)
+                theirs: Any = dataclasses.dataclass(frozen=frozen)(type("Wide", (), body))
+                given = list(range(count - 1 if factory and count else count))
+                made, expected = ours(*given), theirs(*given)
+                assert repr(made) == repr(expected)
+                assert [getattr(made, f"f{i}") for i in range(count)] == list(
+                    dataclasses.astuple(expected)
+                )
+
+
+def test_the_init_templates_are_current() -> None:
+    """sdlint/_record_init.py is what `python -m sdlint.record` writes."""
+    from sdlint import _record_init
+    from sdlint.record import _templates_module
+
+    assert Path(_record_init.__file__).read_text() == _templates_module()
