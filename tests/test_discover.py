@@ -138,6 +138,23 @@ def test_a_variant_shard_left_out_of_its_index_is_unreferenced(tmp_path: Path) -
     assert names([plain.path], tmp_path) == ["model-00001-of-00001.safetensors"]
 
 
+def test_a_diffusers_legacy_variant_index_is_one_checkpoint(tmp_path: Path) -> None:
+    """diffusers still loads (deprecated) the names of its mid-2024 releases:
+    `<stem>.safetensors.fp16.index.json` with `<stem>-00001-of-00002.fp16.safetensors`."""
+    shards = {
+        f"diffusion_pytorch_model-0000{i}-of-00002.fp16.safetensors": {f"w{i}": ("F16", (2,))}
+        for i in (1, 2)
+    }
+    index_name = "diffusion_pytorch_model.safetensors.fp16.index.json"
+    index = write_sharded(tmp_path, shards, index_name=index_name)
+    left_out = "diffusion_pytorch_model-00003-of-00003.fp16.safetensors"
+    write_tensors(tmp_path / left_out, {"w3": ("F16", (1,))})
+    for path in (tmp_path, tmp_path / next(iter(shards))):
+        (found,) = find_checkpoints([path])
+        assert found.path.local == index and sorted(found.tensors) == ["w1", "w2"]
+        assert names(list(found.unreferenced_shards), tmp_path) == [left_out]
+
+
 def test_each_variant_is_a_checkpoint_of_its_own(tmp_path: Path) -> None:
     """from_pretrained(variant=V) prefers V's single file to V's index to V's pickle, as without
     a variant; the plain names and another variant's never shadow it."""
@@ -192,6 +209,11 @@ def test_the_pre_commit_hooks_select_what_a_folder_search_checks(tmp_path: Path)
     write_sharded(tmp_path, VARIANT_SHARDS, index_name=VARIANT_INDEX)
     for name in ("model.safetensors", "model.fp16.safetensors", "adapter_model.safetensors"):
         write_tensors(tmp_path / name, {"x": ("F32", (1,))})
+    write_sharded(  # diffusers' legacy variant names
+        tmp_path,
+        {"unet-00001-of-00001.fp16.safetensors": {"x": ("F16", (1,))}},
+        index_name="unet.safetensors.fp16.index.json",
+    )
     pickles = {
         "pytorch_model.bin.index.json": "pytorch_model-00001-of-00001.bin",
         "pytorch_model.bin.index.fp16.json": "pytorch_model.fp16-00001-of-00001.bin",
@@ -218,7 +240,12 @@ def test_the_pre_commit_hooks_select_what_a_folder_search_checks(tmp_path: Path)
         for c in found
         for ref in (c.path, *(f.path for f in c.files), *c.unreferenced_shards)
     }
-    assert {VARIANT_INDEX, "pytorch_model.bin.index.fp16.json"} <= checked  # variants are seen
+    variants = {
+        VARIANT_INDEX,
+        "pytorch_model.bin.index.fp16.json",
+        "unet.safetensors.fp16.index.json",
+    }
+    assert variants <= checked  # the test sees the variants
     on_disk = {p.name for p in tmp_path.iterdir()}
     for hook in hooks:
         selected = {

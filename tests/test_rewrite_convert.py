@@ -133,6 +133,10 @@ def test_backup_keeps_the_original_byte_for_byte(tmp_path: Path) -> None:
         ("pytorch_model.fp16.bin", "model.fp16.safetensors"),
         ("pytorch_model.fp16-00001-of-00007.bin", "model.fp16-00001-of-00007.safetensors"),
         ("diffusion_pytorch_model.fp16.bin", "diffusion_pytorch_model.fp16.safetensors"),
+        (
+            "diffusion_pytorch_model-00001-of-00002.fp16.bin",
+            "diffusion_pytorch_model-00001-of-00002.fp16.safetensors",
+        ),
     ],
 )
 def test_target_names(name: str, target: str) -> None:
@@ -148,6 +152,10 @@ def test_target_names(name: str, target: str) -> None:
         (
             "diffusion_pytorch_model.bin.index.fp16.json",
             "diffusion_pytorch_model.safetensors.index.fp16.json",
+        ),
+        (  # diffusers' legacy variant names: its shards keep them too
+            "diffusion_pytorch_model.bin.fp16.index.json",
+            "diffusion_pytorch_model.safetensors.fp16.index.json",
         ),
     ],
 )

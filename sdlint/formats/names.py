@@ -9,6 +9,11 @@ before the suffix: `model.fp16-00001-of-00003.safetensors` (diffusers alike:
 `diffusion_pytorch_model.safetensors.index.fp16.json`). `from_pretrained(variant="fp16")` looks
 for exactly these names, in the same order as for the plain ones; a variant is a checkpoint of
 its own, beside the plain one.
+
+diffusers still loads (deprecated) the names its releases of mid-2024 gave a sharded variant:
+the variant before `.index.json`, `diffusion_pytorch_model.safetensors.fp16.index.json`, and
+after the shard's number, `diffusion_pytorch_model-00001-of-00002.fp16.safetensors`
+(`_fetch_index_file_legacy`, `variant_compatible_siblings`).
 """
 
 from __future__ import annotations
@@ -19,9 +24,11 @@ from collections.abc import Iterable
 from sdlint.record import record
 
 # An index: `<stem>.safetensors.index.json` or torch.save's `<stem>.bin.index.json`, with a
-# variant before `.json` (`model.safetensors.index.fp16.json`).
+# variant before `.json` (`model.safetensors.index.fp16.json`), or diffusers' legacy variant
+# before `.index.json` (`diffusion_pytorch_model.safetensors.fp16.index.json`).
 _INDEX = re.compile(
-    r"(?P<stem>.*)\.(?P<format>safetensors|bin)\.index(?:\.(?P<variant>[^/]+))?\.json"
+    r"(?P<stem>.*)\.(?P<format>safetensors|bin)"
+    r"(?:\.index(?:\.(?P<variant>[^/]+))?|\.(?P<legacy>[^/]+)\.index)\.json"
 )
 # The end of a shard's stem: `-00001-of-00003`. A variant never ends so (a shard is no variant).
 _SHARD_END = re.compile(r".*-\d+-of-\d+")
@@ -35,6 +42,7 @@ class IndexName:
     stem: str
     weights_suffix: str  # ".safetensors" or ".bin"
     variant: str | None
+    legacy: bool = False  # diffusers' legacy variant name (`<stem>.safetensors.fp16.index.json`)
 
     @property
     def pickle(self) -> bool:
@@ -43,8 +51,13 @@ class IndexName:
 
     @property
     def shard_pattern(self) -> re.Pattern[str]:
-        """The names `save_pretrained` gives this index's shards."""
+        """The names `save_pretrained` gives this index's shards (a legacy index's: the variant
+        after the shard's number, `diffusion_pytorch_model-00001-of-00002.fp16.safetensors`)."""
         suffix = self.weights_suffix
+        if self.legacy:
+            assert self.variant is not None
+            end = re.escape(f".{self.variant}{suffix}")
+            return re.compile(rf"{re.escape(self.stem)}-\d+-of-\d+{end}")
         stem = add_variant(self.stem + suffix, self.variant)[: -len(suffix)]
         return re.compile(rf"{re.escape(stem)}-\d+-of-\d+{re.escape(suffix)}")
 
@@ -54,6 +67,8 @@ def index_name(name: str) -> IndexName | None:
     match = _INDEX.fullmatch(name)
     if match is None:
         return None
+    if match["legacy"] is not None:
+        return IndexName(match["stem"], "." + match["format"], match["legacy"], legacy=True)
     return IndexName(match["stem"], "." + match["format"], match["variant"])
 
 
@@ -69,7 +84,11 @@ def is_safetensors_index_name(name: str) -> bool:
 
 
 # What an editor is asked to watch for the indexes of safetensors shards (LSP glob patterns).
-SAFETENSORS_INDEX_GLOBS = ("*.safetensors.index.json", "*.safetensors.index.*.json")
+SAFETENSORS_INDEX_GLOBS = (
+    "*.safetensors.index.json",
+    "*.safetensors.index.*.json",
+    "*.safetensors.*.index.json",  # diffusers' legacy variant name
+)
 
 
 def add_variant(name: str, variant: str | None) -> str:

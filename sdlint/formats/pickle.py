@@ -1301,6 +1301,8 @@ def safetensors_index_name(index: Path) -> Path:
     if parts is None or not parts.pickle:  # named by hand: it only keeps its stem
         return index.with_name(f"{index.name.removesuffix('.json')}.safetensors.index.json")
     stem = "model" if parts.stem == "pytorch_model" else parts.stem
+    if parts.legacy:  # its shards keep the legacy names too (`<stem>-00001-of-00002.fp16.bin`)
+        return index.with_name(f"{stem}.safetensors.{parts.variant}.index.json")
     return index.with_name(add_variant(f"{stem}.safetensors.index.json", parts.variant))
 
 

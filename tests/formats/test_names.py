@@ -51,8 +51,28 @@ def test_add_variant_is_transformers_own(plain: str, variant: str) -> None:
 def test_index_names(name: str, parts: tuple[str, str, str | None] | None) -> None:
     found = index_name(name)
     assert (found and (found.stem, found.weights_suffix, found.variant)) == parts
+    assert not (found and found.legacy)
     assert is_index_name(name) == (parts is not None)
     assert is_safetensors_index_name(name) == (parts is not None and parts[1] == ".safetensors")
+
+
+def test_diffusers_legacy_variant_index() -> None:
+    """diffusers' deprecated names: the variant before `.index.json` and after the shard's
+    number (`variant_compatible_siblings`' legacy patterns)."""
+    found = index_name("diffusion_pytorch_model.safetensors.fp16.index.json")
+    assert found is not None and found.legacy
+    assert (found.stem, found.weights_suffix, found.variant) == (
+        "diffusion_pytorch_model",
+        ".safetensors",
+        "fp16",
+    )
+    assert found.shard_pattern.fullmatch("diffusion_pytorch_model-00001-of-00002.fp16.safetensors")
+    assert not found.shard_pattern.fullmatch("diffusion_pytorch_model-00001-of-00002.safetensors")
+    assert not found.shard_pattern.fullmatch(
+        "diffusion_pytorch_model.fp16-00001-of-00002.safetensors"
+    )
+    assert is_safetensors_index_name("diffusion_pytorch_model.safetensors.fp16.index.json")
+    assert not is_safetensors_index_name("diffusion_pytorch_model.bin.fp16.index.json")
 
 
 @pytest.mark.parametrize(
