@@ -31,6 +31,8 @@ FileResult = FileDescription | Unreadable | LfsPointer
 def _well_formed(header: Header) -> bool:
     """Every entry of the header well-formed; within a run (sdlint/memo.py), found once for
     identical headers."""
+    if header.usual:
+        return True
     entries = header.entries
     return memo.by_identity(
         "well-formed", (entries,), lambda: not any(entry.errors for entry in entries)

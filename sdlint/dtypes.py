@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 # Every dtype the safetensors 0.8 format defines. Sizes are in *bits*: F4 and F6_* are sub-byte, so
@@ -52,6 +53,10 @@ def tensor_bits(dtype: str, shape: Sequence[int]) -> int | None:
     The product is taken left to right with an overflow check at each step, as Rust's
     `checked_mul` fold does: `[2**63, 2**63, 0]` overflows while `[0, 2**63, 2**63]` does not.
     """
+    numel = math.prod(shape)
+    if 0 < numel < USIZE_LIMIT:  # no dimension 0: every partial product is at most the whole
+        bits = numel * DTYPE_BITS[dtype]
+        return None if bits >= USIZE_LIMIT else bits
     numel = 1
     for dim in shape:
         numel *= dim

@@ -28,6 +28,8 @@ import json
 import re
 from collections.abc import Iterable, Iterator
 from functools import cached_property
+from itertools import chain
+from operator import le
 from pathlib import Path
 
 from sdlint import memo
@@ -101,6 +103,10 @@ class Header:
     # False when the file's size could not be known (a remote server that gave none): `file_size`
     # is then only what the header implies, and the file's end is not checked.
     size_known: bool = True
+    # Every entry is the usual one (well-formed, in the usual field order, its data_offsets
+    # spanning the bytes its dtype and shape need) and no name is given twice: there is nothing
+    # for `entry_problems` to say, and the parser knew it without a second look at each entry.
+    usual: bool = False
 
     @property
     def format(self) -> str:
@@ -118,6 +124,11 @@ class Header:
         return memo.by_identity("header-tensors", (self.entries,), self._tensors)
 
     def _tensors(self) -> dict[str, TensorInfo]:
+        if self.usual:  # every entry well-formed, each name once
+            return {
+                e.name: TensorInfo(e.name, e.dtype, e.shape, *e.offsets)  # type: ignore[arg-type, misc]
+                for e in self.entries
+            }
         out: dict[str, TensorInfo] = {}
         for entry in self.entries:
             info = entry.info
@@ -156,7 +167,9 @@ class Problem:
 def entry_problems(header: Header) -> Iterator[Problem]:
     """Each tensor entry on its own (SD002): the parser's errors and warnings, a size that does
     not match dtype and shape, and names given twice. Within a run (sdlint/memo.py), found once
-    for identical headers."""
+    for identical headers; none for a header the parser found usual (`Header.usual`)."""
+    if header.usual:
+        return iter(())
     if memo.table("entry-problems") is None:
         return _entry_problems(header)
     found = memo.by_identity(
@@ -222,14 +235,43 @@ def layout_problems(header: Header) -> Iterator[Problem]:
     return iter(found[1])
 
 
+def _usual_layout_end(header: Header) -> int | None:
+    """Where the data of a usual header (`Header.usual`) ends when its tensors follow one another
+    from 0 without a gap or an overlap, the usual layout: found with a sort and two list
+    comparisons, without a look at each tensor. None for any other header."""
+    if not header.usual:
+        return None
+    ordered = sorted([e.offsets for e in header.entries if e.offsets is not None])
+    if not ordered:
+        return 0
+    flat = list(chain.from_iterable(ordered))
+    begins, ends = flat[0::2], flat[1::2]
+    if begins[0] != 0 or begins[1:] != ends[:-1] or not all(map(le, begins, ends)):
+        return None
+    return ends[-1]
+
+
 def _layout_problems(header: Header) -> Iterator[Problem]:
-    spans: dict[str, tuple[int, int]] = {}
-    for entry in header.entries:  # last entry of a name wins, as in safetensors
+    spans: dict[str, tuple[int, int]] | None = None  # a usual header's: made when needed
+    unplaced = False
+    cursor = _usual_layout_end(header)
+    if cursor is None:
+        spans = {}
+        yield from _placement_problems(header, spans)
+        cursor = max((end for _, end in spans.values()), default=0)
+        # An entry whose offsets cannot be read owns bytes somewhere: gaps and trailing bytes are
+        # then most likely its data, already reported by `entry_problems`: not reported again.
+        unplaced = any(e.offsets is None and e.name not in spans for e in header.entries)
+    yield from _end_problems(header, spans, cursor, unplaced)
+
+
+def _placement_problems(header: Header, spans: dict[str, tuple[int, int]]) -> Iterator[Problem]:
+    """Gaps, overlaps and reversed ranges between the tensors, in offset order; fills `spans`
+    (each name's offsets, the last entry of a name winning, as in safetensors)."""
+    for entry in header.entries:
         if entry.offsets is not None:
             spans.pop(entry.name, None)
             spans[entry.name] = entry.offsets
-    # An entry whose offsets cannot be read owns bytes somewhere: gaps and trailing bytes are then
-    # most likely its data, already reported by `entry_problems`, so do not report them again.
     unplaced = any(e.offsets is None and e.name not in spans for e in header.entries)
     cursor, previous = 0, None
     for name, (begin, end) in sorted(spans.items(), key=lambda item: item[1]):
@@ -251,6 +293,13 @@ def _layout_problems(header: Header) -> Iterator[Problem]:
                 name,
             )
         cursor, previous = max(cursor, end), name
+
+
+def _end_problems(
+    header: Header, spans: dict[str, tuple[int, int]] | None, cursor: int, unplaced: bool
+) -> Iterator[Problem]:
+    """The data's end (`cursor`) against the file's, and the data section's alignment. `spans`:
+    each name's offsets; None for a usual header (each name once, every entry placed)."""
     data_size = header.data_size
     if not header.size_known:
         yield Problem(
@@ -260,6 +309,8 @@ def _layout_problems(header: Header) -> Iterator[Problem]:
             note=True,
         )
     elif cursor > data_size:
+        if spans is None:
+            spans = {e.name: e.offsets for e in header.entries if e.offsets is not None}
         beyond = [n for n, (_, end) in spans.items() if end > data_size]
         shown = ", ".join(f"`{n}`" for n in beyond[:3]) + (" ..." if len(beyond) > 3 else "")
         yield Problem(
@@ -425,6 +476,7 @@ def parse_header(
         entries=parsed.entries,
         metadata=None if parsed.metadata is None else dict(parsed.metadata),
         warnings=parsed.warnings,
+        usual=parsed.usual,
     )
 
 
@@ -472,6 +524,7 @@ def _parse_header(raw: bytes, path: FileRef, file_size: int | None) -> Header | 
     metadata: dict[str, str] | None = None
     entries: list[TensorEntry] = []
     metadata_seen = False
+    usual = True
     for name, value in document:
         if name == "__metadata__":
             if metadata_seen:
@@ -484,7 +537,11 @@ def _parse_header(raw: bytes, path: FileRef, file_size: int | None) -> Header | 
                 return Unreadable(path, problem)
             metadata = dict(value)
             continue
-        entries.append(_fast_entry(name, value) or _parse_entry(name, value))
+        entry = _fast_entry(name, value)
+        if entry is None:
+            usual = False
+            entry = _parse_entry(name, value)
+        entries.append(entry)
     return Header(
         path=path,
         file_size=size,
@@ -492,6 +549,7 @@ def _parse_header(raw: bytes, path: FileRef, file_size: int | None) -> Header | 
         entries=tuple(entries),
         metadata=metadata,
         warnings=tuple(warnings),
+        usual=usual and len(dict(document)) == len(document),  # no name given twice
     )
 
 
@@ -508,7 +566,9 @@ def _metadata_problem(value: Any) -> str | None:
 
 
 def _fast_entry(name: str, value: Any) -> TensorEntry | None:
-    """The common case, a well-formed entry in the usual field order, without the general path."""
+    """The usual entry (see `Header.usual`) without the general path: well-formed, in the usual
+    field order, its data_offsets spanning the whole bytes its dtype and shape need. Any other
+    entry (None) takes the general path, which finds the same entry for a well-formed one."""
     if not (isinstance(value, tuple) and len(value) == 3):
         return None
     (k1, dtype), (k2, shape), (k3, offsets) = value
@@ -519,7 +579,11 @@ def _fast_entry(name: str, value: Any) -> TensorEntry | None:
     for number in (*shape, *offsets):
         if type(number) is not int or not 0 <= number < USIZE_LIMIT:
             return None
-    return TensorEntry(name, dtype, tuple(shape), (offsets[0], offsets[1]))
+    begin, end = offsets
+    bits = tensor_bits(dtype, shape)
+    if bits is None or bits % 8 or (end >= begin and end - begin != bits // 8):
+        return None  # a size `entry_problems` reports
+    return TensorEntry(name, dtype, tuple(shape), (begin, end))
 
 
 def _parse_entry(name: str, value: Any) -> TensorEntry:

@@ -94,7 +94,11 @@ def cache_key(
     version is included although the meta build barely depends on it: a cache must never be the
     reason a verdict is stale.
     """
-    signature = [_spec_entry(k, tensors[k]) for k in sorted(tensors)]
+    # A tuple is a JSON array too: the usual tensor's entry is made without a list or a call.
+    signature = [
+        (k, spec.dtype, spec.shape) if not spec.earlier else _spec_entry(k, spec)
+        for k, spec in sorted(tensors.items())
+    ]
     document = {
         "format": FORMAT_VERSION,
         "sdlint": sdlint.__version__,

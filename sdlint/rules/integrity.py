@@ -227,12 +227,21 @@ def inconsistent_shard_index(ctx: CheckContext) -> Iterator[Finding]:
             Severity.WARNING,
         )
 
+    descriptions = checkpoint.descriptions
+    shard_names = [d.path.name for d in descriptions]
+    # The usual index maps every key of the shards, each to the one shard that holds it, and
+    # nothing else: one comparison of two dicts says so, without a look at each key.
+    holder: dict[str, str] = {}
+    for description, shard_name in zip(descriptions, shard_names, strict=True):
+        holder.update(dict.fromkeys(description.tensors, shard_name))
+    if holder == index.weight_map and len(holder) == sum(len(d.tensors) for d in descriptions):
+        yield from _index_totals_findings(checkpoint, path)
+        return
     located: dict[str, list[str]] = {}
-    for description in checkpoint.descriptions:
-        shard_name = description.path.name
+    for description, shard_name in zip(descriptions, shard_names, strict=True):
         for name in description.tensors:
             located.setdefault(name, []).append(shard_name)
-    readable_shards = {d.path.name for d in checkpoint.descriptions}
+    readable_shards = set(shard_names)
     for key, shard in index.weight_map.items():
         if shard not in readable_shards:
             continue  # reported above as missing, or by SD001/SD005 for the shard itself
@@ -257,6 +266,13 @@ def inconsistent_shard_index(ctx: CheckContext) -> Iterator[Finding]:
                 f"tensor `{key}` in {shards[0]} is not in the index's weight_map", path, tensor=key
             )
 
+    yield from _index_totals_findings(checkpoint, path)
+
+
+def _index_totals_findings(checkpoint: Checkpoint, path: str) -> Iterator[Finding]:
+    """The index's `metadata.total_size` and `total_parameters` against what its shards hold."""
+    index = checkpoint.index
+    assert index is not None
     claims = index.metadata is not None and any(f in index.metadata for f in _INDEX_TOTALS)
     if checkpoint.fully_readable and claims:
         assert index.metadata is not None

@@ -207,3 +207,48 @@ def test_garbage_collection_stays_on_while_other_threads_run(
     worker.start()
     worker.join()
     assert seen == [True] and gc.isenabled()
+
+
+def _entries_text(entries: list[tuple[str, str, list[int], list[int]]]) -> bytes:
+    parts = [
+        f'"{name}":{{"dtype":"{dtype}","shape":{json.dumps(shape)},'
+        f'"data_offsets":{json.dumps(offsets)}}}'
+        for name, dtype, shape, offsets in entries
+    ]
+    return ("{" + ",".join(parts) + "}").encode()
+
+
+_LAYOUTS: dict[str, list[tuple[str, str, list[int], list[int]]]] = {
+    "usual": [("a", "F32", [2], [0, 8]), ("b", "BF16", [3], [8, 14])],
+    "out of order": [("b", "BF16", [3], [8, 14]), ("a", "F32", [2], [0, 8])],
+    "empty tensors": [("a", "F32", [0], [0, 0]), ("b", "U8", [2], [0, 2])],
+    "size mismatch": [("a", "F32", [2], [0, 6]), ("b", "U8", [2], [6, 8])],
+    "gap": [("a", "F32", [2], [0, 8]), ("b", "U8", [2], [10, 12])],
+    "overlap": [("a", "F32", [2], [0, 8]), ("b", "U8", [2], [6, 8])],
+    "not from 0": [("a", "F32", [2], [4, 12])],
+    "reversed": [("a", "F32", [2], [8, 0]), ("b", "U8", [8], [0, 8])],
+    "sub-byte": [("a", "F4", [3], [0, 2])],
+    "named twice": [("a", "F32", [2], [0, 8]), ("a", "F32", [2], [8, 16])],
+    "overflow": [("a", "F32", [2**40, 2**40], [0, 8])],
+}
+
+
+@pytest.mark.parametrize("data_size", [0, 14, 16])
+@pytest.mark.parametrize("layout", sorted(_LAYOUTS))
+def test_the_usual_header_shortcuts_say_what_the_general_path_says(
+    layout: str, data_size: int
+) -> None:
+    """`Header.usual` spares SD002 and SD003 a look at each entry: on any header, the problems
+    found are those the general path finds (the shortcut off), in the same order."""
+    from sdlint.formats.safetensors import entry_problems, layout_problems
+    from sdlint.record import replace
+
+    raw = _entries_text(_LAYOUTS[layout])
+    header = parse_header(raw, file_size=8 + len(raw) + data_size)
+    assert isinstance(header, Header)
+    unusual_entries = ("size mismatch", "sub-byte", "named twice", "overflow")
+    assert header.usual == (layout not in unusual_entries)
+    general = replace(header, usual=False)
+    assert general.tensors == header.tensors
+    assert list(entry_problems(header)) == list(entry_problems(general))
+    assert list(layout_problems(header)) == list(layout_problems(general))

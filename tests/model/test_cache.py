@@ -732,3 +732,40 @@ def test_a_computed_verdict_prunes_its_folders(
     load_verdict(read_config(config_path), SIGNATURE, cache_dir=cache_dir)
     assert oracle.calls == 1 and not any(path.exists() for path in stale)
     assert len(entries(cache_dir)) == 1 and len(list((cache_dir / "recorded").rglob("*.json"))) == 1
+
+
+def test_a_key_is_what_earlier_releases_computed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A verdict key is a contract with every cache and every committed folder of recorded
+    verdicts: the same inputs give the key sdlint 0.1.0 gave (a faster way of computing it must
+    give the same bytes)."""
+    import sdlint
+    from sdlint.formats import TensorSpec
+
+    monkeypatch.setattr(sdlint, "__version__", "0.1.0")
+    signature = {
+        "b.weight": TensorSpec("F32", (2, 768)),
+        "a.bias": TensorSpec("BF16", (3,)),
+        "c": TensorSpec("I64", ()),
+        "d": TensorSpec("F16", (4,), earlier=(TensorSpec("F16", (5,)),)),
+    }
+    assert (
+        cache_key(
+            b'{"x": 1}',
+            signature,
+            "BertModel",
+            transformers_version="4.57.6",
+            torch_version="2.13.0",
+        )
+        == "d5ee67ecfe1e83317988faa85fb99ba8eacbe91048a6b1b22ccde5bab90e27a4"
+    )
+    assert (
+        cache_key(
+            b"{}",
+            signature,
+            None,
+            transformers_version=None,
+            torch_version=None,
+            extra={"index_keys": "ab"},
+        )
+        == "554d19b9d83d6e062eeedffebb92dbf8ac3ed3fd2fb1afcc2559adf686fde1b8"
+    )
