@@ -57,15 +57,18 @@ NO_VERDICT = (
     "no recorded verdict for this config; run sdlint with transformers installed, "
     "or use the sdlint-model hook"
 )
+NOT_LOADED = "from_pretrained loads another file of its folder instead"
 
 
 @record
 class Skip:
     """The model checks did not run for a checkpoint: `reason` (one of the above) and `detail`
-    (which file, and what it is)."""
+    (which file, and what it is). `finding`: with `--model-checks=required`, an SD108 finding
+    rather than a note."""
 
     reason: str
     detail: str
+    finding: bool = True
 
 
 @record
@@ -123,6 +126,7 @@ class CheckContext:
         report those), model checks turned off, a PEFT adapter (`adapter` checks it), or a skip
         (recorded in `skipped`)."""
         if not self._model_checked:
+            self._note_shadowed()
             return None
         skip = self._skip()
         if skip is not None:
@@ -163,6 +167,7 @@ class CheckContext:
         """peft's verdict when the checkpoint is a PEFT adapter (sdlint/adapter.py); None for any
         other checkpoint, or when there is none (why is recorded in `skipped`)."""
         if not self.checkpoint.is_adapter or not self._checked:
+            self._note_shadowed()
             return None
         from sdlint.adapter import AdapterView, adapter_view
         from sdlint.model.verdict import AdapterVerdict
@@ -189,6 +194,22 @@ class CheckContext:
             and self.target.model_checks != "off"
             and self.checkpoint.shadowed_by is None
         )
+
+    def _note_shadowed(self) -> None:
+        """Why a checkpoint that another file of its folder shadows got no model checks: a note,
+        never SD108 under `--model-checks=required`. Nothing transformers or peft would load went
+        unchecked: the file they load from that folder is a checkpoint of the run's own, checked
+        (or its skip reported) on its own; requiring model checks of a file no loader reads would
+        fail every hub repository that keeps another copy of its weights (Mistral's
+        `consolidated.safetensors`, `pytorch_model.bin` beside `model.safetensors`)."""
+        winner = self.checkpoint.shadowed_by
+        if winner is None or not self.checkpoint.loadable or self.target.model_checks == "off":
+            return
+        skip = Skip(
+            NOT_LOADED, f"{self.checkpoint.display_path}: {winner.name} is loaded", finding=False
+        )
+        if skip not in self.skipped:
+            self.skipped.append(skip)
 
     def pending_verdict(self) -> tuple[ConfigFile, dict[str, TensorSpec]] | None:
         """The (config, signature) `model` will ask `load_verdict` about (model checks on

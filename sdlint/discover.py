@@ -26,7 +26,7 @@ from sdlint.formats import PICKLE, SAFETENSORS, Unreadable
 from sdlint.formats.index import MAX_INDEX_SIZE, ShardIndex, index_read_problem, parse_index
 from sdlint.formats.names import add_variant, index_name, is_index_name, plain_name
 from sdlint.formats.safetensors import WEIGHTS_SUFFIX, read_header
-from sdlint.libraries import foreign_folder
+from sdlint.libraries import foreign_config, foreign_folder
 from sdlint.record import field, record
 from sdlint.runcache import depend, untrusted
 from sdlint.sources import FileRef, Folder, PathOrUrl, ReadError, Source
@@ -65,6 +65,13 @@ _PREFERRED = {
 }
 # peft has no variants: an adapter's safetensors before its pickle.
 _PREFERRED_ADAPTER = {"adapter_model.bin": ("adapter_model.safetensors",)}
+# The names from_pretrained loads a checkpoint by (each plain or with a variant), in its order of
+# preference, and PeftModel.from_pretrained's. In a folder that holds one of them, any other
+# weights file (Mistral's `consolidated.safetensors` beside the transformers shards, an `ema.pt`)
+# is not what either loads: it gets the integrity rules only. A folder without any (a lone
+# `finetune.safetensors` beside config.json) is still judged against its config.
+_LOADED = ("model.safetensors", *_PREFERRED)
+_LOADED_ADAPTER = ("adapter_model.safetensors", "adapter_model.bin")
 
 
 def read_pickle(source: Source) -> PickleResult:
@@ -417,8 +424,10 @@ def _config_beside(
     return configs[key]
 
 
-def _shadowed_by(folder: Folder, name: str) -> FileRef | None:
-    """The file transformers (or peft) loads from `folder` instead of `name`, if any."""
+def _shadowed_by(folder: Folder, name: str, library: str | None) -> FileRef | None:
+    """The file transformers (or peft) loads from `folder` instead of `name`, if any. `library`:
+    the library other than transformers the folder belongs to, whose own loading sdlint does not
+    model (its other files are never shadowed by a name transformers loads)."""
     preferred: tuple[str, ...] = _PREFERRED_ADAPTER.get(name, ())
     if not preferred and (found := plain_name(name, _PREFERRED)) is not None:
         plain, variant = found
@@ -426,7 +435,31 @@ def _shadowed_by(folder: Folder, name: str) -> FileRef | None:
     for candidate in preferred:
         if folder.is_file(candidate):
             return folder.file(candidate).ref
+    if library is not None or loaded_by_name(name):
+        return None
+    order = {n: key for n in folder.names("") or () if (key := _load_order(n)) is not None}
+    for candidate in sorted(order, key=order.__getitem__):
+        if folder.is_file(candidate):
+            return folder.file(candidate).ref
     return None
+
+
+def loaded_by_name(name: str) -> bool:
+    """transformers (or peft) loads a checkpoint of this name from a folder."""
+    return _load_order(name) is not None
+
+
+def _load_order(name: str) -> tuple[int, int, str] | None:
+    """Where `name` comes among the names transformers and peft load a checkpoint by (plain names
+    first, in from_pretrained's order, then variants, then an adapter's); None when neither loads
+    a file of that name."""
+    if name in _LOADED_ADAPTER:
+        return 2, _LOADED_ADAPTER.index(name), name
+    found = plain_name(name, _LOADED)
+    if found is None:
+        return None
+    plain, variant = found
+    return (0 if variant is None else 1), _LOADED.index(plain), name
 
 
 # How a torch.save file starts: a zip archive (torch >= 1.6), a binary pickle (the legacy layout,
@@ -483,7 +516,10 @@ def _assemble(plan: _Plan, results: Iterator[FileResult | _Missing]) -> Checkpoi
     root = plan.root
     folder = root.folder
     source = root.source
-    shadowed_by = _shadowed_by(folder, root.name)
+    # A folder of another library (by its place, or by its config.json) keeps its own handling.
+    config = plan.config
+    foreign = plan.library or (foreign_config(config.data) if config is not None else None)
+    shadowed_by = _shadowed_by(folder, root.name, foreign)
     if plan.index is None:
         result = _present(next(results), source)
         pickle = _is_pickle_name(root.name) and folder.pickles

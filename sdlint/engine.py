@@ -315,8 +315,8 @@ def _check_paths(paths: Sequence[PathArg], settings: Settings) -> Report:
             found, noted, skipped = _check(context, resolved)
             diagnostics.extend(found)
             notes.extend(noted)
-            if not resolved.target.required:  # required: SD108 reports each skip
-                skips.extend(skipped)
+            # required: SD108 reports each skip that is a finding (sdlint/context.py Skip)
+            skips.extend(s for s in skipped if not (resolved.target.required and s.finding))
     unique = dict.fromkeys(diagnostics)  # a file reached through two paths reports once
     return Report(
         tuple(sorted(unique, key=Diagnostic.sort_key)),

@@ -254,3 +254,80 @@ def test_the_pre_commit_hooks_select_what_a_folder_search_checks(tmp_path: Path)
             if re.search(hook["files"], name) and not re.search(hook["exclude"], name)
         }
         assert selected == checked | {"config.json"}, hook["id"]
+
+
+def _shadowed(paths: list[Path]) -> dict[str, str | None]:
+    return {
+        c.path.name: None if c.shadowed_by is None else c.shadowed_by.name
+        for c in find_checkpoints(paths)
+    }
+
+
+def test_weights_beside_what_transformers_loads_are_shadowed(tmp_path: Path) -> None:
+    """Mistral's layout: `consolidated.safetensors` (its own key names) beside the transformers
+    shards and their index; from_pretrained loads the index, never consolidated.safetensors (it
+    was judged against config.json: dozens of false SD103/SD104). Named alone, the same."""
+    write_sharded(tmp_path, SHARDS)
+    write_tensors(tmp_path / "consolidated.safetensors", {"layers.0.attention.wq.weight": SPEC})
+    (tmp_path / "consolidated.00.pth").write_bytes(b"PK\x03\x04")
+    expected = {
+        "model.safetensors.index.json": None,
+        "consolidated.safetensors": "model.safetensors.index.json",
+        "consolidated.00.pth": "model.safetensors.index.json",
+    }
+    assert _shadowed([tmp_path]) == expected
+    for name, winner in expected.items():
+        assert _shadowed([tmp_path / name]) == {name: winner}
+    # a shard named alone is its index's checkpoint, never shadowed
+    assert _shadowed([tmp_path / "model-00002-of-00002.safetensors"]) == {
+        "model.safetensors.index.json": None
+    }
+
+
+SPEC = ("F32", (1,))
+
+
+@pytest.mark.parametrize(
+    ("loaded", "winner"),
+    [
+        (["model.safetensors"], "model.safetensors"),
+        (["model.fp16.safetensors"], "model.fp16.safetensors"),
+        (["pytorch_model.bin", "model.bf16.safetensors"], "pytorch_model.bin"),
+        (["adapter_model.safetensors"], "adapter_model.safetensors"),
+    ],
+)
+def test_any_other_weights_file_is_shadowed_by_a_loaded_name(
+    tmp_path: Path, loaded: list[str], winner: str
+) -> None:
+    """Plain or variant, transformers' or peft's: the first name from_pretrained loads shadows
+    every other weights file of the folder (an `ema.pt`, a `finetune.safetensors`)."""
+    for name in loaded:
+        if name.endswith(".bin"):
+            (tmp_path / name).write_bytes(b"PK\x03\x04")
+        else:
+            write_tensors(tmp_path / name, {"x": SPEC})
+    write_tensors(tmp_path / "finetune.safetensors", {"x": SPEC})
+    (tmp_path / "ema.pt").write_bytes(b"PK\x03\x04")
+    shadowed = _shadowed([tmp_path])
+    assert shadowed["finetune.safetensors"] == shadowed["ema.pt"] == winner
+    assert all(shadowed[name] is None for name in loaded)
+
+
+def test_a_lone_weights_file_is_not_shadowed(tmp_path: Path) -> None:
+    """No file transformers loads by name: `finetune.safetensors` beside config.json is what the
+    user means to load (`from_pretrained` of a renamed file), judged against the config."""
+    write_tensors(tmp_path / "finetune.safetensors", {"x": SPEC})
+    write_tensors(tmp_path / "other.safetensors", {"x": SPEC})
+    (tmp_path / "config.json").write_text("{}")
+    assert _shadowed([tmp_path]) == {"finetune.safetensors": None, "other.safetensors": None}
+    assert _shadowed([tmp_path / "finetune.safetensors"]) == {"finetune.safetensors": None}
+
+
+def test_another_librarys_folder_keeps_its_own_handling(tmp_path: Path) -> None:
+    """A diffusers model folder: its weights are judged by its library's rules (a note), never
+    shadowed by a transformers name beside them."""
+    (tmp_path / "config.json").write_text(json.dumps({"_class_name": "UNet2DModel"}))
+    write_tensors(tmp_path / "model.safetensors", {"x": SPEC})
+    write_tensors(tmp_path / "diffusion_pytorch_model.safetensors", {"x": SPEC})
+    (checkpoint,) = [c for c in find_checkpoints([tmp_path]) if c.path.name.startswith("diff")]
+    assert checkpoint.shadowed_by is None

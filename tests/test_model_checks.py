@@ -102,3 +102,65 @@ def test_a_bad_model_checks_value_in_the_configuration(
     Path("sdlint.toml").write_text('model-checks = "strict"\n')
     code, _, err = run(capsys, "check", "m")
     assert code == 2 and "`model-checks` must be " in err and '"required"' in err
+
+
+SHADOWED = (
+    "model checks skipped for 1 checkpoint: from_pretrained loads another file of its folder "
+    "instead (m/consolidated.safetensors: model.safetensors is loaded)"
+)
+
+
+@pytest.mark.parametrize("named", ["m", "m/consolidated.safetensors"])
+def test_a_file_from_pretrained_does_not_load_gets_a_note(
+    capsys: pytest.CaptureFixture[str], named: str
+) -> None:
+    """Mistral's `consolidated.safetensors` beside the transformers checkpoint: never judged
+    against config.json (it was: a skip, or with transformers dozens of SD103/SD104), and the run
+    says why; named alone (as pre-commit passes it), the same."""
+    write_tensors(
+        Path("m/consolidated.safetensors"), {"layers.0.attention.wq.weight": ("F32", (4,))}
+    )
+    code, out, _ = run(capsys, "check", "--model-checks=cached", named)
+    lines = out.splitlines()
+    assert code == 0 and f"note: {SHADOWED}" in lines
+    assert (f"note: {NO_VERDICT}" in lines) == (named == "m")  # model.safetensors is judged
+
+
+def test_required_keeps_a_shadowed_file_a_note(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Nothing transformers loads went unchecked: no SD108 for the file it does not load, while
+    the file it loads still is one."""
+    monkeypatch.setattr("importlib.util.find_spec", lambda name, *a: None)  # no transformers
+    write_tensors(
+        Path("m/consolidated.safetensors"), {"layers.0.attention.wq.weight": ("F32", (4,))}
+    )
+    code, out, _ = run(capsys, "check", "--model-checks=required", "m")
+    assert (code, out) == (1, f"{SD108}\nnote: {SHADOWED}\nFound 1 problem (1 error) in 1 file.\n")
+
+
+def test_a_model_config_does_not_make_a_shadowed_file_loaded(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`--model-config` names the config the checkpoint is loaded into, not which file of the
+    folder is loaded: the shadowed file still gets a note."""
+    write_tensors(
+        Path("m/consolidated.safetensors"), {"layers.0.attention.wq.weight": ("F32", (4,))}
+    )
+    code, out, _ = run(
+        capsys,
+        "check",
+        "--model-checks=cached",
+        "--model-config",
+        "m/config.json",
+        "m/consolidated.safetensors",
+    )
+    assert (code, out) == (0, f"note: {SHADOWED}\nAll checks passed (1 file checked).\n")
+
+
+def test_a_lone_file_beside_config_json_is_still_judged(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    Path("m/model.safetensors").rename("m/finetune.safetensors")
+    code, out, _ = run(capsys, "check", "--model-checks=cached", "m")
+    assert (code, out) == (0, f"note: {NO_VERDICT}\nAll checks passed (1 file checked).\n")

@@ -21,7 +21,10 @@ def model_checks_skipped(ctx: CheckContext) -> Iterator[Finding]:
     PEFT adapter without a local base model config or without peft installed (its adapter checks,
     SD101-SD104, SD107, SD110, SD111), or no recorded verdict (`--model-checks=cached` is then
     implied: sdlint does not build the model, it uses the verdicts a run with transformers
-    recorded). In the other modes a skip is one note line per run, never a finding.
+    recorded). In the other modes a skip is one note line per run, never a finding. A weights file
+    that from_pretrained does not load because its folder holds the file it does load
+    (`consolidated.safetensors` beside `model.safetensors`) stays a note: nothing a loader reads
+    went unchecked.
 
     ## Why is this bad?
     A skipped check passes silently: a commit that changes config.json to another label count
@@ -43,6 +46,8 @@ def model_checks_skipped(ctx: CheckContext) -> Iterator[Finding]:
     _ = ctx.model  # decides whether the model checks run, and records why not
     _ = ctx.adapter  # the same for a PEFT adapter's checks
     for skip in ctx.skipped:
+        if not skip.finding:  # a file no loader reads: a note (CheckContext._note_shadowed)
+            continue
         yield Finding(
             f"model checks skipped: {skip.reason} ({skip.detail})", ctx.checkpoint.display_path
         )

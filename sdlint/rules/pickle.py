@@ -14,6 +14,7 @@ from pathlib import Path
 
 from sdlint.context import CheckContext
 from sdlint.diagnostic import Applicability, Fix, Severity
+from sdlint.discover import loaded_by_name
 from sdlint.formats import PICKLE
 from sdlint.rule import Finding, FixAvailability, rule
 
@@ -308,7 +309,10 @@ def pickle_checkpoint(ctx: CheckContext) -> Iterator[Finding]:
     put back: the folder is left as it was. Not offered when any of the new names is taken.
     """
     checkpoint = ctx.checkpoint
-    if checkpoint.shadowed_by is not None:
+    # pytorch_model.bin beside model.safetensors: what it would be converted to is loaded already.
+    # Another pickle a loaded file shadows (`model.pth`, `ema.pt`) is still offered, or told that
+    # its safetensors name is taken.
+    if checkpoint.shadowed_by is not None and loaded_by_name(checkpoint.path.name):
         return
     if checkpoint.index is not None:
         yield from _sharded_conversion(checkpoint)

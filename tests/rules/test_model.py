@@ -395,7 +395,12 @@ def test_an_index_beside_model_safetensors_is_not_model_checked(
 
     copied("cls")
     write_sharded(Path("m"), {"model-00001-of-00001.safetensors": {"old.weight": ("F32", (2,))}})
-    assert run(capsys, "check", "m") == (0, "All checks passed (3 files checked).\n")
+    assert run(capsys, "check", "m") == (
+        0,
+        "note: model checks skipped for 1 checkpoint: from_pretrained loads another file of its "
+        "folder instead (m/model.safetensors.index.json: model.safetensors is loaded)\n"
+        "All checks passed (3 files checked).\n",
+    )
 
 
 def test_cached_model_checks_use_recorded_verdicts_only(

@@ -417,3 +417,23 @@ def test_a_hub_folder_of_another_library_is_recognised_as_a_local_one(
     local, remote = outputs
     assert "is part of a diffusers pipeline" in local[1] or "sentence-transformers" in local[1]
     assert remote == local
+
+
+def test_a_hub_file_from_pretrained_does_not_load_gets_a_note(
+    hub: LocalServers, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Mistral's repositories: `consolidated.safetensors` beside the transformers shards is not
+    judged against config.json, in the repository's listing and named alone, as on the disk."""
+    repo = hub.root / "hub" / "org" / "mistral"
+    two_shards(repo)
+    (repo / "config.json").write_text(json.dumps({"model_type": "mistral"}))
+    header, size = header_for({"layers.0.attention.wq.weight": ("F32", (2,))})
+    write_raw(repo / "consolidated.safetensors", header, b"\0" * size)
+    for path in ("hf://org/mistral", "hf://org/mistral/consolidated.safetensors"):
+        code, out, _ = run(capsys, "check", "--model-checks=cached", path)
+        assert code == 0
+        assert (
+            "note: model checks skipped for 1 checkpoint: from_pretrained loads another file of "
+            "its folder instead (hf://org/mistral/consolidated.safetensors: "
+            "model.safetensors.index.json is loaded)"
+        ) in out.splitlines()
